@@ -1,0 +1,65 @@
+// arcly::FrameRef — a shared, read-only handle on a frame published to a bus.
+//
+// Every subscriber of a stream receives the *same* frame node: handing a frame to
+// a subscriber costs one atomic increment, never a copy of the frame or its bytes.
+// `position()` is the frame's sequence number on its bus (0, 1, 2, ... per publish).
+// Copy, move and destroy from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <utility>
+
+#include "arcly/media_frame.hpp"
+
+namespace arcly {
+
+namespace detail {
+struct FrameNode {
+  FrameNode(std::uint64_t pos, MediaFrame f) : position(pos), frame(std::move(f)) {}
+  std::atomic<std::uint32_t> refs{1};
+  const std::uint64_t position;
+  const MediaFrame frame;
+};
+
+inline void node_ref(FrameNode* n) { n->refs.fetch_add(1, std::memory_order_relaxed); }
+inline void node_unref(FrameNode* n) {
+  if (n->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete n;
+}
+}  // namespace detail
+
+class FrameRef {
+ public:
+  FrameRef() = default;
+  FrameRef(const FrameRef& o) : node_(o.node_) {
+    if (node_) detail::node_ref(node_);
+  }
+  FrameRef(FrameRef&& o) noexcept : node_(std::exchange(o.node_, nullptr)) {}
+  FrameRef& operator=(FrameRef o) noexcept {
+    std::swap(node_, o.node_);
+    return *this;
+  }
+  ~FrameRef() {
+    if (node_) detail::node_unref(node_);
+  }
+
+  explicit operator bool() const { return node_ != nullptr; }
+  const MediaFrame& operator*() const { return node_->frame; }
+  const MediaFrame* operator->() const { return &node_->frame; }
+  const MediaFrame& frame() const { return node_->frame; }
+  std::uint64_t position() const { return node_->position; }
+  // Identity of the shared node (two refs to the same publish compare equal).
+  const void* id() const { return node_; }
+
+  // Takes over one reference the caller already owns.
+  static FrameRef adopt(detail::FrameNode* n) {
+    FrameRef r;
+    r.node_ = n;
+    return r;
+  }
+
+ private:
+  detail::FrameNode* node_ = nullptr;
+};
+
+}  // namespace arcly

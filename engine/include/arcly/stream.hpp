@@ -1,0 +1,92 @@
+// arcly::Stream — one live stream: its Bus, GOP cache and QoS counters.
+//
+// A Stream exists from start_publish to end_publish. The engine hands out
+// StreamHandle (shared ownership); subscriptions keep the stream alive until
+// they are gone, so a subscriber can always drain and observe the end.
+//
+// Threads: publish_frame() may be called from any thread; concurrent publishers
+// (e.g. the audio and video pads of one sink) are serialized by a short,
+// uncontended-in-practice publish lock — the Bus underneath is single-producer.
+// Subscribers never take that lock. Everything else may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "arcly/bus.hpp"
+#include "arcly/gop_cache.hpp"
+#include "arcly/qos.hpp"
+#include "arcly/stream_key.hpp"
+#include "arcly/subscription.hpp"
+
+namespace arcly {
+
+struct AppSpec;
+
+class Stream : public std::enable_shared_from_this<Stream> {
+ public:
+  Stream(StreamKey key, const AppSpec& app, std::uint64_t instance);
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  const StreamKey& key() const { return key_; }
+  // Unique per publish (a key republished gets a new instance number).
+  std::uint64_t instance() const { return instance_; }
+
+  // Publishes to every subscriber; returns the live subscriber count. Throws
+  // Error{StreamClosed} once the publish has ended.
+  std::size_t publish_frame(MediaFrame frame);
+
+  // Throws Error{SubscriberLimitReached} at the app's per-stream limit, or
+  // Error{StreamClosed} if the publish already ended.
+  Subscription subscribe(const SubscribeOptions& options = {});
+  Subscription subscribe_resilient(StartAt start = StartAt::Keyframe);
+
+  // The frames a late joiner would replay now (from the newest cached keyframe
+  // to the live edge), configs excluded.
+  std::vector<FrameRef> replay_buffer();
+  // The newest config frame of each track.
+  std::vector<FrameRef> cached_configs() const { return gop_.configs(); }
+
+  QosSnapshot qos() const;
+  std::size_t subscriber_count() const { return subscribers_.load(std::memory_order_acquire); }
+  std::chrono::steady_clock::time_point last_frame_at() const { return qos_.last_frame_at(); }
+  std::chrono::steady_clock::time_point started_at() const { return qos_.started_at(); }
+  std::chrono::nanoseconds idle_timeout() const { return idle_timeout_; }
+
+  // Ends the stream: publishing is refused, subscribers drain then see Closed.
+  void close() { bus_.close(); }
+  bool closed() const { return bus_.closed(); }
+
+  // For Subscription (same module).
+  Bus& bus() { return bus_; }
+  GopCache& gop() { return gop_; }
+  std::shared_ptr<SubscriberCounters> attach_subscriber();
+  void detach_subscriber(const std::shared_ptr<SubscriberCounters>& counters);
+
+ private:
+  const StreamKey key_;
+  const std::uint64_t instance_;
+  const std::size_t max_subscribers_;
+  const std::chrono::nanoseconds idle_timeout_;
+
+  Bus bus_;
+  GopCache gop_;
+  QosCounters qos_;
+
+  std::mutex publish_mutex_;
+  std::uint64_t bytes_total_ = 0;  // guarded by publish_mutex_
+
+  std::atomic<std::size_t> subscribers_{0};
+  mutable std::mutex subscribers_mutex_;
+  std::vector<std::shared_ptr<SubscriberCounters>> subscriber_counters_;
+  std::uint64_t next_subscriber_id_ = 1;
+};
+
+using StreamHandle = std::shared_ptr<Stream>;
+
+}  // namespace arcly

@@ -1,0 +1,209 @@
+#include "arcly/engine.hpp"
+
+#include <exception>
+#include <thread>
+
+#include "arcly/error.hpp"
+#include "arcly/inbound.hpp"
+
+namespace arcly {
+
+void AppSpec::validate() const {
+  auto bad = [&](const std::string& field, const std::string& why) {
+    throw Error(Errc::InvalidArgument, "application '" + name + "': " + field + " " + why);
+  };
+  if (auto why = StreamKey::check_part(name); !why.empty()) bad("name", "is invalid: " + why);
+  if (cache_frames == 0) bad("cache_frames", "must be at least 1");
+  if (cache_bytes == 0) bad("cache_bytes", "must be at least 1");
+  if (cache_window.count() < 0) bad("cache_window", "must not be negative");
+  if (idle_timeout.count() < 0) bad("idle_timeout", "must not be negative");
+  if (ring_frames != 0 && ring_frames < cache_frames) {
+    bad("ring_frames", "must hold at least cache_frames (" + std::to_string(cache_frames) + ")");
+  }
+}
+
+EngineBuilder Engine::builder() { return EngineBuilder{}; }
+
+EngineBuilder& EngineBuilder::application(AppSpec spec) {
+  std::string name = spec.name;
+  apps_.insert_or_assign(std::move(name), std::move(spec));
+  return *this;
+}
+
+EngineBuilder& EngineBuilder::accept_any_application(AppSpec defaults) {
+  defaults.name = "any";
+  any_app_ = std::move(defaults);
+  return *this;
+}
+
+std::shared_ptr<Engine> EngineBuilder::build() {
+  for (const auto& [name, spec] : apps_) spec.validate();
+  if (any_app_) any_app_->validate();
+  return std::shared_ptr<Engine>(new Engine(apps_, any_app_));
+}
+
+Engine::Engine(std::map<std::string, AppSpec> apps, std::optional<AppSpec> any_app)
+    : apps_(std::move(apps)), any_app_(std::move(any_app)) {}
+
+const AppSpec& Engine::spec_for(const StreamKey& key) const {
+  if (auto it = apps_.find(key.app()); it != apps_.end()) return it->second;
+  if (any_app_) return *any_app_;
+  std::string known;
+  for (const auto& [name, spec] : apps_) known += (known.empty() ? "" : ", ") + name;
+  throw Error(Errc::UnknownApplication, "application '" + key.app() + "' of stream " + key.str() +
+                                            " is not configured (known: " +
+                                            (known.empty() ? "none" : known) + ")");
+}
+
+std::optional<AppSpec> Engine::application(const std::string& app) const {
+  if (auto it = apps_.find(app); it != apps_.end()) return it->second;
+  if (any_app_) {
+    AppSpec spec = *any_app_;
+    spec.name = app;
+    return spec;
+  }
+  return std::nullopt;
+}
+
+StreamHandle Engine::start_publish(const StreamKey& key) {
+  const AppSpec& spec = spec_for(key);
+  StreamHandle stream;
+  {
+    std::lock_guard lock(mutex_);
+    if (streams_.contains(key)) {
+      throw Error(Errc::StreamAlreadyPublishing,
+                  "stream " + key.str() + " is already being published");
+    }
+    std::size_t& count = publishers_per_app_[key.app()];
+    if (spec.max_publishers != 0 && count >= spec.max_publishers) {
+      throw Error(Errc::PublisherLimitReached,
+                  "application '" + key.app() + "' already has its maximum of " +
+                      std::to_string(spec.max_publishers) + " publishers (refusing " + key.str() +
+                      ")");
+    }
+    stream = std::make_shared<Stream>(key, spec, next_instance_++);
+    streams_.emplace(key, stream);
+    ++count;
+  }
+  published_.notify_all();
+  return stream;
+}
+
+void Engine::end_publish(const StreamKey& key) {
+  StreamHandle stream;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = streams_.find(key);
+    if (it == streams_.end()) return;
+    stream = std::move(it->second);
+    streams_.erase(it);
+    --publishers_per_app_[key.app()];
+  }
+  stream->close();
+}
+
+bool Engine::end_publish(const StreamHandle& stream) {
+  if (!stream) return false;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = streams_.find(stream->key());
+    if (it == streams_.end() || it->second != stream) {
+      stream->close();  // an orphan (reaped or replaced) still ends for its readers
+      return false;
+    }
+    streams_.erase(it);
+    --publishers_per_app_[stream->key().app()];
+  }
+  stream->close();
+  return true;
+}
+
+StreamHandle Engine::find_stream(const StreamKey& key) const {
+  std::lock_guard lock(mutex_);
+  auto it = streams_.find(key);
+  return it == streams_.end() ? nullptr : it->second;
+}
+
+StreamHandle Engine::get_stream(const StreamKey& key) const {
+  if (auto s = find_stream(key)) return s;
+  throw Error(Errc::StreamNotFound, "stream " + key.str() + " is not being published");
+}
+
+StreamHandle Engine::wait_for_stream(const StreamKey& key, std::chrono::milliseconds timeout,
+                                     std::stop_token stop) {
+  std::unique_lock lock(mutex_);
+  auto found = [&] { return streams_.contains(key); };
+  bool ok;
+  if (timeout.count() < 0) {
+    ok = published_.wait(lock, stop, found);
+  } else {
+    ok = published_.wait_until(lock, stop, std::chrono::steady_clock::now() + timeout, found);
+  }
+  if (ok) return streams_.at(key);
+  if (stop.stop_requested()) {
+    throw Error(Errc::Cancelled, "stopped while waiting for stream " + key.str());
+  }
+  throw Error(Errc::Timeout, "stream " + key.str() + " is not being published (waited " +
+                                 std::to_string(timeout.count()) + " ms)");
+}
+
+std::vector<StreamHandle> Engine::streams() const {
+  std::lock_guard lock(mutex_);
+  std::vector<StreamHandle> out;
+  out.reserve(streams_.size());
+  for (const auto& [key, s] : streams_) out.push_back(s);
+  return out;
+}
+
+std::size_t Engine::reap_idle(std::chrono::steady_clock::time_point now) {
+  std::size_t reaped = 0;
+  for (const auto& s : streams()) {
+    const auto idle = s->idle_timeout();
+    if (idle.count() == 0 || now - s->last_frame_at() <= idle) continue;
+    if (end_publish(s)) ++reaped;
+  }
+  return reaped;
+}
+
+void Engine::close_all() {
+  for (const auto& s : streams()) end_publish(s);
+}
+
+void Engine::serve(const std::vector<std::shared_ptr<InboundProtocol>>& workers,
+                   std::stop_token stop) {
+  std::stop_source inner;
+  std::stop_callback forward(stop, [&inner] { inner.request_stop(); });
+  std::mutex failure_mutex;
+  std::string failure;
+  {
+    std::vector<std::jthread> threads;
+    threads.reserve(workers.size());
+    for (const auto& worker : workers) {
+      threads.emplace_back([&, worker] {
+        try {
+          worker->serve(IngestContext(shared_from_this()), inner.get_token());
+        } catch (const std::exception& e) {
+          {
+            std::lock_guard lock(failure_mutex);
+            if (failure.empty()) {
+              failure = "ingest worker '" + std::string(worker->name()) + "' failed: " + e.what();
+            }
+          }
+          inner.request_stop();
+        } catch (...) {
+          {
+            std::lock_guard lock(failure_mutex);
+            if (failure.empty()) {
+              failure = "ingest worker '" + std::string(worker->name()) + "' failed";
+            }
+          }
+          inner.request_stop();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  if (!failure.empty()) throw Error(Errc::WorkerFailed, failure);
+}
+
+}  // namespace arcly
