@@ -1,2 +1,140 @@
-#include <check.h>
-int main() { return 0; }
+// Registries: duplicates, limits, unknown apps, lookup, waiting, reaping.
+#include <thread>
+
+#include "check_main.hpp"
+
+using namespace std::chrono_literals;
+using arcly::AppSpec;
+using arcly::Engine;
+using arcly::Errc;
+using arcly::StreamKey;
+
+START_TEST(duplicate_publish_is_refused_naming_the_key) {
+  auto engine = Engine::builder().application(AppSpec("live")).build();
+  auto key = StreamKey::parse("live/cam");
+  auto s = engine->start_publish(key);
+  ck_assert_throws_code(engine->start_publish(key), Errc::StreamAlreadyPublishing,
+                        "stream live/cam is already being published");
+  engine->end_publish(key);
+  auto again = engine->start_publish(key);
+  ck_assert(again != s);
+  ck_assert_uint_gt(again->instance(), s->instance());
+}
+END_TEST
+
+START_TEST(publisher_limit_is_enforced_per_application) {
+  auto engine = Engine::builder().application(AppSpec("live").publishers(2)).build();
+  auto a = engine->start_publish(StreamKey::parse("live/a"));
+  auto b = engine->start_publish(StreamKey::parse("live/b"));
+  ck_assert_throws_code(engine->start_publish(StreamKey::parse("live/c")),
+                        Errc::PublisherLimitReached, "live/c");
+  engine->end_publish(a);
+  auto c = engine->start_publish(StreamKey::parse("live/c"));
+  ck_assert(c);
+}
+END_TEST
+
+START_TEST(unknown_applications_are_refused_unless_any_is_accepted) {
+  auto strict = Engine::builder().application(AppSpec("live")).build();
+  ck_assert_throws_code(strict->start_publish(StreamKey::parse("vod/x")), Errc::UnknownApplication,
+                        "'vod'");
+  auto open = Engine::builder().accept_any_application(AppSpec().subscribers(3)).build();
+  auto s = open->start_publish(StreamKey::parse("vod/x"));
+  ck_assert(s);
+  ck_assert_uint_eq(open->application("vod")->max_subscribers, 3);
+}
+END_TEST
+
+START_TEST(invalid_app_specs_are_refused_naming_the_field) {
+  ck_assert_throws_code(Engine::builder().application(AppSpec("live").gop_cache(0)).build(),
+                        Errc::InvalidArgument, "cache_frames");
+  ck_assert_throws_code(Engine::builder().application(AppSpec("li/ve")).build(),
+                        Errc::InvalidArgument, "name");
+}
+END_TEST
+
+START_TEST(get_stream_finds_only_live_streams) {
+  auto engine = Engine::builder().application(AppSpec("live")).build();
+  auto key = StreamKey::parse("live/cam");
+  ck_assert_throws_code(engine->get_stream(key), Errc::StreamNotFound,
+                        "stream live/cam is not being published");
+  auto s = engine->start_publish(key);
+  ck_assert(engine->get_stream(key) == s);
+  ck_assert_uint_eq(engine->streams().size(), 1);
+  engine->end_publish(key);
+  ck_assert(!engine->find_stream(key));
+}
+END_TEST
+
+START_TEST(wait_for_stream_returns_when_published_times_out_or_is_cancelled) {
+  auto engine = Engine::builder().application(AppSpec("live")).build();
+  auto key = StreamKey::parse("live/cam");
+  ck_assert_throws_code(engine->wait_for_stream(key, 10ms), Errc::Timeout, "live/cam");
+  std::jthread publisher([&] { engine->start_publish(key); });
+  auto s = engine->wait_for_stream(key, -1ms);
+  ck_assert(s->key() == key);
+  std::stop_source stop;
+  std::jthread stopper([&] { stop.request_stop(); });
+  ck_assert_throws_code(engine->wait_for_stream(StreamKey::parse("live/other"), -1ms,
+                                                stop.get_token()),
+                        Errc::Cancelled, "live/other");
+}
+END_TEST
+
+START_TEST(ending_a_stale_handle_does_not_end_its_successor) {
+  auto engine = Engine::builder().application(AppSpec("live")).build();
+  auto key = StreamKey::parse("live/cam");
+  auto first = engine->start_publish(key);
+  engine->end_publish(key);
+  auto second = engine->start_publish(key);
+  ck_assert(!engine->end_publish(first));
+  ck_assert(!second->closed());
+  ck_assert(engine->end_publish(second));
+  ck_assert(second->closed());
+}
+END_TEST
+
+START_TEST(reaper_ends_silent_streams_and_their_subscribers_see_the_end) {
+  auto engine = Engine::builder()
+                    .application(AppSpec("fast").idle(1s))
+                    .application(AppSpec("live").idle(5s))
+                    .application(AppSpec("keep"))
+                    .build();
+  auto quiet = engine->start_publish(StreamKey::parse("fast/quiet"));
+  auto busy = engine->start_publish(StreamKey::parse("live/busy"));
+  auto forever = engine->start_publish(StreamKey::parse("keep/cam"));
+  auto sub = quiet->subscribe();
+  busy->publish_frame(testing::video(0, true));
+  // Two seconds after busy's frame: quiet (never a frame, 1 s timeout) is idle, busy is not.
+  ck_assert_uint_eq(engine->reap_idle(busy->last_frame_at() + 2s), 1);
+  ck_assert(quiet->closed());
+  ck_assert(!busy->closed());
+  ck_assert(sub.try_recv().status == arcly::RecvStatus::Closed);
+  ck_assert_uint_eq(engine->reap_idle(busy->last_frame_at() + 6s), 1);
+  ck_assert(busy->closed());
+  ck_assert(!forever->closed());  // no idle timeout: never reaped
+  ck_assert_uint_eq(engine->reap_idle(forever->started_at() + 1000s), 0);
+}
+END_TEST
+
+START_TEST(close_all_ends_every_stream) {
+  auto engine = Engine::builder().accept_any_application().build();
+  auto a = engine->start_publish(StreamKey::parse("a/x"));
+  auto b = engine->start_publish(StreamKey::parse("b/y"));
+  engine->close_all();
+  ck_assert(a->closed() && b->closed());
+  ck_assert(engine->streams().empty());
+}
+END_TEST
+
+int main() {
+  return testing::run_suite("registry", {duplicate_publish_is_refused_naming_the_key,
+                                         publisher_limit_is_enforced_per_application,
+                                         unknown_applications_are_refused_unless_any_is_accepted,
+                                         invalid_app_specs_are_refused_naming_the_field,
+                                         get_stream_finds_only_live_streams,
+                                         wait_for_stream_returns_when_published_times_out_or_is_cancelled,
+                                         ending_a_stale_handle_does_not_end_its_successor,
+                                         reaper_ends_silent_streams_and_their_subscribers_see_the_end,
+                                         close_all_ends_every_stream});
+}
