@@ -1,0 +1,63 @@
+// GstBuffer <-> frame payloads (see buffer_frame.hpp).
+#include "buffer_frame.hpp"
+
+#include <new>
+
+#include "arcly/error.hpp"
+
+namespace arcly::gst {
+namespace {
+
+// Keeps a buffer mapped for as long as the Bytes that point into it live.
+struct MappedBuffer {
+  GstBuffer* buffer;
+  GstMapInfo map;
+};
+
+void release_mapped(void* context) {
+  auto* m = static_cast<MappedBuffer*>(context);
+  gst_buffer_unmap(m->buffer, &m->map);
+  gst_buffer_unref(m->buffer);
+  delete m;
+}
+
+template <class Holder>
+void release_holder(gpointer data) {
+  delete static_cast<Holder*>(data);
+}
+
+GstBuffer* wrap(const std::uint8_t* data, std::size_t size, void* holder, GDestroyNotify free_fn) {
+  // GStreamer's wrapped memory API takes a non-const pointer; READONLY forbids writes.
+  auto* bytes = const_cast<std::uint8_t*>(data);
+  return gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, bytes, size, 0, size, holder,
+                                     free_fn);
+}
+
+}  // namespace
+
+Bytes bytes_from_buffer(GstBuffer* buffer) {
+  auto* m = new MappedBuffer{gst_buffer_ref(buffer), {}};
+  if (!gst_buffer_map(m->buffer, &m->map, GST_MAP_READ)) {
+    gst_buffer_unref(m->buffer);
+    delete m;
+    throw Error(Errc::InvalidArgument, "cannot map a buffer for reading");
+  }
+  if (m->map.size == 0) {
+    release_mapped(m);
+    return {};
+  }
+  return Bytes::wrap(m->map.data, m->map.size, release_mapped, m);
+}
+
+GstBuffer* buffer_from_frame(const FrameRef& frame) {
+  const Bytes& payload = frame->payload;
+  if (payload.empty()) return gst_buffer_new();
+  return wrap(payload.data(), payload.size(), new FrameRef(frame), release_holder<FrameRef>);
+}
+
+GstBuffer* buffer_from_bytes(const Bytes& bytes) {
+  if (bytes.empty()) return gst_buffer_new();
+  return wrap(bytes.data(), bytes.size(), new Bytes(bytes), release_holder<Bytes>);
+}
+
+}  // namespace arcly::gst
