@@ -17,8 +17,8 @@ void QosCounters::on_frame(const MediaFrame& frame, bool primary, bool anchor,
   const std::uint64_t size = frame.payload.size();
   frames_.store(frames_.load(r) + 1, r);
   bytes_.store(bytes_.load(r) + size, r);
-  if (frame.is_keyframe() && !frame.is_config()) keyframes_.store(keyframes_.load(r) + 1, r);
   if (anchor) {
+    keyframes_.store(keyframes_.load(r) + 1, r);
     if (seen_anchor_) last_gop_.store(gop_count_, r);
     seen_anchor_ = true;
     gop_count_ = 0;

@@ -34,7 +34,7 @@ struct SubscriberQos {
 struct QosSnapshot {
   std::uint64_t frames = 0;
   std::uint64_t bytes = 0;
-  std::uint64_t keyframes = 0;
+  std::uint64_t keyframes = 0;  // keyframes of the primary track (GOP starts)
   double bitrate_bps = 0;   // over the sliding window
   double fps = 0;           // primary-track frames per second over the window
   std::uint64_t last_gop_frames = 0;  // primary-track frames in the last complete GOP
