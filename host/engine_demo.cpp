@@ -46,14 +46,14 @@ void publisher(std::stop_token stop, arcly::PublishSession session) {
     if (vt <= at) {
       std::this_thread::sleep_until(vt);
       const bool key = v % 60 == 0;
-      session.publish_frame(arcly::MediaFrame::video(
-          static_cast<std::int64_t>(v) * 33'333'333, std::nullopt, key ? idr : delta,
-          arcly::CodecId::H264, key, 0));
+      session.publish_frame(arcly::MediaFrame::video(static_cast<std::int64_t>(v) * 33'333'333,
+                                                     std::nullopt, key ? idr : delta,
+                                                     arcly::CodecId::H264, key, 0));
       ++v;
     } else {
       std::this_thread::sleep_until(at);
-      session.publish_frame(arcly::MediaFrame::audio(static_cast<std::int64_t>(a) * 20'000'000,
-                                                     aac, arcly::CodecId::AAC, 1));
+      session.publish_frame(arcly::MediaFrame::audio(static_cast<std::int64_t>(a) * 20'000'000, aac,
+                                                     arcly::CodecId::AAC, 1));
       ++a;
     }
   }
@@ -81,11 +81,11 @@ void late_joiner(const std::shared_ptr<arcly::Engine>& engine, int id) {
     }
     if (sub.from_cache(f)) ++cached;
   }
-  std::printf("  joiner %d: first out: %s after %.2f ms; %llu cached frames replayed, %llu frames "
-              "in all, %llu dropped; saw the end of the stream\n",
-              id, first.c_str(), first_key_ms, static_cast<unsigned long long>(cached),
-              static_cast<unsigned long long>(frames),
-              static_cast<unsigned long long>(sub.dropped()));
+  std::printf(
+      "  joiner %d: first out: %s after %.2f ms; %llu cached frames replayed, %llu frames "
+      "in all, %llu dropped; saw the end of the stream\n",
+      id, first.c_str(), first_key_ms, static_cast<unsigned long long>(cached),
+      static_cast<unsigned long long>(frames), static_cast<unsigned long long>(sub.dropped()));
 }
 
 }  // namespace
@@ -104,9 +104,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--for: expected a positive number of seconds\n");
     return 2;
   }
-  auto engine = arcly::Engine::builder()
-                    .application(arcly::AppSpec("live").window(4s).idle(5s))
-                    .build();
+  auto engine =
+      arcly::Engine::builder().application(arcly::AppSpec("live").window(4s).idle(5s)).build();
   arcly::IngestContext ctx(engine);
   std::printf("arcly engine demo: publishing live/demo for %.0f s (30 fps, 2 s GOP, + audio)\n",
               seconds);
@@ -117,7 +116,8 @@ int main(int argc, char** argv) {
   int next_join = 0;
   auto stream = engine->get_stream(arcly::StreamKey::parse("live/demo"));
   for (int tick = 1; Clock::now() - start < std::chrono::duration<double>(seconds); ++tick) {
-    while (next_join < 3 && Clock::now() - start >= std::chrono::duration<double>(join_at[next_join])) {
+    while (next_join < 3 &&
+           Clock::now() - start >= std::chrono::duration<double>(join_at[next_join])) {
       joiners.emplace_back(late_joiner, engine, next_join + 1);
       std::printf("  joiner %d subscribes at %.1f s\n", next_join + 1, join_at[next_join]);
       ++next_join;
@@ -125,12 +125,12 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(start + tick * 500ms);
     if (tick % 2 == 0) {
       auto q = stream->qos();
-      std::printf("  qos live/demo: %6.0f kbit/s  %5.1f fps  gop %llu  frames %llu  keyframes %llu"
-                  "  subscribers %zu  cached %llu frames\n",
-                  q.bitrate_bps / 1000, q.fps, static_cast<unsigned long long>(q.last_gop_frames),
-                  static_cast<unsigned long long>(q.frames),
-                  static_cast<unsigned long long>(q.keyframes), q.subscribers,
-                  static_cast<unsigned long long>(q.cached_frames));
+      std::printf(
+          "  qos live/demo: %6.0f kbit/s  %5.1f fps  gop %llu  frames %llu  keyframes %llu"
+          "  subscribers %zu  cached %llu frames\n",
+          q.bitrate_bps / 1000, q.fps, static_cast<unsigned long long>(q.last_gop_frames),
+          static_cast<unsigned long long>(q.frames), static_cast<unsigned long long>(q.keyframes),
+          q.subscribers, static_cast<unsigned long long>(q.cached_frames));
     }
   }
   pub.request_stop();

@@ -22,7 +22,9 @@ void AppSpec::validate() const {
   }
 }
 
-EngineBuilder Engine::builder() { return EngineBuilder{}; }
+EngineBuilder Engine::builder() {
+  return EngineBuilder{};
+}
 
 EngineBuilder& EngineBuilder::application(AppSpec spec) {
   std::string name = spec.name;
@@ -50,9 +52,9 @@ const AppSpec& Engine::spec_for(const StreamKey& key) const {
   if (any_app_) return *any_app_;
   std::string known;
   for (const auto& [name, spec] : apps_) known += (known.empty() ? "" : ", ") + name;
-  throw Error(Errc::UnknownApplication, "application '" + key.app() + "' of stream " + key.str() +
-                                            " is not configured (known: " +
-                                            (known.empty() ? "none" : known) + ")");
+  throw Error(Errc::UnknownApplication,
+              "application '" + key.app() + "' of stream " + key.str() +
+                  " is not configured (known: " + (known.empty() ? "none" : known) + ")");
 }
 
 std::optional<AppSpec> Engine::application(const std::string& app) const {
@@ -76,10 +78,10 @@ StreamHandle Engine::start_publish(const StreamKey& key) {
     }
     std::size_t& count = publishers_per_app_[key.app()];
     if (spec.max_publishers != 0 && count >= spec.max_publishers) {
-      throw Error(Errc::PublisherLimitReached,
-                  "application '" + key.app() + "' already has its maximum of " +
-                      std::to_string(spec.max_publishers) + " publishers (refusing " + key.str() +
-                      ")");
+      throw Error(Errc::PublisherLimitReached, "application '" + key.app() +
+                                                   "' already has its maximum of " +
+                                                   std::to_string(spec.max_publishers) +
+                                                   " publishers (refusing " + key.str() + ")");
     }
     stream = std::make_shared<Stream>(key, spec, next_instance_++);
     streams_.emplace(key, stream);

@@ -67,8 +67,8 @@ std::optional<GopAnchor> GopCache::newest(std::uint64_t oldest, std::uint64_t ta
   return std::nullopt;
 }
 
-std::optional<GopAnchor> GopCache::covering(std::chrono::nanoseconds preroll,
-                                            std::uint64_t oldest, std::uint64_t tail) const {
+std::optional<GopAnchor> GopCache::covering(std::chrono::nanoseconds preroll, std::uint64_t oldest,
+                                            std::uint64_t tail) const {
   std::lock_guard lock(mutex_);
   const std::int64_t target = newest_pts_.load(std::memory_order_relaxed) - preroll.count();
   const GopAnchor* best = nullptr;

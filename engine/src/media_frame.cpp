@@ -4,28 +4,44 @@ namespace arcly {
 
 std::string_view media_kind_name(MediaKind kind) {
   switch (kind) {
-    case MediaKind::Video: return "video";
-    case MediaKind::Audio: return "audio";
-    case MediaKind::Data: return "data";
+    case MediaKind::Video:
+      return "video";
+    case MediaKind::Audio:
+      return "audio";
+    case MediaKind::Data:
+      return "data";
   }
   return "data";
 }
 
 std::string_view codec_name(CodecId codec) {
   switch (codec) {
-    case CodecId::Unknown: return "unknown";
-    case CodecId::H264: return "h264";
-    case CodecId::H265: return "h265";
-    case CodecId::VP8: return "vp8";
-    case CodecId::VP9: return "vp9";
-    case CodecId::AV1: return "av1";
-    case CodecId::AAC: return "aac";
-    case CodecId::Opus: return "opus";
-    case CodecId::PCMA: return "pcma";
-    case CodecId::PCMU: return "pcmu";
-    case CodecId::MP3: return "mp3";
-    case CodecId::Raw: return "raw";
-    case CodecId::Other: return "other";
+    case CodecId::Unknown:
+      return "unknown";
+    case CodecId::H264:
+      return "h264";
+    case CodecId::H265:
+      return "h265";
+    case CodecId::VP8:
+      return "vp8";
+    case CodecId::VP9:
+      return "vp9";
+    case CodecId::AV1:
+      return "av1";
+    case CodecId::AAC:
+      return "aac";
+    case CodecId::Opus:
+      return "opus";
+    case CodecId::PCMA:
+      return "pcma";
+    case CodecId::PCMU:
+      return "pcmu";
+    case CodecId::MP3:
+      return "mp3";
+    case CodecId::Raw:
+      return "raw";
+    case CodecId::Other:
+      return "other";
   }
   return "unknown";
 }

@@ -8,7 +8,8 @@ std::int64_t ns_of(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 QosCounters::QosCounters()
-    : started_(std::chrono::system_clock::now()), started_steady_(std::chrono::steady_clock::now()) {}
+    : started_(std::chrono::system_clock::now()),
+      started_steady_(std::chrono::steady_clock::now()) {}
 
 // Publisher only: plain load+store on counters nobody else writes.
 void QosCounters::on_frame(const MediaFrame& frame, bool primary, bool anchor,
@@ -52,7 +53,8 @@ void QosCounters::fill(QosSnapshot& out, std::chrono::steady_clock::time_point n
   const std::int64_t bucket_ns = std::chrono::nanoseconds(kBucket).count();
   const std::int64_t current = ns_of(now) / bucket_ns;
   const std::int64_t first_full = (ns_of(started_steady_) / bucket_ns) + 1;
-  const std::int64_t from = std::max(current - static_cast<std::int64_t>(kWindowBuckets), first_full);
+  const std::int64_t from =
+      std::max(current - static_cast<std::int64_t>(kWindowBuckets), first_full);
   std::uint64_t bytes = 0, primary = 0;
   for (std::int64_t e = from; e < current; ++e) {
     const Bucket& b = buckets_[static_cast<std::size_t>(e) % kBuckets];

@@ -117,8 +117,8 @@ std::vector<StoredObject> FileStorage::list(const std::string& prefix) const {
     if (!it->is_regular_file(ec)) continue;
     const std::string rel = std::filesystem::relative(it->path(), root_, ec).generic_string();
     if (rel.rfind(prefix, 0) != 0 || rel.ends_with(".part")) continue;
-    out.push_back({rel, static_cast<std::uint64_t>(it->file_size(ec)),
-                   to_unix_ns(it->last_write_time(ec))});
+    out.push_back(
+        {rel, static_cast<std::uint64_t>(it->file_size(ec)), to_unix_ns(it->last_write_time(ec))});
   }
   return out;
 }

@@ -26,9 +26,9 @@ std::size_t Stream::publish_frame(MediaFrame frame) {
     throw Error(Errc::StreamClosed, "stream " + key_.str() + " has ended; publishing is refused");
   }
   const bool anchor = gop_.is_anchor(frame);
-  const bool primary = !frame.is_config() &&
-                       (frame.kind == MediaKind::Video ||
-                        (frame.kind == MediaKind::Audio && !gop_.has_video()));
+  const bool primary =
+      !frame.is_config() &&
+      (frame.kind == MediaKind::Video || (frame.kind == MediaKind::Audio && !gop_.has_video()));
   bytes_total_ += frame.payload.size();
   FrameRef published = bus_.publish(std::move(frame));
   gop_.note_published(published, bytes_total_);

@@ -35,7 +35,9 @@ Subscription::Subscription(std::shared_ptr<Stream> stream, const SubscribeOption
   }
 }
 
-Subscription::~Subscription() { release(); }
+Subscription::~Subscription() {
+  release();
+}
 
 Subscription::Subscription(Subscription&& o) noexcept
     : stream_(std::move(o.stream_)),
@@ -81,7 +83,9 @@ void Subscription::release() {
   stream_.reset();
 }
 
-const StreamKey& Subscription::key() const { return stream_->key(); }
+const StreamKey& Subscription::key() const {
+  return stream_->key();
+}
 
 std::uint64_t Subscription::delivered() const {
   return counters_ ? counters_->delivered.load(std::memory_order_relaxed) : 0;
@@ -224,8 +228,8 @@ Received Subscription::recv(std::chrono::steady_clock::time_point deadline, std:
     }
     if (r.status != RecvStatus::Empty) return r;
     if (!stream_->bus().wait(cursor_, deadline, stop)) {
-      return Received{stop.stop_requested() ? RecvStatus::Cancelled : RecvStatus::Timeout, {}, 0,
-                      false};
+      return Received{
+          stop.stop_requested() ? RecvStatus::Cancelled : RecvStatus::Timeout, {}, 0, false};
     }
   }
 }
@@ -234,9 +238,12 @@ FrameRef Subscription::next_frame(std::stop_token stop) {
   for (;;) {
     Received r = recv(std::chrono::steady_clock::time_point::max(), stop);
     switch (r.status) {
-      case RecvStatus::Frame: return std::move(r.frame);
-      case RecvStatus::Lagged: continue;
-      default: return {};
+      case RecvStatus::Frame:
+        return std::move(r.frame);
+      case RecvStatus::Lagged:
+        continue;
+      default:
+        return {};
     }
   }
 }

@@ -53,7 +53,9 @@ inline arcly::MediaFrame config(std::uint32_t track, const char* what,
   return arcly::MediaFrame::config(kind, info->codec, track, arcly::Bytes::copy_from(what), info);
 }
 
-inline std::string text(const arcly::FrameRef& f) { return std::string(f->payload.view()); }
+inline std::string text(const arcly::FrameRef& f) {
+  return std::string(f->payload.view());
+}
 
 // Counts payload releases, to prove memory is given back.
 struct ReleaseCounter {
@@ -62,24 +64,22 @@ struct ReleaseCounter {
     static_cast<ReleaseCounter*>(self)->released.fetch_add(1, std::memory_order_relaxed);
   }
   arcly::Bytes wrap(const char* s) {
-    return arcly::Bytes::wrap(s, std::char_traits<char>::length(s), &ReleaseCounter::release,
-                              this);
+    return arcly::Bytes::wrap(s, std::char_traits<char>::length(s), &ReleaseCounter::release, this);
   }
 };
 
 }  // namespace testing
 
-#define ck_assert_throws_code(expr, errc, needle)                                  \
-  do {                                                                           \
-    bool thrown_ = false;                                                        \
-    try {                                                                        \
-      (void)(expr);                                                              \
-    } catch (const arcly::Error& e_) {                                           \
-      thrown_ = true;                                                            \
-      ck_assert_msg(e_.code() == (errc), "wrong code for '%s': %s", #expr,       \
-                    e_.what());                                                  \
-      ck_assert_msg(std::string(e_.what()).find(needle) != std::string::npos,    \
+#define ck_assert_throws_code(expr, errc, needle)                                       \
+  do {                                                                                  \
+    bool thrown_ = false;                                                               \
+    try {                                                                               \
+      (void)(expr);                                                                     \
+    } catch (const arcly::Error& e_) {                                                  \
+      thrown_ = true;                                                                   \
+      ck_assert_msg(e_.code() == (errc), "wrong code for '%s': %s", #expr, e_.what());  \
+      ck_assert_msg(std::string(e_.what()).find(needle) != std::string::npos,           \
                     "message '%s' lacks '%s'", e_.what(), std::string(needle).c_str()); \
-    }                                                                            \
-    ck_assert_msg(thrown_, "%s did not throw", #expr);                           \
+    }                                                                                   \
+    ck_assert_msg(thrown_, "%s did not throw", #expr);                                  \
   } while (0)

@@ -12,9 +12,12 @@ struct Reader {
   Bus& bus;
   Bus::Hazard* hazard;
   std::uint64_t cursor = 0;
-  explicit Reader(Bus& b, std::uint64_t from = 0) : bus(b), hazard(b.acquire_hazard()), cursor(from) {}
+  explicit Reader(Bus& b, std::uint64_t from = 0)
+      : bus(b), hazard(b.acquire_hazard()), cursor(from) {}
   ~Reader() { bus.release_hazard(hazard); }
-  Bus::Read read(FrameRef& f, std::uint64_t& skipped) { return bus.try_read(*hazard, cursor, f, skipped); }
+  Bus::Read read(FrameRef& f, std::uint64_t& skipped) {
+    return bus.try_read(*hazard, cursor, f, skipped);
+  }
 };
 }  // namespace
 
@@ -141,11 +144,10 @@ START_TEST(hazards_are_recycled) {
 END_TEST
 
 int main() {
-  return testing::run_suite("bus", {frames_arrive_in_order_and_shared,
-                                    a_lagging_reader_learns_exactly_how_many_it_missed,
-                                    close_lets_readers_drain_then_reports_closed,
-                                    wait_wakes_on_publish_close_timeout_and_stop,
-                                    the_byte_bound_trims_oldest_frames_and_readers_see_the_lag,
-                                    every_payload_is_released_once_the_ring_and_readers_let_go,
-                                    hazards_are_recycled});
+  return testing::run_suite(
+      "bus",
+      {frames_arrive_in_order_and_shared, a_lagging_reader_learns_exactly_how_many_it_missed,
+       close_lets_readers_drain_then_reports_closed, wait_wakes_on_publish_close_timeout_and_stop,
+       the_byte_bound_trims_oldest_frames_and_readers_see_the_lag,
+       every_payload_is_released_once_the_ring_and_readers_let_go, hazards_are_recycled});
 }

@@ -41,7 +41,7 @@ START_TEST(vectors_are_adopted_without_copy) {
 END_TEST
 
 int main() {
-  return testing::run_suite("bytes", {copies_share_memory,
-                                      wrapped_memory_is_released_once_by_the_last_reference,
-                                      vectors_are_adopted_without_copy});
+  return testing::run_suite(
+      "bytes", {copies_share_memory, wrapped_memory_is_released_once_by_the_last_reference,
+                vectors_are_adopted_without_copy});
 }

@@ -135,10 +135,10 @@ START_TEST(legacy_handlers_run_as_inbound_protocols) {
 END_TEST
 
 int main() {
-  return testing::run_suite("inbound", {custom_protocol_publishes_through_ingest_context,
-                                        dropping_session_releases_the_slot,
-                                        finishing_a_session_notifies_subscribers_via_the_bus,
-                                        serve_stops_every_worker_on_stop,
-                                        a_failing_worker_stops_its_siblings_and_is_reported_by_name,
-                                        legacy_handlers_run_as_inbound_protocols});
+  return testing::run_suite(
+      "inbound",
+      {custom_protocol_publishes_through_ingest_context, dropping_session_releases_the_slot,
+       finishing_a_session_notifies_subscribers_via_the_bus, serve_stops_every_worker_on_stop,
+       a_failing_worker_stops_its_siblings_and_is_reported_by_name,
+       legacy_handlers_run_as_inbound_protocols});
 }

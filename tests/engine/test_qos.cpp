@@ -45,7 +45,8 @@ START_TEST(rates_follow_the_sliding_window) {
 END_TEST
 
 START_TEST(stream_snapshot_reports_subscribers_and_their_counters) {
-  auto engine = arcly::Engine::builder().application(arcly::AppSpec("live").gop_cache(8).ring(16)).build();
+  auto engine =
+      arcly::Engine::builder().application(arcly::AppSpec("live").gop_cache(8).ring(16)).build();
   auto stream = engine->start_publish(arcly::StreamKey::parse("live/cam"));
   auto a = stream->subscribe({arcly::StartAt::Now, {}, false});
   auto b = stream->subscribe({arcly::StartAt::Now, {}, false});
@@ -63,7 +64,7 @@ START_TEST(stream_snapshot_reports_subscribers_and_their_counters) {
 END_TEST
 
 int main() {
-  return testing::run_suite("qos", {counters_count_frames_bytes_keyframes_and_gop_length,
-                                    rates_follow_the_sliding_window,
-                                    stream_snapshot_reports_subscribers_and_their_counters});
+  return testing::run_suite(
+      "qos", {counters_count_frames_bytes_keyframes_and_gop_length, rates_follow_the_sliding_window,
+              stream_snapshot_reports_subscribers_and_their_counters});
 }

@@ -84,8 +84,8 @@ START_TEST(memory_storage_keeps_committed_objects) {
 END_TEST
 
 int main() {
-  return testing::run_suite("record", {a_recorder_is_flushed_when_its_publisher_disconnects,
-                                       object_paths_cannot_escape_the_root,
-                                       file_storage_commits_atomically_lists_and_removes,
-                                       memory_storage_keeps_committed_objects});
+  return testing::run_suite(
+      "record",
+      {a_recorder_is_flushed_when_its_publisher_disconnects, object_paths_cannot_escape_the_root,
+       file_storage_commits_atomically_lists_and_removes, memory_storage_keeps_committed_objects});
 }

@@ -75,9 +75,9 @@ START_TEST(wait_for_stream_returns_when_published_times_out_or_is_cancelled) {
   ck_assert(s->key() == key);
   std::stop_source stop;
   std::jthread stopper([&] { stop.request_stop(); });
-  ck_assert_throws_code(engine->wait_for_stream(StreamKey::parse("live/other"), -1ms,
-                                                stop.get_token()),
-                        Errc::Cancelled, "live/other");
+  ck_assert_throws_code(
+      engine->wait_for_stream(StreamKey::parse("live/other"), -1ms, stop.get_token()),
+      Errc::Cancelled, "live/other");
 }
 END_TEST
 
@@ -128,13 +128,12 @@ START_TEST(close_all_ends_every_stream) {
 END_TEST
 
 int main() {
-  return testing::run_suite("registry", {duplicate_publish_is_refused_naming_the_key,
-                                         publisher_limit_is_enforced_per_application,
-                                         unknown_applications_are_refused_unless_any_is_accepted,
-                                         invalid_app_specs_are_refused_naming_the_field,
-                                         get_stream_finds_only_live_streams,
-                                         wait_for_stream_returns_when_published_times_out_or_is_cancelled,
-                                         ending_a_stale_handle_does_not_end_its_successor,
-                                         reaper_ends_silent_streams_and_their_subscribers_see_the_end,
-                                         close_all_ends_every_stream});
+  return testing::run_suite(
+      "registry",
+      {duplicate_publish_is_refused_naming_the_key, publisher_limit_is_enforced_per_application,
+       unknown_applications_are_refused_unless_any_is_accepted,
+       invalid_app_specs_are_refused_naming_the_field, get_stream_finds_only_live_streams,
+       wait_for_stream_returns_when_published_times_out_or_is_cancelled,
+       ending_a_stale_handle_does_not_end_its_successor,
+       reaper_ends_silent_streams_and_their_subscribers_see_the_end, close_all_ends_every_stream});
 }

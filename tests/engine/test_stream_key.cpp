@@ -16,8 +16,8 @@ START_TEST(valid_keys_parse) {
 END_TEST
 
 START_TEST(invalid_keys_are_refused_with_the_key_quoted) {
-  const char* bad[] = {"",        "live",       "live/",     "/cam",    "live/cam/x", "../cam",
-                       "live/..", "live/.",     "./cam",     "li ve/c", "live/c\\d",  "live/c:d",
+  const char* bad[] = {"",         "live",       "live/",       "/cam",    "live/cam/x", "../cam",
+                       "live/..",  "live/.",     "./cam",       "li ve/c", "live/c\\d",  "live/c:d",
                        "live/%2e", "live/ca\tm", "live/caméra", "live/c\n"};
   for (const char* text : bad) {
     ck_assert_throws_code(StreamKey::parse(text), Errc::InvalidKey, "'" + std::string(text) + "'");
@@ -44,7 +44,7 @@ START_TEST(keys_are_hashable_and_ordered) {
 END_TEST
 
 int main() {
-  return testing::run_suite("stream_key", {valid_keys_parse, invalid_keys_are_refused_with_the_key_quoted,
-                                           messages_say_what_a_valid_key_looks_like,
-                                           keys_are_hashable_and_ordered});
+  return testing::run_suite(
+      "stream_key", {valid_keys_parse, invalid_keys_are_refused_with_the_key_quoted,
+                     messages_say_what_a_valid_key_looks_like, keys_are_hashable_and_ordered});
 }

@@ -155,11 +155,12 @@ START_TEST(sixty_four_subscribers_see_every_frame_or_a_counted_gap) {
     skipped += t.skipped;
     gaps += t.gaps;
   }
-  std::printf("stress: %llu frames x %d subscribers: %llu delivered, %llu skipped in %llu gaps, "
-              "%d late joins\n",
-              static_cast<unsigned long long>(total), kSubs,
-              static_cast<unsigned long long>(delivered), static_cast<unsigned long long>(skipped),
-              static_cast<unsigned long long>(gaps), joins.load());
+  std::printf(
+      "stress: %llu frames x %d subscribers: %llu delivered, %llu skipped in %llu gaps, "
+      "%d late joins\n",
+      static_cast<unsigned long long>(total), kSubs, static_cast<unsigned long long>(delivered),
+      static_cast<unsigned long long>(skipped), static_cast<unsigned long long>(gaps),
+      joins.load());
   ck_assert_uint_eq(stream->subscriber_count(), 0);
 }
 END_TEST
@@ -223,7 +224,8 @@ START_TEST(publish_subscribe_teardown_churn_from_several_threads) {
 END_TEST
 
 int main() {
-  return testing::run_suite("stress", {sixty_four_subscribers_see_every_frame_or_a_counted_gap,
-                                       publish_subscribe_teardown_churn_from_several_threads},
+  return testing::run_suite("stress",
+                            {sixty_four_subscribers_see_every_frame_or_a_counted_gap,
+                             publish_subscribe_teardown_churn_from_several_threads},
                             900);
 }

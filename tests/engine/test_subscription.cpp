@@ -12,7 +12,9 @@ using arcly::StreamKey;
 using arcly::SubscribeOptions;
 
 namespace {
-std::shared_ptr<Engine> engine_with(AppSpec spec) { return Engine::builder().application(spec).build(); }
+std::shared_ptr<Engine> engine_with(AppSpec spec) {
+  return Engine::builder().application(spec).build();
+}
 
 std::string next_text(arcly::Subscription& s) {
   auto r = s.try_recv();
@@ -289,7 +291,6 @@ int main() {
        strict_subscriber_gets_lagged_with_the_skip_count,
        resilient_subscriber_resumes_at_the_newest_keyframe_and_counts_drops,
        resilient_subscriber_without_a_usable_keyframe_waits_for_one,
-       ending_the_publish_drains_then_closes_every_subscriber,
-       close_wakes_every_blocked_subscriber, recv_honours_deadline_and_stop_token,
-       subscriptions_can_move_and_release_their_slot});
+       ending_the_publish_drains_then_closes_every_subscriber, close_wakes_every_blocked_subscriber,
+       recv_honours_deadline_and_stop_token, subscriptions_can_move_and_release_their_slot});
 }

@@ -35,22 +35,43 @@ class InboundProtocol;
 // Per-application settings. Defaults are sane for 30 fps video with a 2 s GOP.
 struct AppSpec {
   std::string name;
-  std::size_t cache_frames = 1024;          // most frames a joiner replays
-  std::size_t cache_bytes = 64u << 20;      // most payload bytes held/replayed
-  std::chrono::nanoseconds cache_window{0}; // keep keyframes back this far (0 = newest GOP)
-  std::size_t ring_frames = 0;              // bus ring size; 0 = cache_frames + 1024
-  std::size_t max_publishers = 0;           // 0 = unlimited
-  std::size_t max_subscribers = 0;          // per stream; 0 = unlimited
-  std::chrono::nanoseconds idle_timeout{0}; // reap after this long without a frame; 0 = never
+  std::size_t cache_frames = 1024;           // most frames a joiner replays
+  std::size_t cache_bytes = 64u << 20;       // most payload bytes held/replayed
+  std::chrono::nanoseconds cache_window{0};  // keep keyframes back this far (0 = newest GOP)
+  std::size_t ring_frames = 0;               // bus ring size; 0 = cache_frames + 1024
+  std::size_t max_publishers = 0;            // 0 = unlimited
+  std::size_t max_subscribers = 0;           // per stream; 0 = unlimited
+  std::chrono::nanoseconds idle_timeout{0};  // reap after this long without a frame; 0 = never
 
   explicit AppSpec(std::string app_name = "live") : name(std::move(app_name)) {}
-  AppSpec& gop_cache(std::size_t frames) { cache_frames = frames; return *this; }
-  AppSpec& cache_limit_bytes(std::size_t bytes) { cache_bytes = bytes; return *this; }
-  AppSpec& window(std::chrono::nanoseconds w) { cache_window = w; return *this; }
-  AppSpec& ring(std::size_t frames) { ring_frames = frames; return *this; }
-  AppSpec& publishers(std::size_t n) { max_publishers = n; return *this; }
-  AppSpec& subscribers(std::size_t n) { max_subscribers = n; return *this; }
-  AppSpec& idle(std::chrono::nanoseconds t) { idle_timeout = t; return *this; }
+  AppSpec& gop_cache(std::size_t frames) {
+    cache_frames = frames;
+    return *this;
+  }
+  AppSpec& cache_limit_bytes(std::size_t bytes) {
+    cache_bytes = bytes;
+    return *this;
+  }
+  AppSpec& window(std::chrono::nanoseconds w) {
+    cache_window = w;
+    return *this;
+  }
+  AppSpec& ring(std::size_t frames) {
+    ring_frames = frames;
+    return *this;
+  }
+  AppSpec& publishers(std::size_t n) {
+    max_publishers = n;
+    return *this;
+  }
+  AppSpec& subscribers(std::size_t n) {
+    max_subscribers = n;
+    return *this;
+  }
+  AppSpec& idle(std::chrono::nanoseconds t) {
+    idle_timeout = t;
+    return *this;
+  }
 
   // Throws Error{InvalidArgument} naming the bad field.
   void validate() const;

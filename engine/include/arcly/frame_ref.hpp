@@ -22,7 +22,9 @@ struct FrameNode {
   const MediaFrame frame;
 };
 
-inline void node_ref(FrameNode* n) { n->refs.fetch_add(1, std::memory_order_relaxed); }
+inline void node_ref(FrameNode* n) {
+  n->refs.fetch_add(1, std::memory_order_relaxed);
+}
 inline void node_unref(FrameNode* n) {
   if (n->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete n;
 }

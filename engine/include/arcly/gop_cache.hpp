@@ -75,8 +75,8 @@ class GopCache {
 
   const CacheBounds bounds_;
   mutable std::mutex mutex_;
-  std::deque<GopAnchor> anchors_;   // guarded by mutex_
-  std::vector<FrameRef> configs_;   // guarded by mutex_, sorted by track
+  std::deque<GopAnchor> anchors_;  // guarded by mutex_
+  std::vector<FrameRef> configs_;  // guarded by mutex_, sorted by track
   std::atomic<bool> has_video_{false};
   std::atomic<std::int64_t> newest_pts_{0};
   std::atomic<std::uint64_t> bytes_total_{0};

@@ -60,9 +60,15 @@ constexpr FrameFlags operator&(FrameFlags a, FrameFlags b) {
 constexpr FrameFlags operator~(FrameFlags a) {
   return static_cast<FrameFlags>(~static_cast<std::uint32_t>(a));
 }
-constexpr FrameFlags& operator|=(FrameFlags& a, FrameFlags b) { return a = a | b; }
-constexpr FrameFlags& operator&=(FrameFlags& a, FrameFlags b) { return a = a & b; }
-constexpr bool any(FrameFlags f) { return static_cast<std::uint32_t>(f) != 0; }
+constexpr FrameFlags& operator|=(FrameFlags& a, FrameFlags b) {
+  return a = a | b;
+}
+constexpr FrameFlags& operator&=(FrameFlags& a, FrameFlags b) {
+  return a = a & b;
+}
+constexpr bool any(FrameFlags f) {
+  return static_cast<std::uint32_t>(f) != 0;
+}
 
 // Describes one track of a stream. `description` is opaque to the engine (the
 // GStreamer bridge stores serialized caps there).
@@ -77,9 +83,9 @@ struct MediaFrame {
   MediaKind kind = MediaKind::Video;
   CodecId codec = CodecId::Unknown;
   std::uint32_t track = 0;
-  std::int64_t pts = 0;               // ns
-  std::optional<std::int64_t> dts;    // ns
-  std::int64_t duration = 0;          // ns, 0 = unknown
+  std::int64_t pts = 0;             // ns
+  std::optional<std::int64_t> dts;  // ns
+  std::int64_t duration = 0;        // ns, 0 = unknown
   FrameFlags flags = FrameFlags::None;
   Bytes payload;
   std::shared_ptr<const TrackInfo> info;  // usually only on CONFIG frames

@@ -20,8 +20,8 @@ namespace arcly {
 struct SubscriberCounters {
   std::uint64_t id = 0;
   std::atomic<std::uint64_t> delivered{0};
-  std::atomic<std::uint64_t> dropped{0};       // frames skipped because it lagged
-  std::atomic<std::uint64_t> lag_events{0};    // how many times it lagged
+  std::atomic<std::uint64_t> dropped{0};     // frames skipped because it lagged
+  std::atomic<std::uint64_t> lag_events{0};  // how many times it lagged
 };
 
 struct SubscriberQos {
@@ -34,16 +34,16 @@ struct SubscriberQos {
 struct QosSnapshot {
   std::uint64_t frames = 0;
   std::uint64_t bytes = 0;
-  std::uint64_t keyframes = 0;  // keyframes of the primary track (GOP starts)
-  double bitrate_bps = 0;   // over the sliding window
-  double fps = 0;           // primary-track frames per second over the window
+  std::uint64_t keyframes = 0;        // keyframes of the primary track (GOP starts)
+  double bitrate_bps = 0;             // over the sliding window
+  double fps = 0;                     // primary-track frames per second over the window
   std::uint64_t last_gop_frames = 0;  // primary-track frames in the last complete GOP
   std::size_t subscribers = 0;
   std::vector<SubscriberQos> per_subscriber;
   std::chrono::system_clock::time_point publish_started;
   std::chrono::nanoseconds since_last_frame{-1};  // -1 if no frame yet
-  std::uint64_t cached_frames = 0;  // frames a late joiner would replay now
-  std::size_t ring_bytes = 0;       // payload bytes held by the bus
+  std::uint64_t cached_frames = 0;                // frames a late joiner would replay now
+  std::size_t ring_bytes = 0;                     // payload bytes held by the bus
 };
 
 class QosCounters {

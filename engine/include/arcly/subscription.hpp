@@ -66,9 +66,9 @@ class Subscription {
   // Never blocks: Frame, Lagged, Empty or Closed.
   Received try_recv();
   // Blocks until a result, the deadline (Timeout) or `stop` (Cancelled).
-  Received recv(std::chrono::steady_clock::time_point deadline =
-                    std::chrono::steady_clock::time_point::max(),
-                std::stop_token stop = {});
+  Received recv(
+      std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
+      std::stop_token stop = {});
   template <class Rep, class Period>
   Received recv_for(std::chrono::duration<Rep, Period> timeout, std::stop_token stop = {}) {
     return recv(std::chrono::steady_clock::now() + timeout, std::move(stop));
@@ -101,7 +101,7 @@ class Subscription {
   SubscribeOptions options_;
   Bus::Hazard* hazard_ = nullptr;
   std::shared_ptr<SubscriberCounters> counters_;
-  std::vector<FrameRef> pending_;   // configs to deliver before the next ring frame
+  std::vector<FrameRef> pending_;  // configs to deliver before the next ring frame
   struct DeliveredConfig {
     std::uint32_t track;
     const void* id;
