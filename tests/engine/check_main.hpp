@@ -83,3 +83,12 @@ struct ReleaseCounter {
     }                                                                                   \
     ck_assert_msg(thrown_, "%s did not throw", #expr);                                  \
   } while (0)
+
+// Compares text by value (ck_assert_str_eq on a temporary's c_str() would dangle).
+#define ck_assert_text(expr, expected)                                                  \
+  do {                                                                                  \
+    const std::string got_ = (expr);                                                    \
+    const std::string want_ = (expected);                                               \
+    ck_assert_msg(got_ == want_, "%s is '%s', expected '%s'", #expr, got_.c_str(),      \
+                  want_.c_str());                                                       \
+  } while (0)

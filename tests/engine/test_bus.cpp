@@ -32,7 +32,7 @@ START_TEST(frames_arrive_in_order_and_shared) {
   ck_assert_ptr_eq(f.id(), mine.id());  // the same node, not a copy
   ck_assert_uint_eq(f.position(), 0);
   ck_assert(r.read(f, skipped) == Bus::Read::Frame);
-  ck_assert_str_eq(testing::text(f).c_str(), "frame-1");
+  ck_assert_text(testing::text(f), "frame-1");
   ck_assert(r.read(f, skipped) == Bus::Read::Empty);
 }
 END_TEST

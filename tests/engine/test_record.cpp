@@ -32,7 +32,7 @@ START_TEST(a_recorder_is_flushed_when_its_publisher_disconnects) {
   ck_assert(result.stream_ended);
   ck_assert_int_eq(sink.flushes, 1);
   ck_assert_uint_eq(sink.frames.size(), 2);
-  ck_assert_str_eq(sink.frames[0].c_str(), "frame-0");
+  ck_assert_text(sink.frames[0], "frame-0");
 }
 END_TEST
 
@@ -60,7 +60,7 @@ START_TEST(file_storage_commits_atomically_lists_and_removes) {
   { auto abandoned = storage.create("live/cam/b.bin"); }  // never committed: removed
   auto objects = storage.list("live/");
   ck_assert_uint_eq(objects.size(), 1);
-  ck_assert_str_eq(objects[0].path.c_str(), "live/cam/a.bin");
+  ck_assert_text(objects[0].path, "live/cam/a.bin");
   ck_assert_uint_eq(objects[0].size, 3);
   ck_assert(storage.local_path("live/cam/a.bin") == root / "live/cam/a.bin");
   ck_assert_throws_code(storage.create("../escape"), Errc::InvalidArgument, "../escape");

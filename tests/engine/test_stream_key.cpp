@@ -6,9 +6,9 @@ using arcly::StreamKey;
 
 START_TEST(valid_keys_parse) {
   auto k = StreamKey::parse("live/cam-1_A.b");
-  ck_assert_str_eq(k.app().c_str(), "live");
-  ck_assert_str_eq(k.stream().c_str(), "cam-1_A.b");
-  ck_assert_str_eq(k.str().c_str(), "live/cam-1_A.b");
+  ck_assert_text(k.app(), "live");
+  ck_assert_text(k.stream(), "cam-1_A.b");
+  ck_assert_text(k.str(), "live/cam-1_A.b");
   ck_assert(StreamKey("live", "cam") == StreamKey::parse("live/cam"));
   ck_assert(StreamKey::parse(std::string(64, 'a') + "/" + std::string(64, 'b')).app().size() == 64);
   ck_assert(StreamKey::parse("a/..b").stream() == "..b");  // dots inside a name are fine

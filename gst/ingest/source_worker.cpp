@@ -1,0 +1,519 @@
+#include "source_worker.hpp"
+
+#include <gst/app/gstappsink.h>
+
+#include <functional>
+
+#include "arcly/error.hpp"
+#include "caps_track.hpp"
+#include "gst_ptr.hpp"
+#include "track_publisher.hpp"
+#include "backoff.hpp"
+#include "url.hpp"
+
+GST_DEBUG_CATEGORY_STATIC(arcly_ingest_debug);
+#define GST_CAT_DEFAULT arcly_ingest_debug
+
+namespace arcly::ingest {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+void ensure_debug_category() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    GST_DEBUG_CATEGORY_INIT(arcly_ingest_debug, "arclyingest", 0, "arcly ingest workers");
+  });
+}
+}  // namespace
+
+std::string_view state_name(WorkerState state) {
+  switch (state) {
+    case WorkerState::Idle: return "idle";
+    case WorkerState::Connecting: return "connecting";
+    case WorkerState::Listening: return "listening";
+    case WorkerState::Live: return "live";
+    case WorkerState::Retrying: return "retrying";
+    case WorkerState::Stopped: return "stopped";
+  }
+  return "idle";
+}
+
+std::string_view failure_name(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::None: return "none";
+    case FailureKind::Error: return "error";
+    case FailureKind::Auth: return "authentication";
+    case FailureKind::EndOfStream: return "end-of-stream";
+    case FailureKind::Timeout: return "timeout";
+    case FailureKind::Refused: return "refused";
+    case FailureKind::CallerLeft: return "caller-left";
+  }
+  return "none";
+}
+
+struct SourceWorker::Track {
+  Track(SourceWorker* w, std::uint32_t track_id) : worker(w), id(track_id) { publisher.emplace(id); }
+  ~Track() { gst_clear_caps(&last_caps); }
+  // A new publish session starts the track afresh (configs are sent again).
+  void restart() {
+    publisher.emplace(id);
+    gst_clear_caps(&last_caps);
+    discont = false;
+  }
+  SourceWorker* worker;
+  std::uint32_t id;
+  std::optional<gst::TrackPublisher> publisher;
+  GstCaps* last_caps = nullptr;
+  bool discont = false;
+  std::int64_t last_pts = 0;
+};
+
+SourceWorker::SourceWorker(WorkerSettings settings) : settings_(std::move(settings)) {
+  ensure_debug_category();
+}
+
+SourceWorker::~SourceWorker() = default;
+
+WorkerStats SourceWorker::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  return stats_;
+}
+
+void SourceWorker::set_state(WorkerState state) {
+  {
+    std::lock_guard lock(stats_mutex_);
+    stats_.state = state;
+  }
+  stats_cv_.notify_all();
+}
+
+std::optional<StreamKey> SourceWorker::current_key() { return settings_.key; }
+
+void SourceWorker::touch_watchdog() { last_frame_ns_.store(now_ns(), std::memory_order_relaxed); }
+
+std::shared_ptr<PublishRegistry> SourceWorker::registry() const {
+  std::lock_guard lock(media_mutex_);
+  return ctx_ ? ctx_->registry() : nullptr;
+}
+
+bool SourceWorker::holds_key(const StreamKey& key) const {
+  std::lock_guard lock(media_mutex_);
+  return session_ && session_->key() == key;
+}
+
+std::vector<GstElement*> SourceWorker::media_elements(GstElement* source) { return {source}; }
+
+std::optional<Failure> SourceWorker::on_element_message(GstMessage*) { return std::nullopt; }
+
+Failure SourceWorker::classify_error(GstMessage* message) {
+  GError* err = nullptr;
+  gchar* debug = nullptr;
+  gst_message_parse_error(message, &err, &debug);
+  Failure f;
+  f.kind = err && err->domain == GST_RESOURCE_ERROR && err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED
+               ? FailureKind::Auth
+               : FailureKind::Error;
+  const gchar* from = GST_MESSAGE_SRC_NAME(message);
+  f.message = redact(std::string(from ? from : "pipeline") + ": " +
+                     (err && err->message ? err->message : "unknown error"));
+  GST_DEBUG("%s: error detail: %s", settings_.name.c_str(), redact(debug ? debug : "").c_str());
+  g_clear_error(&err);
+  g_free(debug);
+  return f;
+}
+
+void SourceWorker::fail_attempt(Failure f) {
+  // Called with media_mutex_ held; the first failure of an attempt wins.
+  if (!attempt_failure_) attempt_failure_ = std::move(f);
+}
+
+// --- Pipeline assembly (streaming threads) -------------------------------
+
+void SourceWorker::on_pad_added(GstElement* element, GstPad* pad, gpointer self) {
+  if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC || gst_pad_is_linked(pad)) return;
+  GstObject* parent = gst_object_get_parent(GST_OBJECT(element));
+  if (!parent) return;
+  static_cast<SourceWorker*>(self)->attach_parser(pad, GST_BIN(parent));
+  gst_object_unref(parent);
+}
+
+void SourceWorker::attach_parser(GstPad* pad, GstBin* bin) {
+  GstElement* parse = gst_element_factory_make("parsebin", nullptr);
+  if (!parse) {
+    std::lock_guard lock(media_mutex_);
+    fail_attempt({FailureKind::Error, "the parsebin element is missing (gst-plugins-base)"});
+    return;
+  }
+  g_signal_connect(parse, "pad-added", G_CALLBACK(&SourceWorker::on_parsed_pad_added), this);
+  gst_bin_add(bin, parse);
+  GstPad* sink = gst_element_get_static_pad(parse, "sink");
+  const bool linked = gst_pad_link(pad, sink) == GST_PAD_LINK_OK;
+  gst_object_unref(sink);
+  gst_element_sync_state_with_parent(parse);
+  if (!linked) {
+    std::lock_guard lock(media_mutex_);
+    fail_attempt({FailureKind::Error, "cannot link the source to parsebin"});
+  }
+}
+
+void SourceWorker::on_parsed_pad_added(GstElement* element, GstPad* pad, gpointer self) {
+  GstObject* parent = gst_object_get_parent(GST_OBJECT(element));
+  if (!parent) return;
+  static_cast<SourceWorker*>(self)->attach_sink(pad, GST_BIN(parent));
+  gst_object_unref(parent);
+}
+
+void SourceWorker::attach_sink(GstPad* pad, GstBin* bin) {
+  GstCaps* caps = gst_pad_get_current_caps(pad);
+  if (!caps) caps = gst_pad_query_caps(pad, nullptr);
+  const MediaKind kind = caps && gst_caps_is_fixed(caps) ? gst::describe_caps(caps).kind
+                                                         : MediaKind::Data;
+  if (caps) gst_caps_unref(caps);
+  Track* track = nullptr;
+  {
+    std::lock_guard lock(media_mutex_);
+    const std::string prefix(gst::pad_prefix(kind));
+    const std::string id = prefix + "#" + std::to_string(ordinals_[prefix]++);
+    auto& slot = tracks_[id];
+    if (!slot) slot = std::make_unique<Track>(this, static_cast<std::uint32_t>(tracks_.size() - 1));
+    track = slot.get();
+  }
+  GstElement* sink = gst_element_factory_make("appsink", nullptr);
+  g_object_set(sink, "sync", FALSE, "async", FALSE, "enable-last-sample", FALSE, "max-buffers", 0u,
+               nullptr);
+  GstAppSinkCallbacks callbacks{};
+  callbacks.new_sample = &SourceWorker::on_new_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(sink), &callbacks, track, nullptr);
+  gst_bin_add(bin, sink);
+  GstPad* sinkpad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_link(pad, sinkpad);
+  gst_object_unref(sinkpad);
+  gst_element_sync_state_with_parent(sink);
+}
+
+GstFlowReturn SourceWorker::on_new_sample(GstAppSink* sink, gpointer data) {
+  auto* track = static_cast<Track*>(data);
+  GstSample* sample = gst_app_sink_pull_sample(sink);
+  if (!sample) return GST_FLOW_EOS;
+  track->worker->on_sample(*track, sample);
+  gst_sample_unref(sample);
+  return GST_FLOW_OK;
+}
+
+// --- Publishing (streaming threads) --------------------------------------
+
+void SourceWorker::on_sample(Track& track, GstSample* sample) {
+  GstBuffer* buffer = gst_sample_get_buffer(sample);
+  GstCaps* caps = gst_sample_get_caps(sample);
+  const GstSegment* segment = gst_sample_get_segment(sample);
+  if (!buffer || !caps) return;
+
+  auto key = current_key();
+  if (!key) return;  // e.g. a listener between callers
+  std::lock_guard lock(media_mutex_);
+  if (!attempt_active_ || attempt_failure_) return;
+  if (session_ && session_->key() != *key) {
+    // A different publisher on the same worker (SRT listener): the stream kept
+    // in grace ends now.
+    session_->finish();
+    session_.reset();
+    grace_until_.reset();
+    for (auto& [id, t] : tracks_) t->discont = false;
+  }
+  if (!session_) {
+    try {
+      session_.emplace(ctx_->open_publish(*key));
+    } catch (const Error& e) {
+      fail_attempt({FailureKind::Refused, e.what()});
+      return;
+    }
+    ts_offset_ = 0;
+    need_offset_ = false;
+    for (auto& [id, t] : tracks_) t->restart();
+    std::lock_guard slock(stats_mutex_);
+    stats_.key = key;
+  }
+  if (grace_until_) {
+    grace_until_.reset();
+    std::lock_guard slock(stats_mutex_);
+    stats_.in_grace = false;
+  }
+
+  auto running = [&](GstClockTime t) -> std::optional<std::int64_t> {
+    if (!GST_CLOCK_TIME_IS_VALID(t) || !segment || segment->format != GST_FORMAT_TIME) {
+      return std::nullopt;
+    }
+    const GstClockTime rt = gst_segment_to_running_time(segment, GST_FORMAT_TIME, t);
+    if (!GST_CLOCK_TIME_IS_VALID(rt)) return std::nullopt;
+    return static_cast<std::int64_t>(rt);
+  };
+  std::optional<std::int64_t> pts = running(GST_BUFFER_PTS(buffer));
+  std::optional<std::int64_t> dts = running(GST_BUFFER_DTS(buffer));
+  if (!pts) pts = dts;
+  if (!pts) pts = track.last_pts - ts_offset_;  // e.g. a header buffer: at the previous frame
+  if (need_offset_) {
+    // Continue the session's timeline after a reconnect.
+    ts_offset_ = ts_end_ + 1'000'000 - *pts;
+    need_offset_ = false;
+  }
+  const std::int64_t out_pts = *pts + ts_offset_;
+  std::optional<std::int64_t> out_dts;
+  if (dts) out_dts = *dts + ts_offset_;
+  const std::int64_t duration =
+      GST_BUFFER_DURATION_IS_VALID(buffer) ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
+                                           : 0;
+  std::vector<MediaFrame> frames;
+  if (!track.last_caps || !gst_caps_is_equal(track.last_caps, caps)) {
+    gst_caps_replace(&track.last_caps, caps);
+    frames.push_back(track.publisher->on_caps(caps, out_pts));
+  }
+  try {
+    for (auto& f : track.publisher->on_buffer(buffer, out_pts, out_dts, duration)) {
+      frames.push_back(std::move(f));
+    }
+    std::uint64_t bytes = 0, count = 0;
+    for (auto& f : frames) {
+      if (track.discont && !f.is_config()) {
+        f.flags |= FrameFlags::Discont;
+        track.discont = false;
+      }
+      bytes += f.payload.size();
+      count += f.is_config() ? 0 : 1;
+      session_->publish_frame(std::move(f));
+    }
+    track.last_pts = out_pts;
+    ts_end_ = std::max(ts_end_, out_pts + duration);
+    last_frame_ns_.store(now_ns(), std::memory_order_relaxed);
+    {
+      std::lock_guard slock(stats_mutex_);
+      stats_.frames += count;
+      stats_.bytes += bytes;
+    }
+    if (!attempt_live_) {
+      attempt_live_ = true;
+      {
+        std::lock_guard slock(stats_mutex_);
+        if (stats_.attempts > 1) ++stats_.reconnects;
+        stats_.state = WorkerState::Live;
+      }
+      stats_cv_.notify_all();
+      GST_INFO("%s: live, publishing %s", settings_.name.c_str(), session_->key().str().c_str());
+    }
+  } catch (const Error& e) {
+    // The stream was ended under us (reaped, or its engine closed it).
+    fail_attempt({FailureKind::Refused, e.what()});
+    session_.reset();
+  }
+}
+
+// --- Control loop ---------------------------------------------------------
+
+void SourceWorker::check_grace(Clock::time_point now) {
+  std::optional<PublishSession> ended;
+  {
+    std::lock_guard lock(media_mutex_);
+    if (!session_ || !grace_until_ || now < *grace_until_) return;
+    GST_WARNING("%s: no media within the %lld ms grace period: ending %s", settings_.name.c_str(),
+                static_cast<long long>(settings_.grace.count()), session_->key().str().c_str());
+    ended = std::move(session_);
+    session_.reset();
+    grace_until_.reset();
+    std::lock_guard slock(stats_mutex_);
+    stats_.in_grace = false;
+    stats_.key.reset();
+  }
+  ended->finish();  // subscribers drain and see the end
+}
+
+void SourceWorker::end_session() {
+  std::optional<PublishSession> ended;
+  {
+    std::lock_guard lock(media_mutex_);
+    ended = std::move(session_);
+    session_.reset();
+    grace_until_.reset();
+    std::lock_guard slock(stats_mutex_);
+    stats_.in_grace = false;
+    stats_.key.reset();
+  }
+  if (ended) ended->finish();
+}
+
+Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop) {
+  GstElement* source = nullptr;
+  try {
+    source = make_source();
+  } catch (const Error& e) {
+    return {FailureKind::Error, redact(e.what())};
+  }
+  if (!source) return {FailureKind::Error, "the source could not be created"};
+  gst::ElementPtr pipeline(gst_pipeline_new(nullptr));
+  gst_bin_add(GST_BIN(pipeline.get()), source);
+  {
+    std::lock_guard lock(media_mutex_);
+    ctx_ = &ctx;
+    attempt_active_ = true;
+    attempt_live_ = false;
+    attempt_failure_.reset();
+    ordinals_.clear();
+    need_offset_ = session_.has_value();
+    for (auto& [id, track] : tracks_) track->discont = session_.has_value();
+  }
+  last_frame_ns_.store(now_ns(), std::memory_order_relaxed);
+  for (GstElement* e : media_elements(source)) {
+    g_signal_connect(e, "pad-added", G_CALLBACK(&SourceWorker::on_pad_added), this);
+    // Pads that exist already (e.g. "videotestsrc ! x264enc"'s src).
+    GstIterator* it = gst_element_iterate_src_pads(e);
+    GValue item = G_VALUE_INIT;
+    while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+      auto* pad = GST_PAD(g_value_get_object(&item));
+      if (!gst_pad_is_linked(pad)) on_pad_added(e, pad, this);
+      g_value_reset(&item);
+    }
+    g_value_unset(&item);
+    gst_iterator_free(it);
+  }
+
+  gst::ObjectPtr bus(GST_OBJECT(gst_element_get_bus(pipeline.get())));
+  Failure result;
+  if (gst_element_set_state(pipeline.get(), GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    result = {FailureKind::Error, "the source pipeline failed to start"};
+    if (GstMessage* m = gst_bus_pop_filtered(GST_BUS(bus.get()), GST_MESSAGE_ERROR)) {
+      result = classify_error(m);
+      gst_message_unref(m);
+    }
+  }
+  const auto mask = static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS |
+                                                GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING);
+  while (result.kind == FailureKind::None && !stop.stop_requested()) {
+    if (GstMessage* m = gst_bus_timed_pop_filtered(GST_BUS(bus.get()), 50 * GST_MSECOND, mask)) {
+      switch (GST_MESSAGE_TYPE(m)) {
+        case GST_MESSAGE_ERROR: result = classify_error(m); break;
+        case GST_MESSAGE_EOS: result = {FailureKind::EndOfStream, "the source ended (EOS)"}; break;
+        case GST_MESSAGE_ELEMENT:
+          if (auto f = on_element_message(m)) result = std::move(*f);
+          break;
+        case GST_MESSAGE_WARNING: {
+          GError* err = nullptr;
+          gst_message_parse_warning(m, &err, nullptr);
+          GST_INFO("%s: warning from %s: %s", settings_.name.c_str(), GST_MESSAGE_SRC_NAME(m),
+                   redact(err ? err->message : "").c_str());
+          g_clear_error(&err);
+          break;
+        }
+        default: break;
+      }
+      gst_message_unref(m);
+    }
+    {
+      std::lock_guard lock(media_mutex_);
+      if (attempt_failure_ && result.kind == FailureKind::None) result = *attempt_failure_;
+    }
+    if (!expects_media()) touch_watchdog();
+    const std::int64_t idle = now_ns() - last_frame_ns_.load(std::memory_order_relaxed);
+    if (result.kind == FailureKind::None &&
+        idle > std::chrono::nanoseconds(settings_.timeout).count()) {
+      result = {FailureKind::Timeout,
+                "no media for " + std::to_string(settings_.timeout.count()) + " ms"};
+    }
+    check_grace(Clock::now());
+  }
+  {
+    std::lock_guard lock(media_mutex_);
+    attempt_active_ = false;
+  }
+  gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+  return result;
+}
+
+void SourceWorker::serve(IngestContext ctx, std::stop_token stop) {
+  Backoff backoff(settings_.backoff_initial, settings_.backoff_max,
+                  static_cast<unsigned>(std::hash<std::string>{}(settings_.name)));
+  std::mutex wait_mutex;
+  std::condition_variable_any wait_cv;
+  while (!stop.stop_requested()) {
+    {
+      std::lock_guard lock(stats_mutex_);
+      if (settings_.max_attempts != 0 && stats_.attempts >= settings_.max_attempts) break;
+      ++stats_.attempts;
+      stats_.state = WorkerState::Connecting;
+      stats_.retry_in = 0ms;
+    }
+    stats_cv_.notify_all();
+    Failure failure = run_attempt(ctx, stop);
+    if (stop.stop_requested()) break;
+
+    bool was_live = false;
+    {
+      std::lock_guard lock(media_mutex_);
+      was_live = attempt_live_;
+      if (session_ && !grace_until_) grace_until_ = Clock::now() + settings_.grace;
+    }
+    if (was_live) backoff.reset();
+    const auto delay = failure.kind == FailureKind::CallerLeft ? 0ms : backoff.next();
+    {
+      std::lock_guard lock(stats_mutex_);
+      stats_.last_failure = failure;
+      stats_.state = WorkerState::Retrying;
+      stats_.retry_in = delay;
+      stats_.in_grace = stats_.key.has_value();
+    }
+    stats_cv_.notify_all();
+    GST_WARNING("%s: %s: %s; retrying in %lld ms", settings_.name.c_str(),
+                std::string(failure_name(failure.kind)).c_str(), failure.message.c_str(),
+                static_cast<long long>(delay.count()));
+    check_grace(Clock::now());
+    const auto deadline = Clock::now() + delay;
+    std::unique_lock lock(wait_mutex);
+    while (!stop.stop_requested() && Clock::now() < deadline) {
+      wait_cv.wait_until(lock, stop, std::min(deadline, Clock::now() + 100ms), [] { return false; });
+      check_grace(Clock::now());
+    }
+  }
+  end_session();
+  {
+    std::lock_guard lock(media_mutex_);
+    ctx_ = nullptr;
+  }
+  set_state(WorkerState::Stopped);
+}
+
+// --- PipelineWorker --------------------------------------------------------
+
+PipelineWorker::PipelineWorker(WorkerSettings settings, std::string description)
+    : SourceWorker(std::move(settings)), description_(std::move(description)) {}
+
+GstElement* PipelineWorker::make_source() {
+  GError* err = nullptr;
+  GstElement* bin = gst_parse_bin_from_description_full(
+      description_.c_str(), FALSE, nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &err);
+  if (!bin) {
+    std::string why = err ? err->message : "unknown error";
+    g_clear_error(&err);
+    throw Error(Errc::InvalidArgument,
+                "source description '" + redact(description_) + "' is invalid: " + redact(why));
+  }
+  g_clear_error(&err);
+  return bin;
+}
+
+std::vector<GstElement*> PipelineWorker::media_elements(GstElement* source) {
+  std::vector<GstElement*> out;
+  GstIterator* it = gst_bin_iterate_elements(GST_BIN(source));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    out.push_back(GST_ELEMENT(g_value_get_object(&item)));  // the bin keeps it alive
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return out;
+}
+
+}  // namespace arcly::ingest

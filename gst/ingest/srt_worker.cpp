@@ -1,0 +1,198 @@
+#include "srt_worker.hpp"
+
+#include "arcly/error.hpp"
+#include "url.hpp"
+
+GST_DEBUG_CATEGORY_STATIC(arcly_srt_debug);
+#define GST_CAT_DEFAULT arcly_srt_debug
+
+namespace arcly::ingest {
+
+bool key_matches(std::string_view pattern, std::string_view key) {
+  // Iterative glob with backtracking on the last '*'.
+  std::size_t p = 0, k = 0, star = std::string_view::npos, mark = 0;
+  while (k < key.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == key[k])) {
+      ++p;
+      ++k;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = k;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      k = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+StreamIdRequest parse_stream_id(std::string_view sid) {
+  StreamIdRequest req;
+  req.mode = "publish";
+  if (sid.empty()) return req;
+  if (!sid.starts_with("#!::")) {
+    req.key = StreamKey::parse(sid);
+    return req;
+  }
+  std::string_view rest = sid.substr(4);
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string_view pair = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    const auto eq = pair.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      throw Error(Errc::InvalidArgument,
+                  "streamid: expected key=value pairs after '#!::', got '" + std::string(pair) + "'");
+    }
+    const std::string_view k = pair.substr(0, eq), v = pair.substr(eq + 1);
+    if (k == "r") {
+      req.key = StreamKey::parse(v);
+    } else if (k == "m") {
+      req.mode = v;
+    } else if (k == "u") {
+      req.user = v;
+    } else if (k == "token") {
+      req.token = v;
+    }
+  }
+  return req;
+}
+
+SrtWorker::SrtWorker(WorkerSettings settings, SrtSettings srt)
+    : SourceWorker(std::move(settings)), srt_(std::move(srt)) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    GST_DEBUG_CATEGORY_INIT(arcly_srt_debug, "arclysrt", 0, "arcly SRT ingest worker");
+  });
+  const UrlParts u = parse_url(srt_.uri);
+  if (u.scheme != "srt") {
+    throw Error(Errc::InvalidArgument, "uri '" + u.redacted() + "': expected an srt:// URI");
+  }
+  if (u.port <= 0) throw Error(Errc::InvalidArgument, "uri '" + u.redacted() + "': no port");
+  if (!srt_.listener && u.host.empty()) {
+    throw Error(Errc::InvalidArgument, "uri '" + u.redacted() + "': a caller needs a host");
+  }
+  if (!srt_.passphrase.empty() && (srt_.passphrase.size() < 10 || srt_.passphrase.size() > 79)) {
+    throw Error(Errc::InvalidArgument, "passphrase: SRT requires 10 to 79 characters");
+  }
+  if (srt_.pbkeylen != 0 && srt_.pbkeylen != 16 && srt_.pbkeylen != 24 && srt_.pbkeylen != 32) {
+    throw Error(Errc::InvalidArgument, "pbkeylen " + std::to_string(srt_.pbkeylen) +
+                                           ": expected 16, 24 or 32");
+  }
+  if (!srt_.listener && !this->settings().key) {
+    throw Error(Errc::InvalidArgument, "key: a caller must be given the stream key to publish");
+  }
+  source_uri_ = "srt://" + (u.host.empty() ? std::string() : u.host) + ":" +
+                std::to_string(u.port) + "?mode=" + (srt_.listener ? "listener" : "caller");
+}
+
+GstElement* SrtWorker::make_source() {
+  GstElement* src = gst_element_factory_make("srtsrc", nullptr);
+  if (!src) throw Error(Errc::InvalidArgument, "the srtsrc element is missing (gstreamer1.0-plugins-bad)");
+  g_object_set(src, "uri", source_uri_.c_str(), nullptr);
+  if (!srt_.passphrase.empty()) g_object_set(src, "passphrase", srt_.passphrase.c_str(), nullptr);
+  if (srt_.pbkeylen != 0) gst_util_set_object_arg(G_OBJECT(src), "pbkeylen", std::to_string(srt_.pbkeylen).c_str());
+  if (srt_.latency_ms >= 0) g_object_set(src, "latency", srt_.latency_ms, nullptr);
+  if (srt_.listener) {
+    g_object_set(src, "keep-listening", TRUE, "authentication", TRUE, nullptr);
+    g_signal_connect(src, "caller-connecting", G_CALLBACK(&SrtWorker::on_caller_connecting), this);
+    std::lock_guard lock(caller_mutex_);
+    caller_key_.reset();
+    set_state(WorkerState::Listening);
+  } else {
+    if (!srt_.streamid.empty()) g_object_set(src, "streamid", srt_.streamid.c_str(), nullptr);
+    g_object_set(src, "auto-reconnect", FALSE, nullptr);
+  }
+  return src;
+}
+
+std::string SrtWorker::vet_caller(std::string_view streamid) {
+  StreamIdRequest req;
+  std::string why;
+  try {
+    req = parse_stream_id(streamid);
+  } catch (const Error& e) {
+    why = e.what();
+  }
+  if (why.empty() && !req.key) req.key = srt_.default_key;
+  if (why.empty() && !req.key) why = "no stream key in the streamid and no default key configured";
+  if (why.empty() && req.mode != "publish") {
+    why = "m=" + req.mode + ": this listener only accepts publishers (m=publish)";
+  }
+  if (why.empty()) {
+    const std::string key = req.key->str();
+    bool allowed = false;
+    for (const auto& pattern : srt_.allow) allowed = allowed || key_matches(pattern, key);
+    if (!allowed) why = "stream " + key + " is not in the allowed keys";
+    for (const auto& [pattern, token] : srt_.tokens) {
+      if (why.empty() && key_matches(pattern, key) && req.token != token) {
+        why = "wrong or missing token for stream " + key;
+      }
+    }
+  }
+  if (why.empty()) {
+    const auto reg = registry();
+    auto* engine = dynamic_cast<PlaybackRegistry*>(reg.get());
+    if (engine && !holds_key(*req.key)) {
+      try {
+        engine->get_stream(*req.key);
+        why = "stream " + req.key->str() + " is already being published";
+      } catch (const Error&) {
+      }
+    }
+  }
+  std::lock_guard lock(caller_mutex_);
+  if (!why.empty()) {
+    ++rejected_;
+    GST_WARNING("%s: caller rejected: %s", settings().name.c_str(), why.c_str());
+    return why;
+  }
+  caller_key_ = req.key;
+  GST_INFO("%s: caller accepted for %s%s", settings().name.c_str(), req.key->str().c_str(),
+           req.user.empty() ? "" : (" (u=" + req.user + ")").c_str());
+  return {};
+}
+
+std::uint64_t SrtWorker::callers_rejected() const {
+  std::lock_guard lock(caller_mutex_);
+  return rejected_;
+}
+
+gboolean SrtWorker::on_caller_connecting(GstElement*, GObject*, gchar* streamid,
+                                         gpointer self) {
+  auto* w = static_cast<SrtWorker*>(self);
+  const bool ok = w->vet_caller(streamid ? streamid : "").empty();
+  if (ok) {
+    w->touch_watchdog();
+    w->set_state(WorkerState::Connecting);
+  }
+  return ok;
+}
+
+std::optional<Failure> SrtWorker::on_element_message(GstMessage* message) {
+  const GstStructure* s = gst_message_get_structure(message);
+  if (srt_.listener && s && gst_structure_has_name(s, "connection-removed")) {
+    std::lock_guard lock(caller_mutex_);
+    const std::string key = caller_key_ ? caller_key_->str() : "?";
+    caller_key_.reset();
+    return Failure{FailureKind::CallerLeft, "the caller publishing " + key + " left"};
+  }
+  return std::nullopt;
+}
+
+std::optional<StreamKey> SrtWorker::current_key() {
+  if (!srt_.listener) return settings().key;
+  std::lock_guard lock(caller_mutex_);
+  return caller_key_;
+}
+
+bool SrtWorker::expects_media() {
+  if (!srt_.listener) return true;
+  std::lock_guard lock(caller_mutex_);
+  return caller_key_.has_value();
+}
+
+}  // namespace arcly::ingest
