@@ -138,6 +138,7 @@ struct SrcPrivate {
 
   GstTask* task = nullptr;
   GRecMutex task_lock;
+  std::mutex task_state_lock;  // orders the task's self-pause against stop
 
   // Task-owned state.
   std::optional<arcly::Subscription> sub;
@@ -620,7 +621,11 @@ void task_loop(gpointer data) {
                       ("stream %s: %s", self->priv->run.stream_key.c_str(), e.what()), (nullptr));
     push_eos_all(self);
   }
-  if (s == Step::Pause) gst_task_pause(self->priv->task);
+  if (s == Step::Pause) {
+    // Never turn a stop into a pause: the state change stops under the same lock.
+    std::lock_guard lock(self->priv->task_state_lock);
+    if (!self->priv->stop.stop_requested()) gst_task_pause(self->priv->task);
+  }
 }
 
 bool prepare(GstArclySrc* self) {
@@ -708,7 +713,15 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element, GstS
     }
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!prepare(self)) return GST_STATE_CHANGE_FAILURE;
-      p->stop = std::stop_source();
+      {
+        std::lock_guard state_lock(p->task_state_lock);
+        p->stop = std::stop_source();
+      }
+      {
+        gchar* name = g_strdup_printf("%s:task", GST_OBJECT_NAME(self));
+        gst_object_set_name(GST_OBJECT(p->task), name);
+        g_free(name);
+      }
       p->group_id = gst_util_group_id_next();
       p->stats.frames = 0;
       p->stats.bytes = 0;
@@ -727,8 +740,11 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element, GstS
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       // Stop the task first so it cannot push while the pads go away; every
       // blocking call it makes watches this stop token.
-      gst_task_stop(p->task);
-      p->stop.request_stop();
+      {
+        std::lock_guard state_lock(p->task_state_lock);
+        p->stop.request_stop();
+        gst_task_stop(p->task);
+      }
       {
         std::lock_guard lock(p->lock);
         p->cond.notify_all();
@@ -851,9 +867,6 @@ static void gst_arcly_src_init(GstArclySrc* self) {
   g_rec_mutex_init(&p->task_lock);
   p->task = gst_task_new(task_loop, self, nullptr);
   gst_task_set_lock(p->task, &p->task_lock);
-  gchar* name = g_strdup_printf("%s:task", GST_OBJECT_NAME(self));
-  gst_object_set_name(GST_OBJECT(p->task), name);
-  g_free(name);
   p->combiner = gst_flow_combiner_new();
   GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SOURCE);
 }

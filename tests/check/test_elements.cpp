@@ -1,0 +1,339 @@
+// arclysink / arclysrc contracts that need no encoder: key validation, publish
+// slot, wait=0, prompt unblocking, zero copy, timestamps, caps changes, named
+// engines, the URI handler and the documentation of every property.
+#include <gst/check/gstharness.h>
+
+#include <cstring>
+#include <string>
+
+#include "arcly/engine.hpp"
+#include "engine_registry.hpp"
+#include "helpers.hpp"
+
+namespace {
+
+// A pipeline holding one element; returns the error text of a failed state change.
+std::string failed_state_change(const std::string& line, GstState target) {
+  GstElement* p = th::launch(line);
+  GstStateChangeReturn r = gst_element_set_state(p, target);
+  fail_unless(r == GST_STATE_CHANGE_FAILURE, "'%s' should fail to reach %s", line.c_str(),
+              gst_element_state_get_name(target));
+  GstMessage* m = th::wait_message(p, GST_MESSAGE_ERROR, 5);
+  fail_unless(m != nullptr, "no error message for '%s'", line.c_str());
+  std::string text = th::error_text(m);
+  gst_message_unref(m);
+  th::stop(p);
+  return text;
+}
+
+bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
+
+}  // namespace
+
+GST_START_TEST(test_bad_key) {
+  std::string t = failed_state_change("fakesrc ! arclysink stream=\"live/bad key\"", GST_STATE_READY);
+  fail_unless(contains(t, "\"live/bad key\"") && contains(t, "app/stream"), "message: %s", t.c_str());
+  t = failed_state_change("fakesrc ! arclysink", GST_STATE_READY);
+  fail_unless(contains(t, "no stream key") && contains(t, "app/stream"), "message: %s", t.c_str());
+  t = failed_state_change("arclysrc stream=nokey ! fakesink", GST_STATE_READY);
+  fail_unless(contains(t, "\"nokey\"") && contains(t, "live/cam"), "message: %s", t.c_str());
+}
+GST_END_TEST;
+
+GST_START_TEST(test_not_published_wait0) {
+  std::string t = failed_state_change("arclysrc stream=live/nobody wait=0 ! fakesink", GST_STATE_PAUSED);
+  fail_unless(contains(t, "stream live/nobody is not being published"), "message: %s", t.c_str());
+}
+GST_END_TEST;
+
+GST_START_TEST(test_wait_timeout) {
+  GstElement* p = th::launch("arclysrc stream=live/late-never wait=50 ! fakesink");
+  th::play(p);
+  GstMessage* m = th::wait_message(p, GST_MESSAGE_ERROR, 10);
+  fail_unless(m != nullptr);
+  std::string t = th::error_text(m);
+  gst_message_unref(m);
+  fail_unless(contains(t, "live/late-never") && contains(t, "not being published"), "message: %s", t.c_str());
+  th::stop(p);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_duplicate_publisher) {
+  GstElement* first = th::launch("appsrc is-live=true format=time ! arclysink stream=live/dup");
+  fail_unless(th::set_state(first, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  std::string t = failed_state_change("appsrc is-live=true format=time ! arclysink stream=live/dup",
+                                      GST_STATE_PAUSED);
+  fail_unless(contains(t, "live/dup") && contains(t, "already"), "message: %s", t.c_str());
+  th::stop(first);
+  // Leaving PAUSED released the slot: a new publisher may claim it.
+  GstElement* again = th::launch("appsrc is-live=true format=time ! arclysink stream=live/dup");
+  fail_unless(th::set_state(again, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  th::stop(again);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_unblocks_while_waiting) {
+  // Waiting forever for a stream, then waiting for a frame: both must let go at once.
+  GstElement* p = th::launch("arclysrc stream=live/forever wait=-1 ! fakesink");
+  th::play(p);
+  th::stop(p);  // would hang (test timeout) if the task ignored the stop
+
+  GstElement* pub = th::launch("appsrc is-live=true format=time caps=video/x-test ! arclysink name=pub stream=live/idle");
+  th::play(pub);
+  GstElement* sub = th::launch("arclysrc stream=live/idle ! fakesink");
+  th::play(sub);
+  th::wait_stat(th::by_name(pub, "pub"), "subscribers", 1);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+namespace {
+
+struct HarnessPublisher {
+  GstHarness* h;
+  GstElement* sink;
+  HarnessPublisher(const char* engine, const char* key, const char* caps) {
+    sink = gst_element_factory_make("arclysink", nullptr);
+    g_object_set(sink, "engine", engine, "stream", key, nullptr);
+    h = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+    gst_harness_play(h);
+    gst_harness_set_src_caps_str(h, caps);
+  }
+  ~HarnessPublisher() {
+    gst_harness_teardown(h);
+    gst_object_unref(sink);
+  }
+};
+
+GstBuffer* keyframe(std::size_t size, GstClockTime pts) {
+  GstBuffer* b = gst_buffer_new_allocate(nullptr, size, nullptr);
+  gst_buffer_memset(b, 0, 0x5a, size);
+  GST_BUFFER_PTS(b) = pts;
+  return b;
+}
+
+}  // namespace
+
+GST_START_TEST(test_zero_copy) {
+  HarnessPublisher pub("zero-copy", "live/zc", "video/x-arcly-test");
+  GstElement* sub = th::launch("arclysrc engine=zero-copy stream=live/zc start=keyframe ! appsink name=out sync=false");
+  th::play(sub);
+
+  GstBuffer* in = keyframe(4096, 0);
+  GstMapInfo in_map;
+  fail_unless(gst_buffer_map(in, &in_map, GST_MAP_READ));
+  const guint8* publisher_bytes = in_map.data;
+  gst_buffer_unmap(in, &in_map);
+  fail_unless_equals_int(gst_harness_push(pub.h, in), GST_FLOW_OK);
+
+  GstSample* s = th::pull(th::by_name(sub, "out"));
+  fail_unless(s != nullptr);
+  GstBuffer* out = gst_sample_get_buffer(s);
+  GstMapInfo out_map;
+  fail_unless(gst_buffer_map(out, &out_map, GST_MAP_READ));
+  fail_unless_equals_int(out_map.size, 4096);
+  fail_unless(out_map.data == publisher_bytes, "the subscriber's payload is a copy");
+  gst_buffer_unmap(out, &out_map);
+  // Read-only: nobody downstream may scribble on the publisher's memory.
+  fail_unless(gst_memory_is_writable(gst_buffer_peek_memory(out, 0)) == FALSE ||
+              GST_MINI_OBJECT_FLAG_IS_SET(gst_buffer_peek_memory(out, 0), GST_MEMORY_FLAG_READONLY));
+  fail_unless(th::publisher_ts(out) != GST_CLOCK_TIME_NONE, "no publisher timestamp meta");
+  gst_sample_unref(s);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_timestamps_and_caps_change) {
+  HarnessPublisher pub("ts", "live/ts", "video/x-arcly-test,width=1");
+  GstElement* sub = th::launch("arclysrc engine=ts stream=live/ts start=keyframe ! appsink name=out sync=false");
+  th::play(sub);
+  GstElement* out = th::by_name(sub, "out");
+
+  // No timestamp: stamped from the running time.
+  GstBuffer* b = keyframe(16, 0);
+  GST_BUFFER_PTS(b) = GST_CLOCK_TIME_NONE;
+  fail_unless_equals_int(gst_harness_push(pub.h, b), GST_FLOW_OK);
+  GstSample* s = th::pull(out);
+  fail_unless(s != nullptr);
+  GstBuffer* first = gst_sample_get_buffer(s);
+  fail_unless(GST_BUFFER_PTS_IS_VALID(first));
+  fail_unless(GST_BUFFER_FLAG_IS_SET(first, GST_BUFFER_FLAG_DISCONT));
+  const GstClockTime first_pts = GST_BUFFER_PTS(first);
+  GstStructure* st = gst_caps_get_structure(gst_sample_get_caps(s), 0);
+  gint width = 0;
+  fail_unless(gst_structure_get_int(st, "width", &width) && width == 1);
+  gst_sample_unref(s);
+
+  // Caps change mid-stream reaches the subscriber; spacing is kept.
+  gst_harness_set_src_caps_str(pub.h, "video/x-arcly-test,width=2");
+  b = keyframe(16, 40 * GST_MSECOND);
+  fail_unless_equals_int(gst_harness_push(pub.h, b), GST_FLOW_OK);
+  b = keyframe(16, 80 * GST_MSECOND);
+  GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+  fail_unless_equals_int(gst_harness_push(pub.h, b), GST_FLOW_OK);
+  s = th::pull(out);
+  fail_unless(s != nullptr);
+  st = gst_caps_get_structure(gst_sample_get_caps(s), 0);
+  fail_unless(gst_structure_get_int(st, "width", &width) && width == 2, "caps change lost");
+  const GstClockTime second_pts = GST_BUFFER_PTS(gst_sample_get_buffer(s));
+  fail_unless(second_pts > first_pts);
+  gst_sample_unref(s);
+  s = th::pull(out);
+  fail_unless(s != nullptr);
+  GstBuffer* third = gst_sample_get_buffer(s);
+  fail_unless(GST_BUFFER_FLAG_IS_SET(third, GST_BUFFER_FLAG_DELTA_UNIT));
+  fail_unless_equals_uint64(GST_BUFFER_PTS(third) - second_pts, 40 * GST_MSECOND);
+  fail_unless_equals_uint64(th::publisher_ts(third) - th::publisher_ts(gst_sample_get_buffer(s)), 0);
+  gst_sample_unref(s);
+
+  // The publisher's stats count what it published.
+  GstStructure* stats = nullptr;
+  g_object_get(pub.sink, "stats", &stats, nullptr);
+  guint64 frames = 0;
+  guint subscribers = 0;
+  fail_unless(gst_structure_get_uint64(stats, "frames", &frames) && frames >= 3);
+  fail_unless(gst_structure_get_uint(stats, "subscribers", &subscribers) && subscribers == 1);
+  fail_unless(gst_structure_has_field(stats, "bitrate") && gst_structure_has_field(stats, "fps") &&
+              gst_structure_has_field(stats, "keyframes") && gst_structure_has_field(stats, "bytes"));
+  gst_structure_free(stats);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_non_time_segment_refused) {
+  GstElement* p = th::launch("appsrc name=src format=bytes caps=video/x-test ! arclysink stream=live/bytes");
+  th::play(p);
+  GstBuffer* b = gst_buffer_new_allocate(nullptr, 8, nullptr);
+  gst_app_src_push_buffer(GST_APP_SRC(th::by_name(p, "src")), b);
+  GstMessage* m = th::wait_message(p, GST_MESSAGE_ERROR, 10);
+  fail_unless(m != nullptr);
+  std::string t = th::error_text(m);
+  gst_message_unref(m);
+  fail_unless(contains(t, "TIME") && contains(t, "live/bytes"), "message: %s", t.c_str());
+  th::stop(p);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_latency_query) {
+  GstElement* pub = th::launch("appsrc name=src is-live=true format=time caps=video/x-test ! arclysink stream=live/lat");
+  th::play(pub);
+  GstElement* sub = th::launch("arclysrc name=src stream=live/lat latency=40 ! fakesink");
+  th::play(sub);
+  GstPad* pad = nullptr;
+  // The pad appears once the first config arrives: push caps by sending a buffer.
+  GstBuffer* b = gst_buffer_new_allocate(nullptr, 8, nullptr);
+  GST_BUFFER_PTS(b) = 0;
+  gst_app_src_push_buffer(GST_APP_SRC(th::by_name(pub, "src")), b);
+  const gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+  while (!(pad = gst_element_get_static_pad(th::by_name(sub, "src"), "video_0")) &&
+         g_get_monotonic_time() < deadline)
+    g_usleep(5000);
+  fail_unless(pad != nullptr, "no video_0 pad");
+  GstQuery* q = gst_query_new_latency();
+  fail_unless(gst_pad_query(pad, q));
+  gboolean live = FALSE;
+  GstClockTime min = 0, max = 0;
+  gst_query_parse_latency(q, &live, &min, &max);
+  fail_unless(live);
+  fail_unless_equals_uint64(min, 40 * GST_MSECOND);
+  gst_query_unref(q);
+  gst_object_unref(pad);
+  gboolean is_live = FALSE;
+  g_object_get(th::by_name(sub, "src"), "is-live", &is_live, nullptr);
+  fail_unless(is_live);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_named_engines) {
+  // Only the "studio" application, nothing else.
+  auto engine = arcly::Engine::builder().application(arcly::AppSpec("studio").publishers(1)).build();
+  arcly::gst::register_engine("studio", engine);
+  fail_unless(arcly::gst::find_engine("studio") == engine);
+
+  std::string t = failed_state_change("appsrc format=time ! arclysink engine=studio stream=live/cam",
+                                      GST_STATE_PAUSED);
+  fail_unless(contains(t, "live"), "message: %s", t.c_str());
+
+  GstElement* pub = th::launch("appsrc format=time ! arclysink engine=studio stream=studio/cam");
+  fail_unless(th::set_state(pub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  fail_unless(engine->find_stream(arcly::StreamKey("studio", "cam")) != nullptr,
+              "the element did not use the registered engine");
+  // Another engine does not see it.
+  failed_state_change("arclysrc stream=studio/cam wait=0 ! fakesink", GST_STATE_PAUSED);
+  GstElement* sub = th::launch("arclysrc engine=studio stream=studio/cam wait=0 ! fakesink");
+  fail_unless(th::set_state(sub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  th::stop(sub);
+  th::stop(pub);
+  fail_unless(engine->find_stream(arcly::StreamKey("studio", "cam")) == nullptr);
+  fail_unless(arcly::gst::unregister_engine("studio"));
+}
+GST_END_TEST;
+
+GST_START_TEST(test_uri_handler) {
+  GError* err = nullptr;
+  GstElement* e = gst_element_make_from_uri(GST_URI_SRC, "arcly://live/cam?engine=studio&start=keyframe&persist=1",
+                                            nullptr, &err);
+  fail_unless(e != nullptr && err == nullptr);
+  gchar* stream = nullptr;
+  gchar* engine = nullptr;
+  gint start = -1;
+  gboolean persist = FALSE;
+  g_object_get(e, "stream", &stream, "engine", &engine, "start", &start, "persist", &persist, nullptr);
+  fail_unless_equals_string(stream, "live/cam");
+  fail_unless_equals_string(engine, "studio");
+  fail_unless_equals_int(start, 1);
+  fail_unless(persist);
+  gchar* uri = gst_uri_handler_get_uri(GST_URI_HANDLER(e));
+  fail_unless_equals_string(uri, "arcly://live/cam?engine=studio");
+  g_free(uri);
+  g_free(stream);
+  g_free(engine);
+  fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(e), "arcly://live/bad..key/x", &err));
+  fail_unless(err != nullptr);
+  g_clear_error(&err);
+  gst_object_unref(e);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_properties_documented) {
+  for (const char* name : {"arclysink", "arclysrc"}) {
+    GstElement* e = gst_element_factory_make(name, nullptr);
+    fail_unless(e != nullptr);
+    guint n = 0;
+    GParamSpec** specs = g_object_class_list_properties(G_OBJECT_GET_CLASS(e), &n);
+    for (guint i = 0; i < n; ++i) {
+      if (specs[i]->owner_type != G_OBJECT_TYPE(e)) continue;
+      const gchar* blurb = g_param_spec_get_blurb(specs[i]);
+      fail_unless(blurb && std::strlen(blurb) > 20, "%s::%s has no useful blurb", name, specs[i]->name);
+    }
+    g_free(specs);
+    GstElementFactory* f = gst_element_get_factory(e);
+    fail_unless(std::strlen(gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_DESCRIPTION)) > 20);
+    gst_object_unref(e);
+  }
+}
+GST_END_TEST;
+
+static Suite* arcly_elements_suite() {
+  Suite* s = suite_create("arcly-elements");
+  TCase* tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_bad_key);
+  tcase_add_test(tc, test_not_published_wait0);
+  tcase_add_test(tc, test_wait_timeout);
+  tcase_add_test(tc, test_duplicate_publisher);
+  tcase_add_test(tc, test_unblocks_while_waiting);
+  tcase_add_test(tc, test_zero_copy);
+  tcase_add_test(tc, test_timestamps_and_caps_change);
+  tcase_add_test(tc, test_non_time_segment_refused);
+  tcase_add_test(tc, test_latency_query);
+  tcase_add_test(tc, test_named_engines);
+  tcase_add_test(tc, test_uri_handler);
+  tcase_add_test(tc, test_properties_documented);
+  return s;
+}
+
+GST_CHECK_MAIN(arcly_elements)

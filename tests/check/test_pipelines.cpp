@@ -1,0 +1,387 @@
+// Whole pipelines with real encoders: late joiners decode at once (config +
+// keyframe first), live-edge vs keyframe start, audio+video, Opus, EOS
+// propagation, persist across a publisher restart, a lagging subscriber, the
+// arcly:// URI through uridecodebin, and a late-joined MP4 recording.
+#include <gst/pbutils/pbutils.h>
+
+#include <cstring>
+#include <string>
+
+#include "arcly/engine.hpp"
+#include "engine_registry.hpp"
+#include "helpers.hpp"
+
+namespace {
+
+bool has_sps(GstBuffer* b) {
+  GstMapInfo m;
+  if (!gst_buffer_map(b, &m, GST_MAP_READ)) return false;
+  bool found = false;
+  for (gsize i = 0; i + 4 < m.size; ++i)
+    if (m.data[i] == 0 && m.data[i + 1] == 0 && m.data[i + 2] == 1 && (m.data[i + 3] & 0x1f) == 7) found = true;
+  gst_buffer_unmap(b, &m);
+  return found;
+}
+
+GstClockTime running_time(GstSample* s) {
+  const GstSegment* seg = gst_sample_get_segment(s);
+  return gst_segment_to_running_time(seg, GST_FORMAT_TIME, GST_BUFFER_PTS(gst_sample_get_buffer(s)));
+}
+
+}  // namespace
+
+GST_START_TEST(test_late_joiner_gets_config_and_keyframe) {
+  GstElement* pub = th::launch(th::h264_camera(30) + "! arclysink name=pub stream=live/late");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 40);  // a keyframe at 30 plus a few frames
+
+  GstElement* raw = th::launch("arclysrc stream=live/late ! appsink name=out sync=false");
+  th::play(raw);
+  GstSample* s = th::pull(th::by_name(raw, "out"));
+  fail_unless(s != nullptr);
+  GstBuffer* b = gst_sample_get_buffer(s);
+  fail_unless(GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_HEADER), "first buffer is not the config");
+  fail_unless(has_sps(b), "config buffer holds no SPS");
+  fail_unless(GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DISCONT));
+  gst_sample_unref(s);
+  s = th::pull(th::by_name(raw, "out"));
+  fail_unless(s != nullptr);
+  fail_if(GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(s), GST_BUFFER_FLAG_DELTA_UNIT),
+          "second buffer is not a keyframe");
+  gst_sample_unref(s);
+  th::stop(raw);
+
+  GstElement* dec = th::launch("arclysrc stream=live/late ! h264parse ! avdec_h264 output-corrupt=false ! "
+                               "appsink name=out sync=false");
+  th::play(dec);
+  for (int i = 0; i < 5; ++i) {
+    s = th::pull(th::by_name(dec, "out"));
+    fail_unless(s != nullptr, "decoded frame %d missing", i);
+    fail_unless(th::publisher_ts(gst_sample_get_buffer(s)) != GST_CLOCK_TIME_NONE);
+    gst_sample_unref(s);
+  }
+  th::assert_no_error(dec);
+  th::stop(dec);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+// live-edge: the keyframe is the first picture, the next one is the live edge
+// (cached frames decoded but clipped). keyframe: every cached frame is shown.
+GST_START_TEST(test_start_modes) {
+  GstElement* pub = th::launch(th::h264_camera(600) + "! arclysink name=pub stream=live/modes");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 30);
+
+  for (const char* mode : {"live-edge", "keyframe"}) {
+    GstElement* sub = th::launch(std::string("arclysrc start=") + mode +
+                                 " stream=live/modes ! h264parse ! avdec_h264 output-corrupt=false ! "
+                                 "appsink name=out sync=false");
+    th::play(sub);
+    GstSample* a = th::pull(th::by_name(sub, "out"));
+    GstSample* b = th::pull(th::by_name(sub, "out"));
+    fail_unless(a && b);
+    const GstClockTime ta = th::publisher_ts(gst_sample_get_buffer(a));
+    const GstClockTime tb = th::publisher_ts(gst_sample_get_buffer(b));
+    fail_unless(GST_CLOCK_TIME_IS_VALID(ta) && GST_CLOCK_TIME_IS_VALID(tb) && tb > ta);
+    if (std::strcmp(mode, "live-edge") == 0) {
+      // >= 25 cached frames were skipped over, yet no running time was lost.
+      fail_unless(tb - ta >= 25 * 33 * GST_MSECOND, "no jump to the live edge (%" GST_TIME_FORMAT ")",
+                  GST_TIME_ARGS(tb - ta));
+      fail_unless(running_time(b) >= running_time(a));
+      fail_unless(running_time(b) - running_time(a) < 100 * GST_MSECOND);
+    } else {
+      fail_unless(tb - ta < 100 * GST_MSECOND, "keyframe mode skipped frames");
+      fail_unless(running_time(b) - running_time(a) == GST_BUFFER_PTS(gst_sample_get_buffer(b)) -
+                                                           GST_BUFFER_PTS(gst_sample_get_buffer(a)));
+    }
+    gst_sample_unref(a);
+    gst_sample_unref(b);
+    th::assert_no_error(sub);
+    th::stop(sub);
+  }
+  th::stop(pub);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_audio_video) {
+  GstElement* pub = th::launch("arclysink name=pub stream=live/av " + th::h264_camera(30) +
+                               "! pub. audiotestsrc is-live=true ! avenc_aac ! pub.");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 60);
+
+  GstElement* raw = th::launch("arclysrc name=s stream=live/av s.video_0 ! appsink name=v sync=false "
+                               "s.audio_0 ! appsink name=a sync=false");
+  th::play(raw);
+  GstSample* v = th::pull(th::by_name(raw, "v"));
+  GstSample* a = th::pull(th::by_name(raw, "a"));
+  fail_unless(v && a);
+  fail_unless(GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(v), GST_BUFFER_FLAG_HEADER));
+  fail_if(GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(a), GST_BUFFER_FLAG_DELTA_UNIT));
+  const GstStructure* as = gst_caps_get_structure(gst_sample_get_caps(a), 0);
+  fail_unless(gst_structure_has_name(as, "audio/mpeg") && gst_structure_has_field(as, "codec_data"));
+  gst_sample_unref(v);
+  gst_sample_unref(a);
+  th::stop(raw);
+
+  GstElement* sub = th::launch("arclysrc name=s stream=live/av "
+                               "s.video_0 ! queue ! h264parse ! avdec_h264 output-corrupt=false ! appsink name=v sync=false "
+                               "s.audio_0 ! queue ! aacparse ! avdec_aac ! appsink name=a sync=false");
+  th::play(sub);
+  GstSample* v1 = th::pull(th::by_name(sub, "v"));
+  GstSample* v2 = th::pull(th::by_name(sub, "v"));
+  GstSample* a1 = th::pull(th::by_name(sub, "a"));
+  fail_unless(v1 && v2 && a1);
+  // In sync: the first audio plays where the live video edge plays.
+  const GstClockTime rv = running_time(v2), ra = running_time(a1);
+  const GstClockTime diff = rv > ra ? rv - ra : ra - rv;
+  fail_unless(diff < 150 * GST_MSECOND, "A/V apart by %" GST_TIME_FORMAT, GST_TIME_ARGS(diff));
+  gst_sample_unref(v1);
+  gst_sample_unref(v2);
+  gst_sample_unref(a1);
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_opus) {
+  GstElement* pub = th::launch("audiotestsrc is-live=true ! opusenc ! arclysink name=pub stream=live/opus");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 10);
+  GstElement* sub = th::launch("arclysrc stream=live/opus ! opusdec ! appsink name=out sync=false");
+  th::play(sub);
+  for (int i = 0; i < 5; ++i) {
+    GstSample* s = th::pull(th::by_name(sub, "out"));
+    fail_unless(s != nullptr);
+    gst_sample_unref(s);
+  }
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_eos_propagation) {
+  GstElement* sub = th::launch("arclysrc stream=live/eos wait=-1 ! h264parse ! avdec_h264 ! fakesink");
+  th::play(sub);
+  GstElement* pub = th::launch(th::h264_camera(15, 30) + "! arclysink stream=live/eos");
+  th::play(pub);
+  GstMessage* m = th::wait_message(pub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "publisher: %s", th::error_text(m).c_str());
+  gst_message_unref(m);
+  m = th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "subscriber: %s", th::error_text(m).c_str());
+  gst_message_unref(m);
+  th::stop(pub);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_persist_across_publisher_restart) {
+  GstElement* sub = th::launch("arclysrc name=src stream=live/blip persist=true wait=-1 ! h264parse ! "
+                               "avdec_h264 output-corrupt=false ! appsink name=out sync=false");
+  th::play(sub);
+  GstElement* out = th::by_name(sub, "out");
+  GstElement* src = th::by_name(sub, "src");
+
+  GstElement* pub = th::launch(th::h264_camera(15) + "! arclysink stream=live/blip");
+  th::play(pub);
+  const guint64 before = th::wait_stat(src, "frames", 15);
+  th::stop(pub);  // the camera blips
+
+  // The new camera has another resolution: new caps must reach the decoder.
+  pub = th::launch("videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+                   "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! arclysink stream=live/blip");
+  th::play(pub);
+  th::wait_stat(src, "publishers", 2);
+  th::wait_stat(src, "frames", before + 15);
+  bool saw_new_caps = false;
+  for (int i = 0; i < 200 && !saw_new_caps; ++i) {
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr, "subscriber stopped after the restart");
+    gint width = 0;
+    gst_structure_get_int(gst_caps_get_structure(gst_sample_get_caps(s), 0), "width", &width);
+    saw_new_caps = width == 320;
+    gst_sample_unref(s);
+  }
+  fail_unless(saw_new_caps);
+  GstMessage* m = th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR), 0);
+  fail_unless(m == nullptr, "persist subscriber ended: %s", th::error_text(m).c_str());
+  th::stop(pub);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+namespace {
+struct Gate {
+  GMutex mutex;
+  GCond cond;
+  bool open = false;
+  bool reached = false;
+};
+
+GstPadProbeReturn hold_first(GstPad*, GstPadProbeInfo*, gpointer data) {
+  auto* g = static_cast<Gate*>(data);
+  g_mutex_lock(&g->mutex);
+  g->reached = true;
+  g_cond_broadcast(&g->cond);
+  while (!g->open) g_cond_wait(&g->cond, &g->mutex);
+  g_mutex_unlock(&g->mutex);
+  return GST_PAD_PROBE_OK;
+}
+}  // namespace
+
+GST_START_TEST(test_lagging_subscriber) {
+  // A tiny ring so that a blocked subscriber is overrun quickly.
+  auto engine = arcly::Engine::builder()
+                    .accept_any_application(arcly::AppSpec().gop_cache(16).ring(32))
+                    .build();
+  arcly::gst::register_engine("tiny", engine);
+  GstElement* pub = th::launch("appsrc name=src is-live=true format=time caps=video/x-arcly-test ! "
+                               "arclysink name=pub engine=tiny stream=live/lag");
+  th::play(pub);
+  GstElement* sub = th::launch("arclysrc name=s engine=tiny stream=live/lag start=next-keyframe ! "
+                               "fakesink name=fs sync=false");
+  GstPad* pad = gst_element_get_static_pad(th::by_name(sub, "fs"), "sink");
+  Gate gate;
+  g_mutex_init(&gate.mutex);
+  g_cond_init(&gate.cond);
+  gulong probe = gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, hold_first, &gate, nullptr);
+  th::play(sub);
+  th::wait_stat(th::by_name(pub, "pub"), "subscribers", 1);
+
+  GstAppSrc* appsrc = GST_APP_SRC(th::by_name(pub, "src"));
+  auto push = [&](int i) {
+    GstBuffer* b = gst_buffer_new_allocate(nullptr, 64, nullptr);
+    GST_BUFFER_PTS(b) = static_cast<GstClockTime>(i) * 10 * GST_MSECOND;
+    if (i % 8 != 0) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+    fail_unless_equals_int(gst_app_src_push_buffer(appsrc, b), GST_FLOW_OK);
+  };
+  push(0);
+  g_mutex_lock(&gate.mutex);  // the subscriber now holds frame 0 downstream
+  while (!gate.reached) g_cond_wait(&gate.cond, &gate.mutex);
+  g_mutex_unlock(&gate.mutex);
+  for (int i = 1; i < 200; ++i) push(i);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 200);
+
+  g_mutex_lock(&gate.mutex);
+  gate.open = true;
+  g_cond_broadcast(&gate.cond);
+  g_mutex_unlock(&gate.mutex);
+
+  GstMessage* m = th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT, "%s", th::error_text(m).c_str());
+  const GstStructure* st = gst_message_get_structure(m);
+  fail_unless(gst_structure_has_name(st, "arcly-lagged"));
+  guint64 dropped = 0;
+  fail_unless(gst_structure_get_uint64(st, "dropped", &dropped) && dropped > 0);
+  gst_message_unref(m);
+  th::wait_stat(th::by_name(sub, "s"), "dropped", 1);
+  th::wait_stat(th::by_name(sub, "s"), "lag-events", 1);
+
+  gst_pad_remove_probe(pad, probe);
+  gst_object_unref(pad);
+  th::stop(sub);
+  th::stop(pub);
+  g_mutex_clear(&gate.mutex);
+  g_cond_clear(&gate.cond);
+  arcly::gst::unregister_engine("tiny");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_uri_playback) {
+  GstElement* pub = th::launch(th::h264_camera(30) + "! arclysink name=pub stream=live/uri");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 5);
+  GstElement* sub = th::launch("uridecodebin uri=arcly://live/uri ! appsink name=out sync=false");
+  th::play(sub);
+  for (int i = 0; i < 5; ++i) {
+    GstSample* s = th::pull(th::by_name(sub, "out"));
+    fail_unless(s != nullptr);
+    fail_unless(gst_structure_has_name(gst_caps_get_structure(gst_sample_get_caps(s), 0), "video/x-raw"));
+    gst_sample_unref(s);
+  }
+  th::assert_no_error(sub);
+  th::stop(sub);
+
+  GstElement* play = th::launch("playbin uri=arcly://live/uri video-sink=\"fakesink name=vs\" audio-sink=fakesink");
+  th::play(play);
+  GstElement* vs = nullptr;
+  g_object_get(play, "video-sink", &vs, nullptr);
+  const gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+  GstSample* last = nullptr;
+  while (!last && g_get_monotonic_time() < deadline) {
+    g_object_get(vs, "last-sample", &last, nullptr);
+    if (!last) g_usleep(10000);
+  }
+  fail_unless(last != nullptr, "playbin showed nothing");
+  gst_sample_unref(last);
+  gst_object_unref(vs);
+  th::stop(play);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_mp4_recording_with_pre_event_footage) {
+  const char* dir = g_getenv("ARCLY_TEST_OUTDIR");
+  gchar* path = g_build_filename(dir ? dir : ".", "late-join.mp4", nullptr);
+  GstElement* pub = th::launch(th::h264_camera(30) + "! arclysink name=pub stream=live/rec");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 50);  // keyframe at 30 + ~20 frames cached
+
+  GstElement* rec = th::launch(std::string("arclysrc name=src stream=live/rec start=keyframe ! h264parse ! "
+                                           "mp4mux ! filesink location=") + path);
+  th::play(rec);
+  const guint64 got = th::wait_stat(th::by_name(rec, "src"), "frames", 30);
+  fail_unless(got >= 15);
+  gst_element_send_event(pub, gst_event_new_eos());
+  GstMessage* m = th::wait_message(rec, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "recorder: %s", th::error_text(m).c_str());
+  gst_message_unref(m);
+  guint64 recorded = 0;
+  GstStructure* st = nullptr;
+  g_object_get(th::by_name(rec, "src"), "stats", &st, nullptr);
+  gst_structure_get_uint64(st, "frames", &recorded);
+  gst_structure_free(st);
+  th::stop(rec);
+  th::stop(pub);
+
+  GError* err = nullptr;
+  GstDiscoverer* d = gst_discoverer_new(10 * GST_SECOND, &err);
+  fail_unless(d != nullptr);
+  gchar* uri = gst_filename_to_uri(path, nullptr);
+  GstDiscovererInfo* info = gst_discoverer_discover_uri(d, uri, &err);
+  fail_unless(info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK, "%s",
+              err ? err->message : "discoverer failed");
+  GList* videos = gst_discoverer_info_get_video_streams(info);
+  fail_unless(g_list_length(videos) == 1);
+  const GstClockTime duration = gst_discoverer_info_get_duration(info);
+  // Every recorded frame is in the file, the pre-event GOP included (>= 20 frames).
+  fail_unless(duration >= (recorded - 2) * 33 * GST_MSECOND, "duration %" GST_TIME_FORMAT " for %"
+              G_GUINT64_FORMAT " frames", GST_TIME_ARGS(duration), recorded);
+  gst_discoverer_stream_info_list_free(videos);
+  g_object_unref(info);
+  g_object_unref(d);
+  g_free(uri);
+  g_free(path);
+}
+GST_END_TEST;
+
+static Suite* arcly_pipelines_suite() {
+  Suite* s = suite_create("arcly-pipelines");
+  TCase* tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_late_joiner_gets_config_and_keyframe);
+  tcase_add_test(tc, test_start_modes);
+  tcase_add_test(tc, test_audio_video);
+  tcase_add_test(tc, test_opus);
+  tcase_add_test(tc, test_eos_propagation);
+  tcase_add_test(tc, test_persist_across_publisher_restart);
+  tcase_add_test(tc, test_lagging_subscriber);
+  tcase_add_test(tc, test_uri_playback);
+  tcase_add_test(tc, test_mp4_recording_with_pre_event_footage);
+  return s;
+}
+
+GST_CHECK_MAIN(arcly_pipelines)
