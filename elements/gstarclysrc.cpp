@@ -417,24 +417,13 @@ GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool dis
   tp.discont = false;
   if (mark_discont) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
 
-  GstFlowReturn ret = GST_FLOW_OK;
   if (!tp.pending_header.empty() && f.is_keyframe()) {
+    // In-band parameter sets go in front of the keyframe, in the same access unit
+    // (what a byte-stream keyframe looks like anyway); the payload stays zero-copy.
     GstBuffer* header = arcly::gst::buffer_from_bytes(tp.pending_header);
     tp.pending_header = {};
-    GST_BUFFER_PTS(header) = pts;
-    GST_BUFFER_DTS(header) = dts;
-    GST_BUFFER_FLAG_SET(header, GST_BUFFER_FLAG_HEADER);
-    if (mark_discont) {
-      GST_BUFFER_FLAG_SET(header, GST_BUFFER_FLAG_DISCONT);
-      GST_BUFFER_FLAG_UNSET(buffer, GST_BUFFER_FLAG_DISCONT);
-    }
-    gst_buffer_add_reference_timestamp_meta(header, publisher_meta_caps(),
-                                            static_cast<GstClockTime>(f.pts), GST_CLOCK_TIME_NONE);
-    ret = push(self, tp, header);
-    if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED) {
-      gst_buffer_unref(buffer);
-      return ret;
-    }
+    gst_buffer_prepend_memory(buffer, gst_buffer_get_memory(header, 0));
+    gst_buffer_unref(header);
   }
 
   p->stats.frames.fetch_add(1, std::memory_order_relaxed);
@@ -443,7 +432,7 @@ GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool dis
   p->max_out = std::max(p->max_out, pts);
   if (GST_CLOCK_TIME_IS_VALID(dts)) tp.last_dts = dts;
 
-  ret = push(self, tp, buffer);
+  GstFlowReturn ret = push(self, tp, buffer);
   if (tp.edge_segment_after) {
     tp.edge_segment_after = false;
     push_segment(tp, tl.segment_from(tl.edge()));
