@@ -38,8 +38,8 @@
  *     arclysrc stream=live/cam start=keyframe ! h264parse ! mp4mux ! filesink location=cam.mp4
  * ]| Records a stream including the cached GOP before the join (pre-event footage).
  * |[
- * gst-launch-1.0 ... arclysrc name=s stream=live/cam s.video_0 ! h264parse ! avdec_h264 ! autovideosink \
- *     s.audio_0 ! aacparse ! avdec_aac ! autoaudiosink
+ * gst-launch-1.0 ... arclysrc name=s stream=live/cam s.video_0 ! queue ! h264parse ! avdec_h264 ! autovideosink \
+ *     s.audio_0 ! queue ! aacparse ! avdec_aac ! autoaudiosink
  * ]| Plays both tracks of an audio+video stream.
  */
 // Thin GObject shell around one arcly::Subscription driven by a GstTask. The task

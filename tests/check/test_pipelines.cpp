@@ -107,8 +107,8 @@ GST_START_TEST(test_audio_video) {
   th::play(pub);
   th::wait_stat(th::by_name(pub, "pub"), "frames", 60);
 
-  GstElement* raw = th::launch("arclysrc name=s stream=live/av s.video_0 ! appsink name=v sync=false "
-                               "s.audio_0 ! appsink name=a sync=false");
+  GstElement* raw = th::launch("arclysrc name=s stream=live/av s.video_0 ! queue ! appsink name=v sync=false "
+                               "s.audio_0 ! queue ! appsink name=a sync=false");
   th::play(raw);
   GstSample* v = th::pull(th::by_name(raw, "v"));
   GstSample* a = th::pull(th::by_name(raw, "a"));
