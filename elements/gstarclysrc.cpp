@@ -150,6 +150,7 @@ struct SrcPrivate {
   std::map<arcly::MediaKind, guint> pad_counts;
   GstFlowCombiner* combiner = nullptr;
   bool no_more_pads = false;
+  std::int64_t no_more_pads_at = 0;  // publisher ts after which the track set is final
   guint group_id = 0;
   GstClockTime max_out = 0;  // highest output pts so far
   GstClockTime max_rt = 0;   // highest running time so far
@@ -325,7 +326,7 @@ void push_segment(TrackPad& tp, const GstSegment& segment) {
 }
 
 // Starts the timeline at the first media frame after a (re)subscription.
-void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first) {
+void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first, bool from_cache) {
   SrcPrivate* p = self->priv;
   std::int64_t anchor = first.pts;
   std::int64_t edge = anchor;
@@ -357,16 +358,21 @@ void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first) {
   GST_INFO_OBJECT(self, "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT
                   " base %" GST_TIME_FORMAT, anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)),
                   GST_TIME_ARGS(base));
-  if (!p->no_more_pads && !p->pads.empty()) {
-    p->no_more_pads = true;
-    gst_element_no_more_pads(element_of(self));
-  }
+  // Joining a running stream, the cache announced every track already. Joining
+  // a stream that is just starting, its other tracks may still be on their way:
+  // give them a second of stream time before declaring the pad set complete.
+  const bool joined_running = from_cache || p->restart;
+  p->no_more_pads_at = joined_running ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
 }
 
 GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool discont) {
   SrcPrivate* p = self->priv;
   const arcly::MediaFrame& f = *frame;
-  if (!p->timeline.started()) start_timeline(self, f);
+  if (!p->timeline.started()) start_timeline(self, f, p->sub && p->sub->from_cache(frame));
+  if (!p->no_more_pads && !p->pads.empty() && f.pts >= p->no_more_pads_at) {
+    p->no_more_pads = true;
+    gst_element_no_more_pads(element_of(self));
+  }
   auto it = p->pads.find(f.track);
   if (it == p->pads.end()) {
     GST_LOG_OBJECT(self, "frame of track %u without a pad (no config yet), dropped", f.track);
