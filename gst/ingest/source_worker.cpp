@@ -93,6 +93,15 @@ void SourceWorker::set_state(WorkerState state) {
   stats_cv_.notify_all();
 }
 
+void SourceWorker::note_rejected(std::string why) {
+  {
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.rejected;
+    stats_.last_rejection = std::move(why);
+  }
+  stats_cv_.notify_all();
+}
+
 std::optional<StreamKey> SourceWorker::current_key() { return settings_.key; }
 
 void SourceWorker::touch_watchdog() { last_frame_ns_.store(now_ns(), std::memory_order_relaxed); }

@@ -73,6 +73,8 @@ struct WorkerStats {
   std::optional<StreamKey> key;  // the key being published, if any
   bool in_grace = false;         // session kept attached while reconnecting
   std::chrono::milliseconds retry_in{0};
+  std::uint64_t rejected = 0;   // publishers refused before any media (SRT callers)
+  std::string last_rejection;   // why the last one was refused
 };
 
 class SourceWorker : public InboundProtocol {
@@ -113,6 +115,7 @@ class SourceWorker : public InboundProtocol {
   // True while this worker publishes `key` (in grace or live).
   bool holds_key(const StreamKey& key) const;
   void set_state(WorkerState state);
+  void note_rejected(std::string why);
 
  private:
   struct Track;

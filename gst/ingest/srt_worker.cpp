@@ -92,15 +92,21 @@ SrtWorker::SrtWorker(WorkerSettings settings, SrtSettings srt)
 GstElement* SrtWorker::make_source() {
   GstElement* src = gst_element_factory_make("srtsrc", nullptr);
   if (!src) throw Error(Errc::InvalidArgument, "the srtsrc element is missing (gstreamer1.0-plugins-bad)");
-  g_object_set(src, "uri", source_uri_.c_str(), nullptr);
+  // srtsrc's unlock does not always wake a read blocked on an infinite SRT poll
+  // (seen with 1.22 while a caller streams undecodable data): a bounded poll
+  // lets the read loop notice the flush, so teardown stays prompt.
+  g_object_set(src, "uri", source_uri_.c_str(), "poll-timeout", 100, nullptr);
   if (!srt_.passphrase.empty()) g_object_set(src, "passphrase", srt_.passphrase.c_str(), nullptr);
   if (srt_.pbkeylen != 0) gst_util_set_object_arg(G_OBJECT(src), "pbkeylen", std::to_string(srt_.pbkeylen).c_str());
   if (srt_.latency_ms >= 0) g_object_set(src, "latency", srt_.latency_ms, nullptr);
   if (srt_.listener) {
     g_object_set(src, "keep-listening", TRUE, "authentication", TRUE, nullptr);
     g_signal_connect(src, "caller-connecting", G_CALLBACK(&SrtWorker::on_caller_connecting), this);
+    g_signal_connect(src, "caller-added", G_CALLBACK(&SrtWorker::on_caller_added), this);
+    g_signal_connect(src, "caller-removed", G_CALLBACK(&SrtWorker::on_caller_removed), this);
     std::lock_guard lock(caller_mutex_);
     caller_key_.reset();
+    pending_key_.reset();
     set_state(WorkerState::Listening);
   } else {
     if (!srt_.streamid.empty()) g_object_set(src, "streamid", srt_.streamid.c_str(), nullptr);
@@ -116,6 +122,11 @@ std::string SrtWorker::vet_caller(std::string_view streamid) {
     req = parse_stream_id(streamid);
   } catch (const Error& e) {
     why = e.what();
+  }
+  {
+    // srtsrc serves one caller per listening socket.
+    std::lock_guard lock(caller_mutex_);
+    if (caller_key_) why = "stream " + caller_key_->str() + " is being published on this port";
   }
   if (why.empty() && !req.key) req.key = srt_.default_key;
   if (why.empty() && !req.key) why = "no stream key in the streamid and no default key configured";
@@ -144,16 +155,36 @@ std::string SrtWorker::vet_caller(std::string_view streamid) {
       }
     }
   }
-  std::lock_guard lock(caller_mutex_);
   if (!why.empty()) {
-    ++rejected_;
+    {
+      std::lock_guard lock(caller_mutex_);
+      ++rejected_;
+    }
     GST_WARNING("%s: caller rejected: %s", settings().name.c_str(), why.c_str());
+    note_rejected(why);
     return why;
   }
-  caller_key_ = req.key;
+  std::lock_guard lock(caller_mutex_);
+  pending_key_ = req.key;
   GST_INFO("%s: caller accepted for %s%s", settings().name.c_str(), req.key->str().c_str(),
            req.user.empty() ? "" : (" (u=" + req.user + ")").c_str());
   return {};
+}
+
+void SrtWorker::on_caller_added(GstElement*, gint, GObject*, gpointer self) {
+  auto* w = static_cast<SrtWorker*>(self);
+  {
+    std::lock_guard lock(w->caller_mutex_);
+    w->caller_key_ = std::exchange(w->pending_key_, std::nullopt);
+  }
+  w->touch_watchdog();
+  w->set_state(WorkerState::Connecting);
+}
+
+void SrtWorker::on_caller_removed(GstElement*, gint, GObject*, gpointer self) {
+  auto* w = static_cast<SrtWorker*>(self);
+  std::lock_guard lock(w->caller_mutex_);
+  w->caller_key_.reset();
 }
 
 std::uint64_t SrtWorker::callers_rejected() const {
@@ -164,21 +195,15 @@ std::uint64_t SrtWorker::callers_rejected() const {
 gboolean SrtWorker::on_caller_connecting(GstElement*, GObject*, gchar* streamid,
                                          gpointer self) {
   auto* w = static_cast<SrtWorker*>(self);
-  const bool ok = w->vet_caller(streamid ? streamid : "").empty();
-  if (ok) {
-    w->touch_watchdog();
-    w->set_state(WorkerState::Connecting);
-  }
-  return ok;
+  return w->vet_caller(streamid ? streamid : "").empty();
 }
 
 std::optional<Failure> SrtWorker::on_element_message(GstMessage* message) {
   const GstStructure* s = gst_message_get_structure(message);
   if (srt_.listener && s && gst_structure_has_name(s, "connection-removed")) {
     std::lock_guard lock(caller_mutex_);
-    const std::string key = caller_key_ ? caller_key_->str() : "?";
     caller_key_.reset();
-    return Failure{FailureKind::CallerLeft, "the caller publishing " + key + " left"};
+    return Failure{FailureKind::CallerLeft, "the caller left"};
   }
   return std::nullopt;
 }

@@ -70,11 +70,14 @@ class SrtWorker final : public SourceWorker {
  private:
   static gboolean on_caller_connecting(GstElement* src, GObject* addr, gchar* streamid,
                                        gpointer self);
+  static void on_caller_added(GstElement* src, gint socket, GObject* addr, gpointer self);
+  static void on_caller_removed(GstElement* src, gint socket, GObject* addr, gpointer self);
 
   SrtSettings srt_;
   std::string source_uri_;
   mutable std::mutex caller_mutex_;
-  std::optional<StreamKey> caller_key_;  // the accepted caller's key
+  std::optional<StreamKey> pending_key_;  // vetted, handshake not finished (e.g. passphrase)
+  std::optional<StreamKey> caller_key_;   // the connected caller's key
   std::uint64_t rejected_ = 0;
 };
 
