@@ -953,8 +953,9 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
     return FALSE;
   }
   std::string key = gst_uri_get_host(parsed);
-  const gchar* path = gst_uri_get_path(parsed);
+  gchar* path = gst_uri_get_path(parsed);  // transfer full
   if (path) key += path;
+  g_free(path);
   std::string why;
   if (!arcly::StreamKey::try_parse(key, &why)) {
     gst_uri_unref(parsed);
