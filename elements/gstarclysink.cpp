@@ -519,7 +519,10 @@ static void gst_arcly_sink_class_init(GstArclySinkClass* klass) {
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_set_static_metadata(element_class, "arcly stream publisher", "Sink/Network",
       "Publishes its request pads as the tracks of an arcly live stream key, shared "
-      "zero-copy with every arclysrc of the same engine in the process",
+      "zero-copy with every arclysrc of the same engine in the process. Example: "
+      "videotestsrc is-live=true ! x264enc tune=zerolatency ! arclysink stream=live/cam; "
+      "two tracks: arclysink name=pub stream=live/cam  v4l2src ! x264enc ! pub.  "
+      "pulsesrc ! avenc_aac ! pub.",
       "arcly project");
   GST_DEBUG_CATEGORY_INIT(gst_arcly_sink_debug, "arclysink", 0, "arcly stream publisher");
 }

@@ -128,6 +128,8 @@ struct SrcPrivate {
   std::condition_variable_any cond;
   Settings settings;
   bool playing = false;
+  bool played_before = false;      // a later PAUSED->PLAYING re-anchors the timeline
+  std::atomic<bool> rebase{false};
 
   // Set in READY->PAUSED, used by the task only.
   std::shared_ptr<arcly::Engine> engine;
@@ -368,7 +370,19 @@ void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first, bool from
 GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool discont) {
   SrcPrivate* p = self->priv;
   const arcly::MediaFrame& f = *frame;
-  if (!p->timeline.started()) start_timeline(self, f, p->sub && p->sub->from_cache(frame));
+  if (!p->timeline.started()) {
+    start_timeline(self, f, p->sub && p->sub->from_cache(frame));
+  } else if (p->rebase.exchange(false)) {
+    // Resumed after a pause: our running time stood still while the publisher's
+    // did not. Continue from this frame, now, without clipping.
+    const GstClockTime base = std::max(running_time_now(element_of(self)), p->max_rt + 1);
+    p->timeline.start(f.pts, f.pts, base, p->max_out + GST_MSECOND);
+    for (auto& [track, tp] : p->pads) {
+      tp.first_after_start = true;
+      tp.discont = true;
+      tp.last_dts = GST_CLOCK_TIME_NONE;
+    }
+  }
   if (!p->no_more_pads && !p->pads.empty() && f.pts >= p->no_more_pads_at) {
     p->no_more_pads = true;
     gst_element_no_more_pads(element_of(self));
@@ -709,6 +723,11 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element, GstS
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!prepare(self)) return GST_STATE_CHANGE_FAILURE;
       {
+        std::lock_guard lock(p->lock);
+        p->played_before = false;
+        p->rebase = false;
+      }
+      {
         std::lock_guard state_lock(p->task_state_lock);
         p->stop = std::stop_source();
       }
@@ -729,6 +748,8 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element, GstS
     case GST_STATE_CHANGE_PAUSED_TO_PLAYING: {
       std::lock_guard lock(p->lock);
       p->playing = true;
+      if (p->played_before) p->rebase = true;
+      p->played_before = true;
       p->cond.notify_all();
       break;
     }
@@ -916,7 +937,10 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
   gst_element_class_add_static_pad_template(element_class, &data_template);
   gst_element_class_set_static_metadata(element_class, "arcly stream subscriber", "Source/Network",
       "Plays an arcly live stream key published in the same process: one pad per track, "
-      "instant start from the GOP cache, timestamps re-based to this pipeline",
+      "instant start from the GOP cache, timestamps re-based to this pipeline. Example: "
+      "arclysrc stream=live/cam ! h264parse ! avdec_h264 ! autovideosink; recorder: arclysrc "
+      "stream=live/cam start=keyframe persist=true ! h264parse ! mp4mux ! filesink location=cam.mp4; "
+      "URI: arcly://live/cam?engine=default",
       "arcly project");
   GST_DEBUG_CATEGORY_INIT(gst_arcly_src_debug, "arclysrc", 0, "arcly stream subscriber");
   gst_type_mark_as_plugin_api(GST_TYPE_ARCLY_SRC_START, static_cast<GstPluginAPIFlags>(0));

@@ -366,6 +366,37 @@ GST_START_TEST(test_mp4_recording_with_pre_event_footage) {
 }
 GST_END_TEST;
 
+// A paused subscriber resumes on a fresh timeline: DISCONT, running time still
+// increasing, frames keep coming.
+GST_START_TEST(test_pause_resume) {
+  GstElement* pub = th::launch(th::h264_camera(15) + "! arclysink name=pub stream=live/pause");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 5);
+  GstElement* sub = th::launch("arclysrc stream=live/pause ! appsink name=out sync=false");
+  th::play(sub);
+  GstElement* out = th::by_name(sub, "out");
+  GstSample* s = th::pull(out);
+  fail_unless(s != nullptr);
+  const GstClockTime rt_before = running_time(s);
+  gst_sample_unref(s);
+  fail_unless(gst_element_set_state(sub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 40);  // the publisher goes on meanwhile
+  th::play(sub);
+  bool discont = false;
+  for (int i = 0; i < 60 && !discont; ++i) {
+    s = th::pull(out);
+    fail_unless(s != nullptr, "no data after resuming");
+    discont = GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(s), GST_BUFFER_FLAG_DISCONT);
+    fail_unless(running_time(s) >= rt_before);
+    gst_sample_unref(s);
+  }
+  fail_unless(discont, "no DISCONT after resuming");
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
 static Suite* arcly_pipelines_suite() {
   Suite* s = suite_create("arcly-pipelines");
   TCase* tc = tcase_create("general");
@@ -379,6 +410,7 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_lagging_subscriber);
   tcase_add_test(tc, test_uri_playback);
   tcase_add_test(tc, test_mp4_recording_with_pre_event_footage);
+  tcase_add_test(tc, test_pause_resume);
   return s;
 }
 
