@@ -83,8 +83,8 @@ namespace {
 
 enum class StartMode { LiveEdge = 0, Keyframe = 1, NextKeyframe = 2 };
 
-enum { PROP_0, PROP_STREAM, PROP_ENGINE, PROP_WAIT, PROP_START, PROP_PERSIST, PROP_LATENCY,
-       PROP_IS_LIVE, PROP_STATS };
+enum { PROP_0, PROP_STREAM, PROP_ENGINE, PROP_WAIT, PROP_START, PROP_PRE_ROLL, PROP_PERSIST,
+       PROP_LATENCY, PROP_IS_LIVE, PROP_STATS };
 
 constexpr gint kDefaultWait = -1;
 constexpr guint kDefaultLatencyMs = 30;
@@ -97,6 +97,7 @@ struct Settings {
   StartMode start = kDefaultStart;
   bool persist = false;
   guint latency_ms = kDefaultLatencyMs;
+  guint preroll_ms = 0;
 };
 
 // One source pad = one track of the stream.
@@ -523,6 +524,7 @@ bool subscribe(GstArclySrc* self, const arcly::StreamHandle& stream) {
   options.start = p->run.start == StartMode::NextKeyframe ? arcly::StartAt::NextKeyframe
                                                           : arcly::StartAt::Keyframe;
   options.resilient = true;
+  if (p->run.start == StartMode::Keyframe) options.preroll = std::chrono::milliseconds(p->run.preroll_ms);
   p->sub.emplace(stream->subscribe(options));
   p->last_instance = stream->instance();
   p->stats.publishers.fetch_add(1, std::memory_order_relaxed);
@@ -822,6 +824,9 @@ static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* 
     case PROP_PERSIST:
       s.persist = g_value_get_boolean(value);
       break;
+    case PROP_PRE_ROLL:
+      s.preroll_ms = g_value_get_uint(value);
+      break;
     case PROP_LATENCY:
       s.latency_ms = g_value_get_uint(value);
       break;
@@ -854,6 +859,9 @@ static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
       break;
     case PROP_PERSIST:
       g_value_set_boolean(value, s.persist);
+      break;
+    case PROP_PRE_ROLL:
+      g_value_set_uint(value, s.preroll_ms);
       break;
     case PROP_LATENCY:
       g_value_set_uint(value, s.latency_ms);
@@ -914,6 +922,11 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
           "Where a joiner starts: live-edge (first picture at once, then live), keyframe "
           "(replay the cached GOP at original spacing, for recorders) or next-keyframe (no cache)",
           GST_TYPE_ARCLY_SRC_START, static_cast<gint>(kDefaultStart), ready));
+  g_object_class_install_property(gobject_class, PROP_PRE_ROLL,
+      g_param_spec_uint("preroll", "Pre-roll",
+          "With start=keyframe: start at a cached keyframe at least this many milliseconds "
+          "before the live edge (as far as the engine's cache window reaches); 0 = newest GOP",
+          0, G_MAXUINT, 0, ready));
   g_object_class_install_property(gobject_class, PROP_PERSIST,
       g_param_spec_boolean("persist", "Persist",
           "When the publisher ends, wait for the next publisher of the key and continue "

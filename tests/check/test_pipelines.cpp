@@ -397,6 +397,35 @@ GST_START_TEST(test_pause_resume) {
 }
 GST_END_TEST;
 
+// start=keyframe preroll=MS reaches back into an engine's cache window.
+GST_START_TEST(test_keyframe_preroll_window) {
+  auto engine = arcly::Engine::builder()
+                    .accept_any_application(arcly::AppSpec().window(std::chrono::seconds(10)))
+                    .build();
+  arcly::gst::register_engine("window", engine);
+  GstElement* pub = th::launch(th::h264_camera(15) + "! arclysink name=pub engine=window stream=live/win");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 75);  // 2.5 s, a keyframe every 0.5 s
+  GstClockTime first[2] = {};
+  const char* prerolls[2] = {"0", "1500"};
+  for (int i = 0; i < 2; ++i) {
+    GstElement* sub = th::launch(std::string("arclysrc engine=window stream=live/win start=keyframe preroll=") +
+                                 prerolls[i] + " ! appsink name=out sync=false");
+    th::play(sub);
+    GstSample* s = th::pull(th::by_name(sub, "out"));
+    fail_unless(s != nullptr);
+    first[i] = th::publisher_ts(gst_sample_get_buffer(s));
+    fail_if(GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(s), GST_BUFFER_FLAG_DELTA_UNIT));
+    gst_sample_unref(s);
+    th::stop(sub);
+  }
+  fail_unless(first[1] + GST_SECOND <= first[0], "preroll did not reach back (%" GST_TIME_FORMAT ")",
+              GST_TIME_ARGS(first[0] - first[1]));
+  th::stop(pub);
+  arcly::gst::unregister_engine("window");
+}
+GST_END_TEST;
+
 static Suite* arcly_pipelines_suite() {
   Suite* s = suite_create("arcly-pipelines");
   TCase* tc = tcase_create("general");
@@ -411,6 +440,7 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_uri_playback);
   tcase_add_test(tc, test_mp4_recording_with_pre_event_footage);
   tcase_add_test(tc, test_pause_resume);
+  tcase_add_test(tc, test_keyframe_preroll_window);
   return s;
 }
 
