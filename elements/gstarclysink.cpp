@@ -359,7 +359,6 @@ static GstPad* gst_arcly_sink_request_new_pad(GstElement* element, GstPadTemplat
   }
   gst_pad_set_chain_function(pad, sink_chain);
   gst_pad_set_event_function(pad, sink_event);
-  GST_PAD_SET_PROXY_ALLOCATION(pad);
   gst_element_add_pad(element, pad);
   return pad;
 }

@@ -589,7 +589,10 @@ Step step(GstArclySrc* self) {
   arcly::Received r = p->sub->recv(std::chrono::steady_clock::time_point::max(), stop);
   switch (r.status) {
     case arcly::RecvStatus::Frame:
-      if (r.discont && r.skipped > 0) post_lagged(self, r.skipped);
+      if (r.discont) {
+        for (auto& [track, tp] : p->pads) tp.discont = true;  // every track skipped
+        if (r.skipped > 0) post_lagged(self, r.skipped);
+      }
       return finish_flow(self, handle(self, r.frame, r.discont));
     case arcly::RecvStatus::Lagged:  // strict mode only; resilient reports via discont
       post_lagged(self, r.skipped);

@@ -36,6 +36,16 @@ GstBuffer* wrap(const std::uint8_t* data, std::size_t size, void* holder, GDestr
 }  // namespace
 
 Bytes bytes_from_buffer(GstBuffer* buffer) {
+  if (buffer->pool) {
+    // A pooled buffer goes back to a small fixed pool (capture devices, some
+    // hardware encoders): keeping it for the GOP cache would starve upstream.
+    GstMapInfo map;
+    if (!gst_buffer_map(buffer, &map, GST_MAP_READ))
+      throw Error(Errc::InvalidArgument, "cannot map a buffer for reading");
+    Bytes out = Bytes::copy_from(map.data, map.size);
+    gst_buffer_unmap(buffer, &map);
+    return out;
+  }
   auto* m = new MappedBuffer{gst_buffer_ref(buffer), {}};
   if (!gst_buffer_map(m->buffer, &m->map, GST_MAP_READ)) {
     gst_buffer_unref(m->buffer);

@@ -3,7 +3,8 @@
 // * bytes_from_buffer(): the returned Bytes points into the buffer's mapped
 //   memory and holds a buffer reference (plus the map) until the last Bytes
 //   sharing it is gone. A buffer spanning several memories is mapped merged
-//   (GStreamer copies once in that case).
+//   (GStreamer copies once in that case). A buffer from a GstBufferPool is
+//   copied: the GOP cache holds frames for seconds, a pool has a few buffers.
 // * buffer_from_frame(): a new GstBuffer whose single READONLY memory wraps the
 //   frame's payload and holds a FrameRef copy until the memory is freed — the
 //   subscriber pushes the publisher's bytes.
