@@ -55,7 +55,9 @@ namespace {
 enum { PROP_0, PROP_STREAM, PROP_ENGINE, PROP_STATS };
 
 struct PadData {
-  explicit PadData(std::uint32_t track) : publisher(track) { gst_segment_init(&segment, GST_FORMAT_TIME); }
+  explicit PadData(std::uint32_t track) : publisher(track) {
+    gst_segment_init(&segment, GST_FORMAT_TIME);
+  }
   arcly::gst::TrackPublisher publisher;
   GstSegment segment;
   bool eos = false;
@@ -92,8 +94,12 @@ static GstStaticPadTemplate sink_template =
 
 namespace {
 
-GstArclySink* from_parent(GstObject* parent) { return reinterpret_cast<GstArclySink*>(parent); }
-GstElement* element_of(GstArclySink* self) { return &self->parent; }
+GstArclySink* from_parent(GstObject* parent) {
+  return reinterpret_cast<GstArclySink*>(parent);
+}
+GstElement* element_of(GstArclySink* self) {
+  return &self->parent;
+}
 
 std::int64_t clock_now_or_monotonic(GstElement* element) {
   if (GstClock* clock = gst_element_get_clock(element)) {
@@ -138,8 +144,9 @@ GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer
     if (!stream) return p->ended ? GST_FLOW_EOS : GST_FLOW_FLUSHING;
   }
   if (!pd->publisher.has_caps()) {
-    GST_ELEMENT_ERROR(element, CORE, NEGOTIATION, ("arclysink: pad %s received data before caps",
-                      GST_PAD_NAME(pad)), (nullptr));
+    GST_ELEMENT_ERROR(element, CORE, NEGOTIATION,
+                      ("arclysink: pad %s received data before caps", GST_PAD_NAME(pad)),
+                      (nullptr));
     return GST_FLOW_NOT_NEGOTIATED;
   }
 
@@ -157,8 +164,9 @@ GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer
   std::optional<std::int64_t> dts;
   if (GST_BUFFER_DTS_IS_VALID(buffer))
     dts = to_publisher_time(element, pd->segment, GST_BUFFER_DTS(buffer));
-  const std::int64_t duration =
-      GST_BUFFER_DURATION_IS_VALID(buffer) ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer)) : 0;
+  const std::int64_t duration = GST_BUFFER_DURATION_IS_VALID(buffer)
+                                    ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
+                                    : 0;
 
   for (auto& frame : pd->publisher.on_buffer(buffer, pts, dts, duration))
     stream->publish_frame(std::move(frame));
@@ -172,18 +180,21 @@ GstFlowReturn sink_chain(GstPad* pad, GstObject* parent, GstBuffer* buffer) {
     return sink_chain_impl(self, pad, buffer);
   } catch (const arcly::Error& e) {
     if (e.code() == arcly::Errc::StreamClosed) {
-      GST_ELEMENT_ERROR(element_of(self), RESOURCE, WRITE,
-                        ("stream %s ended while publishing: %s", self->priv->stream_key.c_str(), e.what()),
-                        (nullptr));
+      GST_ELEMENT_ERROR(
+          element_of(self), RESOURCE, WRITE,
+          ("stream %s ended while publishing: %s", self->priv->stream_key.c_str(), e.what()),
+          (nullptr));
     } else {
-      GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                        ("publishing to stream %s failed: %s", self->priv->stream_key.c_str(), e.what()),
-                        (nullptr));
+      GST_ELEMENT_ERROR(
+          element_of(self), STREAM, FAILED,
+          ("publishing to stream %s failed: %s", self->priv->stream_key.c_str(), e.what()),
+          (nullptr));
     }
   } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                      ("publishing to stream %s failed: %s", self->priv->stream_key.c_str(), e.what()),
-                      (nullptr));
+    GST_ELEMENT_ERROR(
+        element_of(self), STREAM, FAILED,
+        ("publishing to stream %s failed: %s", self->priv->stream_key.c_str(), e.what()),
+        (nullptr));
   }
   return GST_FLOW_ERROR;
 }
@@ -218,7 +229,8 @@ gboolean sink_event_impl(GstArclySink* self, GstPad* pad, GstEvent* event) {
       }
       const std::int64_t now = clock_now_or_monotonic(element_of(self));
       arcly::MediaFrame config = pd->publisher.on_caps(caps, now);
-      GST_DEBUG_OBJECT(pad, "track %u caps %" GST_PTR_FORMAT, pd->publisher.track(), static_cast<void*>(caps));
+      GST_DEBUG_OBJECT(pad, "track %u caps %" GST_PTR_FORMAT, pd->publisher.track(),
+                       static_cast<void*>(caps));
       if (stream) stream->publish_frame(std::move(config));
       return TRUE;
     }
@@ -226,10 +238,12 @@ gboolean sink_event_impl(GstArclySink* self, GstPad* pad, GstEvent* event) {
       const GstSegment* segment = nullptr;
       gst_event_parse_segment(event, &segment);
       if (segment->format != GST_FORMAT_TIME) {
-        GST_ELEMENT_ERROR(element_of(self), STREAM, FORMAT,
-                          ("arclysink needs TIME segments, pad %s got a %s segment "
-                           "(stream %s)", GST_PAD_NAME(pad), gst_format_get_name(segment->format),
-                           p->stream_key.c_str()), (nullptr));
+        GST_ELEMENT_ERROR(
+            element_of(self), STREAM, FORMAT,
+            ("arclysink needs TIME segments, pad %s got a %s segment "
+             "(stream %s)",
+             GST_PAD_NAME(pad), gst_format_get_name(segment->format), p->stream_key.c_str()),
+            (nullptr));
         return FALSE;
       }
       gst_segment_copy_into(segment, &pd->segment);
@@ -256,7 +270,8 @@ gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
   } catch (const std::exception& e) {
     GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
                       ("stream %s: cannot handle %s event: %s", self->priv->stream_key.c_str(),
-                       GST_EVENT_TYPE_NAME(event), e.what()), (nullptr));
+                       GST_EVENT_TYPE_NAME(event), e.what()),
+                      (nullptr));
   }
   gst_event_unref(event);
   return ret;
@@ -288,7 +303,8 @@ bool claim(GstArclySink* self) {
     p->stream = p->engine->start_publish(*p->key);
     p->ended = false;
     for (auto& [pad, data] : p->pads) data->eos = false;
-    GST_INFO_OBJECT(self, "publishing %s on engine %s", p->stream_key.c_str(), p->engine_name.c_str());
+    GST_INFO_OBJECT(self, "publishing %s on engine %s", p->stream_key.c_str(),
+                    p->engine_name.c_str());
     return true;
   } catch (const arcly::Error& e) {
     busy = e.code() == arcly::Errc::StreamAlreadyPublishing ||
@@ -319,13 +335,11 @@ GstStructure* make_stats(GstArclySink* self) {
     }
   }
   return gst_structure_new("arclysink-stats", "publishing", G_TYPE_BOOLEAN, stream != nullptr,
-                           "frames", G_TYPE_UINT64, static_cast<guint64>(q.frames),
-                           "bytes", G_TYPE_UINT64, static_cast<guint64>(q.bytes),
-                           "bitrate", G_TYPE_DOUBLE, q.bitrate_bps,
-                           "fps", G_TYPE_DOUBLE, q.fps,
-                           "keyframes", G_TYPE_UINT64, static_cast<guint64>(q.keyframes),
-                           "subscribers", G_TYPE_UINT, static_cast<guint>(q.subscribers),
-                           nullptr);
+                           "frames", G_TYPE_UINT64, static_cast<guint64>(q.frames), "bytes",
+                           G_TYPE_UINT64, static_cast<guint64>(q.bytes), "bitrate", G_TYPE_DOUBLE,
+                           q.bitrate_bps, "fps", G_TYPE_DOUBLE, q.fps, "keyframes", G_TYPE_UINT64,
+                           static_cast<guint64>(q.keyframes), "subscribers", G_TYPE_UINT,
+                           static_cast<guint>(q.subscribers), nullptr);
 }
 
 }  // namespace
@@ -380,7 +394,8 @@ static void gst_arcly_sink_release_pad(GstElement* element, GstPad* pad) {
   check_all_eos(self);
 }
 
-static GstStateChangeReturn gst_arcly_sink_change_state(GstElement* element, GstStateChange transition) {
+static GstStateChangeReturn gst_arcly_sink_change_state(GstElement* element,
+                                                        GstStateChange transition) {
   auto* self = GST_ARCLY_SINK(element);
   SinkPrivate* p = self->priv;
   switch (transition) {
@@ -428,7 +443,8 @@ static GstStateChangeReturn gst_arcly_sink_change_state(GstElement* element, Gst
   return ret;
 }
 
-static void gst_arcly_sink_set_property(GObject* object, guint id, const GValue* value, GParamSpec* pspec) {
+static void gst_arcly_sink_set_property(GObject* object, guint id, const GValue* value,
+                                        GParamSpec* pspec) {
   auto* self = GST_ARCLY_SINK(object);
   SinkPrivate* p = self->priv;
   std::lock_guard lock(p->lock);
@@ -448,7 +464,8 @@ static void gst_arcly_sink_set_property(GObject* object, guint id, const GValue*
   }
 }
 
-static void gst_arcly_sink_get_property(GObject* object, guint id, GValue* value, GParamSpec* pspec) {
+static void gst_arcly_sink_get_property(GObject* object, guint id, GValue* value,
+                                        GParamSpec* pspec) {
   auto* self = GST_ARCLY_SINK(object);
   SinkPrivate* p = self->priv;
   switch (id) {
@@ -496,18 +513,24 @@ static void gst_arcly_sink_class_init(GstArclySinkClass* klass) {
 
   const auto ready = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                               GST_PARAM_MUTABLE_READY);
-  g_object_class_install_property(gobject_class, PROP_STREAM,
-      g_param_spec_string("stream", "Stream key",
+  g_object_class_install_property(
+      gobject_class, PROP_STREAM,
+      g_param_spec_string(
+          "stream", "Stream key",
           "Stream key to publish, as app/stream (e.g. live/cam): two parts of 1-64 characters "
           "[A-Za-z0-9._-]. Required; the key is claimed on READY->PAUSED",
           nullptr, ready));
-  g_object_class_install_property(gobject_class, PROP_ENGINE,
-      g_param_spec_string("engine", "Engine",
+  g_object_class_install_property(
+      gobject_class, PROP_ENGINE,
+      g_param_spec_string(
+          "engine", "Engine",
           "Name of the arcly engine to publish into; elements naming the same engine in one "
           "process share its streams. Unknown names get a default engine accepting any app",
           arcly::gst::kDefaultEngineName, ready));
-  g_object_class_install_property(gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics",
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed(
+          "stats", "Statistics",
           "Publish statistics: frames, bytes, bitrate (bit/s), fps, keyframes, subscribers",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
@@ -516,7 +539,8 @@ static void gst_arcly_sink_class_init(GstArclySinkClass* klass) {
   element_class->change_state = gst_arcly_sink_change_state;
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
-  gst_element_class_set_static_metadata(element_class, "arcly stream publisher", "Sink/Network",
+  gst_element_class_set_static_metadata(
+      element_class, "arcly stream publisher", "Sink/Network",
       "Publishes its request pads as the tracks of an arcly live stream key, shared "
       "zero-copy with every arclysrc of the same engine in the process. Example: "
       "videotestsrc is-live=true ! x264enc tune=zerolatency ! arclysink stream=live/cam; "

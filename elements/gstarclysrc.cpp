@@ -38,8 +38,8 @@
  *     arclysrc stream=live/cam start=keyframe ! h264parse ! mp4mux ! filesink location=cam.mp4
  * ]| Records a stream including the cached GOP before the join (pre-event footage).
  * |[
- * gst-launch-1.0 ... arclysrc name=s stream=live/cam s.video_0 ! queue ! h264parse ! avdec_h264 ! autovideosink \
- *     s.audio_0 ! queue ! aacparse ! avdec_aac ! autoaudiosink
+ * gst-launch-1.0 ... arclysrc name=s stream=live/cam s.video_0 ! queue ! h264parse ! avdec_h264 !
+ * autovideosink \ s.audio_0 ! queue ! aacparse ! avdec_aac ! autoaudiosink
  * ]| Plays both tracks of an audio+video stream.
  */
 // Thin GObject shell around one arcly::Subscription driven by a GstTask. The task
@@ -83,8 +83,18 @@ namespace {
 
 enum class StartMode { LiveEdge = 0, Keyframe = 1, NextKeyframe = 2 };
 
-enum { PROP_0, PROP_STREAM, PROP_ENGINE, PROP_WAIT, PROP_START, PROP_PRE_ROLL, PROP_PERSIST,
-       PROP_LATENCY, PROP_IS_LIVE, PROP_STATS };
+enum {
+  PROP_0,
+  PROP_STREAM,
+  PROP_ENGINE,
+  PROP_WAIT,
+  PROP_START,
+  PROP_PRE_ROLL,
+  PROP_PERSIST,
+  PROP_LATENCY,
+  PROP_IS_LIVE,
+  PROP_STATS
+};
 
 constexpr gint kDefaultWait = -1;
 constexpr guint kDefaultLatencyMs = 30;
@@ -106,8 +116,8 @@ struct TrackPad {
   std::uint32_t track = 0;
   arcly::MediaKind kind = arcly::MediaKind::Video;
   std::string caps_desc;
-  bool caps_pending = false;     // new caps to push before the next buffer
-  bool inband_config = false;    // config payload must be pushed as a HEADER buffer
+  bool caps_pending = false;   // new caps to push before the next buffer
+  bool inband_config = false;  // config payload must be pushed as a HEADER buffer
   arcly::Bytes pending_header;
   bool discont = true;
   bool first_after_start = true;  // segment(s) still to send for the current timeline
@@ -129,7 +139,7 @@ struct SrcPrivate {
   std::condition_variable_any cond;
   Settings settings;
   bool playing = false;
-  bool played_before = false;      // a later PAUSED->PLAYING re-anchors the timeline
+  bool played_before = false;  // a later PAUSED->PLAYING re-anchors the timeline
   std::atomic<bool> rebase{false};
 
   // Set in READY->PAUSED, used by the task only.
@@ -147,7 +157,7 @@ struct SrcPrivate {
   std::optional<arcly::Subscription> sub;
   std::uint64_t last_instance = 0;
   std::deque<arcly::FrameRef> backlog;  // read ahead at (re)start
-  bool restart = false;                  // next start continues after a publisher change
+  bool restart = false;                 // next start continues after a publisher change
   arcly::gst::Timeline timeline;
   std::map<std::uint32_t, TrackPad> pads;
   std::map<arcly::MediaKind, guint> pad_counts;
@@ -179,7 +189,7 @@ static void gst_arcly_src_uri_handler_init(gpointer iface, gpointer data);
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 #pragma GCC diagnostic ignored "-Wpedantic"
 G_DEFINE_TYPE_WITH_CODE(GstArclySrc, gst_arcly_src, GST_TYPE_ELEMENT,
-    G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER, gst_arcly_src_uri_handler_init))
+                        G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER, gst_arcly_src_uri_handler_init))
 GST_ELEMENT_REGISTER_DEFINE(arclysrc, "arclysrc", GST_RANK_NONE, GST_TYPE_ARCLY_SRC)
 #pragma GCC diagnostic pop
 
@@ -188,12 +198,13 @@ GType gst_arcly_src_start_get_type(void) {
   static const GEnumValue values[] = {
       {static_cast<gint>(StartMode::LiveEdge),
        "Configs and the cached keyframe at once (first picture), cached frames decoded "
-       "but not shown, then live", "live-edge"},
+       "but not shown, then live",
+       "live-edge"},
       {static_cast<gint>(StartMode::Keyframe),
        "Everything from the cached keyframe on, at its original spacing (pre-event footage)",
        "keyframe"},
-      {static_cast<gint>(StartMode::NextKeyframe),
-       "No cache: wait for the next keyframe", "next-keyframe"},
+      {static_cast<gint>(StartMode::NextKeyframe), "No cache: wait for the next keyframe",
+       "next-keyframe"},
       {0, nullptr, nullptr}};
   if (g_once_init_enter(&type)) {
     GType t = g_enum_register_static("GstArclySrcStart", values);
@@ -211,7 +222,9 @@ static GstStaticPadTemplate data_template =
 
 namespace {
 
-GstElement* element_of(GstArclySrc* self) { return &self->parent; }
+GstElement* element_of(GstArclySrc* self) {
+  return &self->parent;
+}
 
 // Outcome of one task step.
 enum class Step { Continue, Pause };
@@ -291,7 +304,8 @@ TrackPad& add_pad(GstArclySrc* self, const arcly::TrackInfo& info, GstCaps* caps
   auto [it, inserted] = p->pads.insert_or_assign(info.track, tp);
 
   gst_flow_combiner_add_pad(p->combiner, pad);
-  GST_INFO_OBJECT(self, "track %u -> pad %s caps %" GST_PTR_FORMAT, info.track, GST_PAD_NAME(pad), static_cast<void*>(caps));
+  GST_INFO_OBJECT(self, "track %u -> pad %s caps %" GST_PTR_FORMAT, info.track, GST_PAD_NAME(pad),
+                  static_cast<void*>(caps));
   gst_element_add_pad(element_of(self), pad);
   return it->second;
 }
@@ -358,9 +372,10 @@ void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first, bool from
     tp.first_after_start = true;
     tp.discont = true;
   }
-  GST_INFO_OBJECT(self, "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT
-                  " base %" GST_TIME_FORMAT, anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)),
-                  GST_TIME_ARGS(base));
+  GST_INFO_OBJECT(
+      self,
+      "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT " base %" GST_TIME_FORMAT,
+      anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)), GST_TIME_ARGS(base));
   // Joining a running stream, the cache announced every track already. Joining
   // a stream that is just starting, its other tracks may still be on their way:
   // give them a second of stream time before declaring the pad set complete.
@@ -427,7 +442,8 @@ GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool dis
   GST_BUFFER_DTS(buffer) = dts;
   if (f.duration > 0) GST_BUFFER_DURATION(buffer) = static_cast<GstClockTime>(f.duration);
   if (!f.is_keyframe()) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
-  if (any(f.flags & arcly::FrameFlags::Corrupt)) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_CORRUPTED);
+  if (any(f.flags & arcly::FrameFlags::Corrupt))
+    GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_CORRUPTED);
   if (any(f.flags & arcly::FrameFlags::Header)) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_HEADER);
   if (p->run.start == StartMode::LiveEdge && f.pts < tl.edge() && !tp.edge_segment_after)
     GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DECODE_ONLY);
@@ -470,13 +486,17 @@ GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool dis
 void post_lagged(GstArclySrc* self, std::uint64_t dropped) {
   SrcPrivate* p = self->priv;
   p->stats.lag_events.fetch_add(1, std::memory_order_relaxed);
-  const std::uint64_t total = p->stats.dropped.fetch_add(dropped, std::memory_order_relaxed) + dropped;
-  GST_WARNING_OBJECT(self, "subscriber lagged: %" G_GUINT64_FORMAT " frames dropped, resuming at "
-                     "the newest keyframe", dropped);
-  GstStructure* s = gst_structure_new("arcly-lagged", "stream", G_TYPE_STRING, p->run.stream_key.c_str(),
-                                      "dropped", G_TYPE_UINT64, static_cast<guint64>(dropped),
-                                      "total-dropped", G_TYPE_UINT64, static_cast<guint64>(total),
-                                      nullptr);
+  const std::uint64_t total =
+      p->stats.dropped.fetch_add(dropped, std::memory_order_relaxed) + dropped;
+  GST_WARNING_OBJECT(self,
+                     "subscriber lagged: %" G_GUINT64_FORMAT
+                     " frames dropped, resuming at "
+                     "the newest keyframe",
+                     dropped);
+  GstStructure* s =
+      gst_structure_new("arcly-lagged", "stream", G_TYPE_STRING, p->run.stream_key.c_str(),
+                        "dropped", G_TYPE_UINT64, static_cast<guint64>(dropped), "total-dropped",
+                        G_TYPE_UINT64, static_cast<guint64>(total), nullptr);
   gst_element_post_message(element_of(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
@@ -505,8 +525,9 @@ arcly::StreamHandle acquire_stream(GstArclySrc* self) {
       if (e.code() == arcly::Errc::Cancelled || stop.stop_requested()) return nullptr;
       if (e.code() == arcly::Errc::Timeout || e.code() == arcly::Errc::StreamNotFound) {
         GST_ELEMENT_ERROR(element_of(self), RESOURCE, NOT_FOUND,
-                          ("stream %s is not being published (waited %d ms)", p->run.stream_key.c_str(),
-                           p->run.wait_ms), ("%s", e.what()));
+                          ("stream %s is not being published (waited %d ms)",
+                           p->run.stream_key.c_str(), p->run.wait_ms),
+                          ("%s", e.what()));
       } else {
         GST_ELEMENT_ERROR(element_of(self), RESOURCE, OPEN_READ, ("%s", e.what()), (nullptr));
       }
@@ -524,7 +545,8 @@ bool subscribe(GstArclySrc* self, const arcly::StreamHandle& stream) {
   options.start = p->run.start == StartMode::NextKeyframe ? arcly::StartAt::NextKeyframe
                                                           : arcly::StartAt::Keyframe;
   options.resilient = true;
-  if (p->run.start == StartMode::Keyframe) options.preroll = std::chrono::milliseconds(p->run.preroll_ms);
+  if (p->run.start == StartMode::Keyframe)
+    options.preroll = std::chrono::milliseconds(p->run.preroll_ms);
   p->sub.emplace(stream->subscribe(options));
   p->last_instance = stream->instance();
   p->stats.publishers.fetch_add(1, std::memory_order_relaxed);
@@ -601,14 +623,16 @@ Step step(GstArclySrc* self) {
     case arcly::RecvStatus::Closed:
       p->sub.reset();
       if (p->run.persist) {
-        GST_INFO_OBJECT(self, "publisher of %s ended; waiting for the next one", p->run.stream_key.c_str());
+        GST_INFO_OBJECT(self, "publisher of %s ended; waiting for the next one",
+                        p->run.stream_key.c_str());
         p->restart = true;
         return Step::Continue;
       }
       GST_INFO_OBJECT(self, "publisher of %s ended: EOS", p->run.stream_key.c_str());
       if (p->pads.empty()) {
         GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                          ("stream %s ended before it had any track", p->run.stream_key.c_str()), (nullptr));
+                          ("stream %s ended before it had any track", p->run.stream_key.c_str()),
+                          (nullptr));
       }
       push_eos_all(self);
       return Step::Pause;
@@ -693,19 +717,19 @@ void reset_run(GstArclySrc* self) {
 
 GstStructure* make_stats(GstArclySrc* self) {
   const Stats& s = self->priv->stats;
-  return gst_structure_new("arclysrc-stats",
-                           "frames", G_TYPE_UINT64, static_cast<guint64>(s.frames.load()),
-                           "bytes", G_TYPE_UINT64, static_cast<guint64>(s.bytes.load()),
-                           "keyframes", G_TYPE_UINT64, static_cast<guint64>(s.keyframes.load()),
-                           "dropped", G_TYPE_UINT64, static_cast<guint64>(s.dropped.load()),
-                           "lag-events", G_TYPE_UINT64, static_cast<guint64>(s.lag_events.load()),
-                           "publishers", G_TYPE_UINT64, static_cast<guint64>(s.publishers.load()),
-                           nullptr);
+  return gst_structure_new("arclysrc-stats", "frames", G_TYPE_UINT64,
+                           static_cast<guint64>(s.frames.load()), "bytes", G_TYPE_UINT64,
+                           static_cast<guint64>(s.bytes.load()), "keyframes", G_TYPE_UINT64,
+                           static_cast<guint64>(s.keyframes.load()), "dropped", G_TYPE_UINT64,
+                           static_cast<guint64>(s.dropped.load()), "lag-events", G_TYPE_UINT64,
+                           static_cast<guint64>(s.lag_events.load()), "publishers", G_TYPE_UINT64,
+                           static_cast<guint64>(s.publishers.load()), nullptr);
 }
 
 }  // namespace
 
-static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element, GstStateChange transition) {
+static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
+                                                       GstStateChange transition) {
   auto* self = GST_ARCLY_SRC(element);
   SrcPrivate* p = self->priv;
   GstStateChangeReturn ret = GST_STATE_CHANGE_SUCCESS;
@@ -802,7 +826,8 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element, GstS
   return ret;
 }
 
-static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value, GParamSpec* pspec) {
+static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value,
+                                       GParamSpec* pspec) {
   auto* self = GST_ARCLY_SRC(object);
   SrcPrivate* p = self->priv;
   std::lock_guard lock(p->lock);
@@ -838,7 +863,8 @@ static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* 
   }
 }
 
-static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value, GParamSpec* pspec) {
+static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
+                                       GParamSpec* pspec) {
   auto* self = GST_ARCLY_SRC(object);
   SrcPrivate* p = self->priv;
   if (id == PROP_STATS) {
@@ -908,41 +934,63 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
 
   const auto ready = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                               GST_PARAM_MUTABLE_READY);
-  g_object_class_install_property(gobject_class, PROP_STREAM,
-      g_param_spec_string("stream", "Stream key",
+  g_object_class_install_property(
+      gobject_class, PROP_STREAM,
+      g_param_spec_string(
+          "stream", "Stream key",
           "Stream key to play, as app/stream (e.g. live/cam): two parts of 1-64 characters "
-          "[A-Za-z0-9._-]. Required", nullptr, ready));
-  g_object_class_install_property(gobject_class, PROP_ENGINE,
-      g_param_spec_string("engine", "Engine",
+          "[A-Za-z0-9._-]. Required",
+          nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_ENGINE,
+      g_param_spec_string(
+          "engine", "Engine",
           "Name of the arcly engine to subscribe in; must match the publisher's engine. Unknown "
-          "names get a default engine accepting any app", arcly::gst::kDefaultEngineName, ready));
-  g_object_class_install_property(gobject_class, PROP_WAIT,
-      g_param_spec_int("wait", "Wait for publisher",
+          "names get a default engine accepting any app",
+          arcly::gst::kDefaultEngineName, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_WAIT,
+      g_param_spec_int(
+          "wait", "Wait for publisher",
           "Milliseconds to wait for a publisher of the key: 0 fails the state change at once "
-          "if nobody publishes it, -1 waits forever", -1, G_MAXINT, kDefaultWait, ready));
-  g_object_class_install_property(gobject_class, PROP_START,
-      g_param_spec_enum("start", "Start",
+          "if nobody publishes it, -1 waits forever",
+          -1, G_MAXINT, kDefaultWait, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_START,
+      g_param_spec_enum(
+          "start", "Start",
           "Where a joiner starts: live-edge (first picture at once, then live), keyframe "
           "(replay the cached GOP at original spacing, for recorders) or next-keyframe (no cache)",
           GST_TYPE_ARCLY_SRC_START, static_cast<gint>(kDefaultStart), ready));
-  g_object_class_install_property(gobject_class, PROP_PRE_ROLL,
-      g_param_spec_uint("preroll", "Pre-roll",
+  g_object_class_install_property(
+      gobject_class, PROP_PRE_ROLL,
+      g_param_spec_uint(
+          "preroll", "Pre-roll",
           "With start=keyframe: start at a cached keyframe at least this many milliseconds "
           "before the live edge (as far as the engine's cache window reaches); 0 = newest GOP",
           0, G_MAXUINT, 0, ready));
-  g_object_class_install_property(gobject_class, PROP_PERSIST,
-      g_param_spec_boolean("persist", "Persist",
+  g_object_class_install_property(
+      gobject_class, PROP_PERSIST,
+      g_param_spec_boolean(
+          "persist", "Persist",
           "When the publisher ends, wait for the next publisher of the key and continue "
-          "(DISCONT, new caps if changed) instead of sending EOS", FALSE, ready));
-  g_object_class_install_property(gobject_class, PROP_LATENCY,
-      g_param_spec_uint("latency", "Latency",
+          "(DISCONT, new caps if changed) instead of sending EOS",
+          FALSE, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_LATENCY,
+      g_param_spec_uint(
+          "latency", "Latency",
           "Latency in milliseconds reported to the pipeline, absorbing the publisher's "
-          "jitter", 0, 60000, kDefaultLatencyMs, ready));
-  g_object_class_install_property(gobject_class, PROP_IS_LIVE,
-      g_param_spec_boolean("is-live", "Is live", "Always TRUE: arclysrc is a live source",
-          TRUE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
-  g_object_class_install_property(gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics",
+          "jitter",
+          0, 60000, kDefaultLatencyMs, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_IS_LIVE,
+      g_param_spec_boolean("is-live", "Is live", "Always TRUE: arclysrc is a live source", TRUE,
+                           static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed(
+          "stats", "Statistics",
           "Subscriber statistics: frames, bytes, keyframes, dropped (frames skipped after "
           "lagging), lag-events, publishers (publish instances followed)",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
@@ -951,11 +999,13 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
   gst_element_class_add_static_pad_template(element_class, &video_template);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
   gst_element_class_add_static_pad_template(element_class, &data_template);
-  gst_element_class_set_static_metadata(element_class, "arcly stream subscriber", "Source/Network",
+  gst_element_class_set_static_metadata(
+      element_class, "arcly stream subscriber", "Source/Network",
       "Plays an arcly live stream key published in the same process: one pad per track, "
       "instant start from the GOP cache, timestamps re-based to this pipeline. Example: "
       "arclysrc stream=live/cam ! h264parse ! avdec_h264 ! autovideosink; recorder: arclysrc "
-      "stream=live/cam start=keyframe persist=true ! h264parse ! mp4mux ! filesink location=cam.mp4; "
+      "stream=live/cam start=keyframe persist=true ! h264parse ! mp4mux ! filesink "
+      "location=cam.mp4; "
       "URI: arcly://live/cam?engine=default",
       "arcly project");
   GST_DEBUG_CATEGORY_INIT(gst_arcly_src_debug, "arclysrc", 0, "arcly stream subscriber");
@@ -965,7 +1015,9 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
 
 // --- GstURIHandler: arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1 ---
 
-static GstURIType uri_get_type(GType) { return GST_URI_SRC; }
+static GstURIType uri_get_type(GType) {
+  return GST_URI_SRC;
+}
 
 static const gchar* const* uri_get_protocols(GType) {
   static const gchar* const protocols[] = {"arcly", nullptr};
@@ -978,7 +1030,8 @@ static gchar* uri_get_uri(GstURIHandler* handler) {
   std::lock_guard lock(p->lock);
   if (p->settings.stream_key.empty()) return nullptr;
   std::string uri = "arcly://" + p->settings.stream_key;
-  if (p->settings.engine_name != arcly::gst::kDefaultEngineName) uri += "?engine=" + p->settings.engine_name;
+  if (p->settings.engine_name != arcly::gst::kDefaultEngineName)
+    uri += "?engine=" + p->settings.engine_name;
   return g_strdup(uri.c_str());
 }
 
@@ -999,15 +1052,18 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
   std::string why;
   if (!arcly::StreamKey::try_parse(key, &why)) {
     gst_uri_unref(parsed);
-    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "invalid stream key \"%s\" in URI '%s': %s; %s",
-                key.c_str(), uri, why.c_str(), arcly::gst::kValidKeyHint);
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                "invalid stream key \"%s\" in URI '%s': %s; %s", key.c_str(), uri, why.c_str(),
+                arcly::gst::kValidKeyHint);
     return FALSE;
   }
   Settings s;
   s.stream_key = key;
   if (const gchar* v = gst_uri_get_query_value(parsed, "engine"); v && *v) s.engine_name = v;
-  if (const gchar* v = gst_uri_get_query_value(parsed, "wait")) s.wait_ms = static_cast<gint>(g_ascii_strtoll(v, nullptr, 10));
-  if (const gchar* v = gst_uri_get_query_value(parsed, "latency")) s.latency_ms = static_cast<guint>(g_ascii_strtoull(v, nullptr, 10));
+  if (const gchar* v = gst_uri_get_query_value(parsed, "wait"))
+    s.wait_ms = static_cast<gint>(g_ascii_strtoll(v, nullptr, 10));
+  if (const gchar* v = gst_uri_get_query_value(parsed, "latency"))
+    s.latency_ms = static_cast<guint>(g_ascii_strtoull(v, nullptr, 10));
   if (const gchar* v = gst_uri_get_query_value(parsed, "persist"))
     s.persist = g_ascii_strcasecmp(v, "1") == 0 || g_ascii_strcasecmp(v, "true") == 0;
   if (const gchar* v = gst_uri_get_query_value(parsed, "start")) {

@@ -62,9 +62,12 @@ CapsDescription describe_caps(const GstCaps* caps) {
   const GstStructure* s = gst_caps_get_structure(caps, 0);
   const std::string_view name = gst_structure_get_name(s);
 
-  if (name.starts_with("video/") || name.starts_with("image/")) d.kind = MediaKind::Video;
-  else if (name.starts_with("audio/")) d.kind = MediaKind::Audio;
-  else d.kind = MediaKind::Data;
+  if (name.starts_with("video/") || name.starts_with("image/"))
+    d.kind = MediaKind::Video;
+  else if (name.starts_with("audio/"))
+    d.kind = MediaKind::Audio;
+  else
+    d.kind = MediaKind::Data;
 
   if (name == "video/x-h264" || name == "video/x-h265") {
     d.codec = name == "video/x-h264" ? CodecId::H264 : CodecId::H265;
@@ -153,9 +156,12 @@ Bytes extract_parameter_sets(CodecId codec, std::span<const std::uint8_t> au) {
 
 std::string_view pad_prefix(MediaKind kind) {
   switch (kind) {
-    case MediaKind::Video: return "video";
-    case MediaKind::Audio: return "audio";
-    case MediaKind::Data: break;
+    case MediaKind::Video:
+      return "video";
+    case MediaKind::Audio:
+      return "audio";
+    case MediaKind::Data:
+      break;
   }
   return "data";
 }

@@ -20,7 +20,9 @@ struct Registry {
   std::map<std::string, std::shared_ptr<Engine>> engines;
 };
 
-void destroy_registry(gpointer data) { delete static_cast<Registry*>(data); }
+void destroy_registry(gpointer data) {
+  delete static_cast<Registry*>(data);
+}
 
 Registry& registry() {
   GObject* anchor = G_OBJECT(gst_registry_get());
@@ -35,7 +37,8 @@ Registry& registry() {
 
 void check_name(const std::string& name) {
   if (name.empty())
-    throw Error(Errc::InvalidArgument, "engine name must not be empty (the default is \"default\")");
+    throw Error(Errc::InvalidArgument,
+                "engine name must not be empty (the default is \"default\")");
 }
 
 }  // namespace
@@ -46,7 +49,8 @@ std::shared_ptr<Engine> make_default_engine() {
 
 void register_engine(const std::string& name, std::shared_ptr<Engine> engine) {
   check_name(name);
-  if (!engine) throw Error(Errc::InvalidArgument, "cannot register a null engine as \"" + name + "\"");
+  if (!engine)
+    throw Error(Errc::InvalidArgument, "cannot register a null engine as \"" + name + "\"");
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
   auto [it, inserted] = r.engines.try_emplace(name, engine);

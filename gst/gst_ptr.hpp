@@ -38,15 +38,33 @@ class Ptr {
 };
 
 namespace detail {
-inline void unref_object(GstObject* o) { gst_object_unref(o); }
-inline void unref_caps(GstCaps* c) { gst_caps_unref(c); }
-inline void unref_buffer(GstBuffer* b) { gst_buffer_unref(b); }
-inline void unref_pad(GstPad* p) { gst_object_unref(p); }
-inline void unref_element(GstElement* e) { gst_object_unref(e); }
-inline void unref_clock(GstClock* c) { gst_object_unref(c); }
-inline void unref_message(GstMessage* m) { gst_message_unref(m); }
-inline void free_structure(GstStructure* s) { gst_structure_free(s); }
-inline void unref_event(GstEvent* e) { gst_event_unref(e); }
+inline void unref_object(GstObject* o) {
+  gst_object_unref(o);
+}
+inline void unref_caps(GstCaps* c) {
+  gst_caps_unref(c);
+}
+inline void unref_buffer(GstBuffer* b) {
+  gst_buffer_unref(b);
+}
+inline void unref_pad(GstPad* p) {
+  gst_object_unref(p);
+}
+inline void unref_element(GstElement* e) {
+  gst_object_unref(e);
+}
+inline void unref_clock(GstClock* c) {
+  gst_object_unref(c);
+}
+inline void unref_message(GstMessage* m) {
+  gst_message_unref(m);
+}
+inline void free_structure(GstStructure* s) {
+  gst_structure_free(s);
+}
+inline void unref_event(GstEvent* e) {
+  gst_event_unref(e);
+}
 }  // namespace detail
 
 using ObjectPtr = Ptr<GstObject, detail::unref_object>;

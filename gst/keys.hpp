@@ -17,8 +17,10 @@ inline constexpr const char* kValidKeyHint =
 // Throws arcly::Error{InvalidKey}; `who` names the element ("arclysink").
 inline StreamKey parse_stream_key(const std::string& text, std::string_view who) {
   if (text.empty())
-    throw Error(Errc::InvalidKey, std::string(who) + ": no stream key set; set stream=app/stream "
-                                  "(" + kValidKeyHint + ")");
+    throw Error(Errc::InvalidKey, std::string(who) +
+                                      ": no stream key set; set stream=app/stream "
+                                      "(" +
+                                      kValidKeyHint + ")");
   std::string why;
   if (auto key = StreamKey::try_parse(text, &why)) return *key;
   throw Error(Errc::InvalidKey, std::string(who) + ": invalid stream key \"" + text + "\": " + why +

@@ -50,7 +50,8 @@ inline void stop(GstElement* pipeline) {
 // Pops the first message of `types` within `seconds`; null on timeout.
 inline GstMessage* wait_message(GstElement* pipeline, GstMessageType types, double seconds = 20) {
   GstBus* bus = gst_element_get_bus(pipeline);
-  GstMessage* m = gst_bus_timed_pop_filtered(bus, static_cast<GstClockTime>(seconds * GST_SECOND), types);
+  GstMessage* m =
+      gst_bus_timed_pop_filtered(bus, static_cast<GstClockTime>(seconds * GST_SECOND), types);
   gst_object_unref(bus);
   return m;
 }
@@ -78,7 +79,8 @@ inline void assert_no_error(GstElement* pipeline) {
 }
 
 inline GstSample* pull(GstElement* appsink, double seconds = 20) {
-  return gst_app_sink_try_pull_sample(GST_APP_SINK(appsink), static_cast<GstClockTime>(seconds * GST_SECOND));
+  return gst_app_sink_try_pull_sample(GST_APP_SINK(appsink),
+                                      static_cast<GstClockTime>(seconds * GST_SECOND));
 }
 
 // Waits until an element's `stats` structure has `field` >= `at_least`.
@@ -98,7 +100,8 @@ inline guint64 wait_stat(GstElement* e, const char* field, guint64 at_least, dou
     if (v >= at_least) return v;
     g_usleep(5000);
   }
-  ck_abort_msg("stats field %s stayed at %" G_GUINT64_FORMAT " < %" G_GUINT64_FORMAT, field, v, at_least);
+  ck_abort_msg("stats field %s stayed at %" G_GUINT64_FORMAT " < %" G_GUINT64_FORMAT, field, v,
+               at_least);
   return v;
 }
 
@@ -116,7 +119,8 @@ inline GstClockTime publisher_ts(GstBuffer* b) {
 inline std::string h264_camera(int gop, int num_buffers = -1) {
   return "videotestsrc is-live=true num-buffers=" + std::to_string(num_buffers) +
          " ! video/x-raw,width=160,height=120,framerate=30/1 ! x264enc tune=zerolatency "
-         "speed-preset=ultrafast key-int-max=" + std::to_string(gop) + " bframes=0 ";
+         "speed-preset=ultrafast key-int-max=" +
+         std::to_string(gop) + " bframes=0 ";
 }
 
 }  // namespace th

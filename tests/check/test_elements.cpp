@@ -26,13 +26,17 @@ std::string failed_state_change(const std::string& line, GstState target) {
   return text;
 }
 
-bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
+bool contains(const std::string& s, const char* what) {
+  return s.find(what) != std::string::npos;
+}
 
 }  // namespace
 
 GST_START_TEST(test_bad_key) {
-  std::string t = failed_state_change("fakesrc ! arclysink stream=\"live/bad key\"", GST_STATE_READY);
-  fail_unless(contains(t, "\"live/bad key\"") && contains(t, "app/stream"), "message: %s", t.c_str());
+  std::string t =
+      failed_state_change("fakesrc ! arclysink stream=\"live/bad key\"", GST_STATE_READY);
+  fail_unless(contains(t, "\"live/bad key\"") && contains(t, "app/stream"), "message: %s",
+              t.c_str());
   t = failed_state_change("fakesrc ! arclysink", GST_STATE_READY);
   fail_unless(contains(t, "no stream key") && contains(t, "app/stream"), "message: %s", t.c_str());
   t = failed_state_change("arclysrc stream=nokey ! fakesink", GST_STATE_READY);
@@ -41,7 +45,8 @@ GST_START_TEST(test_bad_key) {
 GST_END_TEST;
 
 GST_START_TEST(test_not_published_wait0) {
-  std::string t = failed_state_change("arclysrc stream=live/nobody wait=0 ! fakesink", GST_STATE_PAUSED);
+  std::string t =
+      failed_state_change("arclysrc stream=live/nobody wait=0 ! fakesink", GST_STATE_PAUSED);
   fail_unless(contains(t, "stream live/nobody is not being published"), "message: %s", t.c_str());
 }
 GST_END_TEST;
@@ -53,7 +58,8 @@ GST_START_TEST(test_wait_timeout) {
   fail_unless(m != nullptr);
   std::string t = th::error_text(m);
   gst_message_unref(m);
-  fail_unless(contains(t, "live/late-never") && contains(t, "not being published"), "message: %s", t.c_str());
+  fail_unless(contains(t, "live/late-never") && contains(t, "not being published"), "message: %s",
+              t.c_str());
   th::stop(p);
 }
 GST_END_TEST;
@@ -78,7 +84,8 @@ GST_START_TEST(test_unblocks_while_waiting) {
   th::play(p);
   th::stop(p);  // would hang (test timeout) if the task ignored the stop
 
-  GstElement* pub = th::launch("appsrc is-live=true format=time caps=video/x-test ! arclysink name=pub stream=live/idle");
+  GstElement* pub = th::launch(
+      "appsrc is-live=true format=time caps=video/x-test ! arclysink name=pub stream=live/idle");
   th::play(pub);
   GstElement* sub = th::launch("arclysrc stream=live/idle ! fakesink");
   th::play(sub);
@@ -117,7 +124,8 @@ GstBuffer* keyframe(std::size_t size, GstClockTime pts) {
 
 GST_START_TEST(test_zero_copy) {
   HarnessPublisher pub("zero-copy", "live/zc", "video/x-arcly-test");
-  GstElement* sub = th::launch("arclysrc engine=zero-copy stream=live/zc start=keyframe ! appsink name=out sync=false");
+  GstElement* sub = th::launch(
+      "arclysrc engine=zero-copy stream=live/zc start=keyframe ! appsink name=out sync=false");
   th::play(sub);
 
   GstBuffer* in = keyframe(4096, 0);
@@ -136,8 +144,9 @@ GST_START_TEST(test_zero_copy) {
   fail_unless(out_map.data == publisher_bytes, "the subscriber's payload is a copy");
   gst_buffer_unmap(out, &out_map);
   // Read-only: nobody downstream may scribble on the publisher's memory.
-  fail_unless(gst_memory_is_writable(gst_buffer_peek_memory(out, 0)) == FALSE ||
-              GST_MINI_OBJECT_FLAG_IS_SET(gst_buffer_peek_memory(out, 0), GST_MEMORY_FLAG_READONLY));
+  fail_unless(
+      gst_memory_is_writable(gst_buffer_peek_memory(out, 0)) == FALSE ||
+      GST_MINI_OBJECT_FLAG_IS_SET(gst_buffer_peek_memory(out, 0), GST_MEMORY_FLAG_READONLY));
   fail_unless(th::publisher_ts(out) != GST_CLOCK_TIME_NONE, "no publisher timestamp meta");
   gst_sample_unref(s);
   th::stop(sub);
@@ -146,7 +155,8 @@ GST_END_TEST;
 
 GST_START_TEST(test_timestamps_and_caps_change) {
   HarnessPublisher pub("ts", "live/ts", "video/x-arcly-test,width=1");
-  GstElement* sub = th::launch("arclysrc engine=ts stream=live/ts start=keyframe ! appsink name=out sync=false");
+  GstElement* sub =
+      th::launch("arclysrc engine=ts stream=live/ts start=keyframe ! appsink name=out sync=false");
   th::play(sub);
   GstElement* out = th::by_name(sub, "out");
 
@@ -184,7 +194,8 @@ GST_START_TEST(test_timestamps_and_caps_change) {
   GstBuffer* third = gst_sample_get_buffer(s);
   fail_unless(GST_BUFFER_FLAG_IS_SET(third, GST_BUFFER_FLAG_DELTA_UNIT));
   fail_unless_equals_uint64(GST_BUFFER_PTS(third) - second_pts, 40 * GST_MSECOND);
-  fail_unless_equals_uint64(th::publisher_ts(third) - th::publisher_ts(gst_sample_get_buffer(s)), 0);
+  fail_unless_equals_uint64(th::publisher_ts(third) - th::publisher_ts(gst_sample_get_buffer(s)),
+                            0);
   gst_sample_unref(s);
 
   // The publisher's stats count what it published.
@@ -195,14 +206,16 @@ GST_START_TEST(test_timestamps_and_caps_change) {
   fail_unless(gst_structure_get_uint64(stats, "frames", &frames) && frames >= 3);
   fail_unless(gst_structure_get_uint(stats, "subscribers", &subscribers) && subscribers == 1);
   fail_unless(gst_structure_has_field(stats, "bitrate") && gst_structure_has_field(stats, "fps") &&
-              gst_structure_has_field(stats, "keyframes") && gst_structure_has_field(stats, "bytes"));
+              gst_structure_has_field(stats, "keyframes") &&
+              gst_structure_has_field(stats, "bytes"));
   gst_structure_free(stats);
   th::stop(sub);
 }
 GST_END_TEST;
 
 GST_START_TEST(test_non_time_segment_refused) {
-  GstElement* p = th::launch("appsrc name=src format=bytes caps=video/x-test ! arclysink stream=live/bytes");
+  GstElement* p =
+      th::launch("appsrc name=src format=bytes caps=video/x-test ! arclysink stream=live/bytes");
   th::play(p);
   GstBuffer* b = gst_buffer_new_allocate(nullptr, 8, nullptr);
   gst_app_src_push_buffer(GST_APP_SRC(th::by_name(p, "src")), b);
@@ -216,7 +229,8 @@ GST_START_TEST(test_non_time_segment_refused) {
 GST_END_TEST;
 
 GST_START_TEST(test_latency_query) {
-  GstElement* pub = th::launch("appsrc name=src is-live=true format=time caps=video/x-test ! arclysink stream=live/lat");
+  GstElement* pub = th::launch(
+      "appsrc name=src is-live=true format=time caps=video/x-test ! arclysink stream=live/lat");
   th::play(pub);
   GstElement* sub = th::launch("arclysrc name=src stream=live/lat latency=40 ! fakesink");
   th::play(sub);
@@ -249,12 +263,13 @@ GST_END_TEST;
 
 GST_START_TEST(test_named_engines) {
   // Only the "studio" application, nothing else.
-  auto engine = arcly::Engine::builder().application(arcly::AppSpec("studio").publishers(1)).build();
+  auto engine =
+      arcly::Engine::builder().application(arcly::AppSpec("studio").publishers(1)).build();
   arcly::gst::register_engine("studio", engine);
   fail_unless(arcly::gst::find_engine("studio") == engine);
 
-  std::string t = failed_state_change("appsrc format=time ! arclysink engine=studio stream=live/cam",
-                                      GST_STATE_PAUSED);
+  std::string t = failed_state_change(
+      "appsrc format=time ! arclysink engine=studio stream=live/cam", GST_STATE_PAUSED);
   fail_unless(contains(t, "live"), "message: %s", t.c_str());
 
   GstElement* pub = th::launch("appsrc format=time ! arclysink engine=studio stream=studio/cam");
@@ -274,14 +289,15 @@ GST_END_TEST;
 
 GST_START_TEST(test_uri_handler) {
   GError* err = nullptr;
-  GstElement* e = gst_element_make_from_uri(GST_URI_SRC, "arcly://live/cam?engine=studio&start=keyframe&persist=1",
-                                            nullptr, &err);
+  GstElement* e = gst_element_make_from_uri(
+      GST_URI_SRC, "arcly://live/cam?engine=studio&start=keyframe&persist=1", nullptr, &err);
   fail_unless(e != nullptr && err == nullptr);
   gchar* stream = nullptr;
   gchar* engine = nullptr;
   gint start = -1;
   gboolean persist = FALSE;
-  g_object_get(e, "stream", &stream, "engine", &engine, "start", &start, "persist", &persist, nullptr);
+  g_object_get(e, "stream", &stream, "engine", &engine, "start", &start, "persist", &persist,
+               nullptr);
   fail_unless_equals_string(stream, "live/cam");
   fail_unless_equals_string(engine, "studio");
   fail_unless_equals_int(start, 1);
@@ -307,11 +323,13 @@ GST_START_TEST(test_properties_documented) {
     for (guint i = 0; i < n; ++i) {
       if (specs[i]->owner_type != G_OBJECT_TYPE(e)) continue;
       const gchar* blurb = g_param_spec_get_blurb(specs[i]);
-      fail_unless(blurb && std::strlen(blurb) > 20, "%s::%s has no useful blurb", name, specs[i]->name);
+      fail_unless(blurb && std::strlen(blurb) > 20, "%s::%s has no useful blurb", name,
+                  specs[i]->name);
     }
     g_free(specs);
     GstElementFactory* f = gst_element_get_factory(e);
-    fail_unless(std::strlen(gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_DESCRIPTION)) > 20);
+    fail_unless(std::strlen(gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_DESCRIPTION)) >
+                20);
     gst_object_unref(e);
   }
 }

@@ -18,14 +18,16 @@ bool has_sps(GstBuffer* b) {
   if (!gst_buffer_map(b, &m, GST_MAP_READ)) return false;
   bool found = false;
   for (gsize i = 0; i + 4 < m.size; ++i)
-    if (m.data[i] == 0 && m.data[i + 1] == 0 && m.data[i + 2] == 1 && (m.data[i + 3] & 0x1f) == 7) found = true;
+    if (m.data[i] == 0 && m.data[i + 1] == 0 && m.data[i + 2] == 1 && (m.data[i + 3] & 0x1f) == 7)
+      found = true;
   gst_buffer_unmap(b, &m);
   return found;
 }
 
 GstClockTime running_time(GstSample* s) {
   const GstSegment* seg = gst_sample_get_segment(s);
-  return gst_segment_to_running_time(seg, GST_FORMAT_TIME, GST_BUFFER_PTS(gst_sample_get_buffer(s)));
+  return gst_segment_to_running_time(seg, GST_FORMAT_TIME,
+                                     GST_BUFFER_PTS(gst_sample_get_buffer(s)));
 }
 
 }  // namespace
@@ -48,8 +50,9 @@ GST_START_TEST(test_late_joiner_gets_config_and_keyframe) {
   gst_sample_unref(s);
   th::stop(raw);
 
-  GstElement* dec = th::launch("arclysrc stream=live/late ! h264parse ! avdec_h264 output-corrupt=false ! "
-                               "appsink name=out sync=false");
+  GstElement* dec = th::launch(
+      "arclysrc stream=live/late ! h264parse ! avdec_h264 output-corrupt=false ! "
+      "appsink name=out sync=false");
   th::play(dec);
   for (int i = 0; i < 5; ++i) {
     s = th::pull(th::by_name(dec, "out"));
@@ -71,9 +74,10 @@ GST_START_TEST(test_start_modes) {
   th::wait_stat(th::by_name(pub, "pub"), "frames", 30);
 
   for (const char* mode : {"live-edge", "keyframe"}) {
-    GstElement* sub = th::launch(std::string("arclysrc start=") + mode +
-                                 " stream=live/modes ! h264parse ! avdec_h264 output-corrupt=false ! "
-                                 "appsink name=out sync=false");
+    GstElement* sub =
+        th::launch(std::string("arclysrc start=") + mode +
+                   " stream=live/modes ! h264parse ! avdec_h264 output-corrupt=false ! "
+                   "appsink name=out sync=false");
     th::play(sub);
     GstSample* a = th::pull(th::by_name(sub, "out"));
     GstSample* b = th::pull(th::by_name(sub, "out"));
@@ -83,14 +87,15 @@ GST_START_TEST(test_start_modes) {
     fail_unless(GST_CLOCK_TIME_IS_VALID(ta) && GST_CLOCK_TIME_IS_VALID(tb) && tb > ta);
     if (std::strcmp(mode, "live-edge") == 0) {
       // >= 25 cached frames were skipped over, yet no running time was lost.
-      fail_unless(tb - ta >= 25 * 33 * GST_MSECOND, "no jump to the live edge (%" GST_TIME_FORMAT ")",
-                  GST_TIME_ARGS(tb - ta));
+      fail_unless(tb - ta >= 25 * 33 * GST_MSECOND,
+                  "no jump to the live edge (%" GST_TIME_FORMAT ")", GST_TIME_ARGS(tb - ta));
       fail_unless(running_time(b) >= running_time(a));
       fail_unless(running_time(b) - running_time(a) < 100 * GST_MSECOND);
     } else {
       fail_unless(tb - ta < 100 * GST_MSECOND, "keyframe mode skipped frames");
-      fail_unless(running_time(b) - running_time(a) == GST_BUFFER_PTS(gst_sample_get_buffer(b)) -
-                                                           GST_BUFFER_PTS(gst_sample_get_buffer(a)));
+      fail_unless(running_time(b) - running_time(a) ==
+                  GST_BUFFER_PTS(gst_sample_get_buffer(b)) -
+                      GST_BUFFER_PTS(gst_sample_get_buffer(a)));
     }
     gst_sample_unref(a);
     gst_sample_unref(b);
@@ -107,8 +112,9 @@ GST_START_TEST(test_audio_video) {
   th::play(pub);
   th::wait_stat(th::by_name(pub, "pub"), "frames", 60);
 
-  GstElement* raw = th::launch("arclysrc name=s stream=live/av s.video_0 ! queue ! appsink name=v sync=false "
-                               "s.audio_0 ! queue ! appsink name=a sync=false");
+  GstElement* raw = th::launch(
+      "arclysrc name=s stream=live/av s.video_0 ! queue ! appsink name=v sync=false "
+      "s.audio_0 ! queue ! appsink name=a sync=false");
   th::play(raw);
   GstSample* v = th::pull(th::by_name(raw, "v"));
   GstSample* a = th::pull(th::by_name(raw, "a"));
@@ -117,14 +123,16 @@ GST_START_TEST(test_audio_video) {
   fail_if(GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(v), GST_BUFFER_FLAG_DELTA_UNIT));
   fail_if(GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(a), GST_BUFFER_FLAG_DELTA_UNIT));
   const GstStructure* as = gst_caps_get_structure(gst_sample_get_caps(a), 0);
-  fail_unless(gst_structure_has_name(as, "audio/mpeg") && gst_structure_has_field(as, "codec_data"));
+  fail_unless(gst_structure_has_name(as, "audio/mpeg") &&
+              gst_structure_has_field(as, "codec_data"));
   gst_sample_unref(v);
   gst_sample_unref(a);
   th::stop(raw);
 
-  GstElement* sub = th::launch("arclysrc name=s stream=live/av "
-                               "s.video_0 ! queue ! h264parse ! avdec_h264 output-corrupt=false ! appsink name=v sync=false "
-                               "s.audio_0 ! queue ! aacparse ! avdec_aac ! appsink name=a sync=false");
+  GstElement* sub = th::launch(
+      "arclysrc name=s stream=live/av "
+      "s.video_0 ! queue ! h264parse ! avdec_h264 output-corrupt=false ! appsink name=v sync=false "
+      "s.audio_0 ! queue ! aacparse ! avdec_aac ! appsink name=a sync=false");
   th::play(sub);
   GstSample* v1 = th::pull(th::by_name(sub, "v"));
   GstSample* v2 = th::pull(th::by_name(sub, "v"));
@@ -144,7 +152,8 @@ GST_START_TEST(test_audio_video) {
 GST_END_TEST;
 
 GST_START_TEST(test_opus) {
-  GstElement* pub = th::launch("audiotestsrc is-live=true ! opusenc ! arclysink name=pub stream=live/opus");
+  GstElement* pub =
+      th::launch("audiotestsrc is-live=true ! opusenc ! arclysink name=pub stream=live/opus");
   th::play(pub);
   th::wait_stat(th::by_name(pub, "pub"), "frames", 10);
   GstElement* sub = th::launch("arclysrc stream=live/opus ! opusdec ! appsink name=out sync=false");
@@ -161,15 +170,19 @@ GST_START_TEST(test_opus) {
 GST_END_TEST;
 
 GST_START_TEST(test_eos_propagation) {
-  GstElement* sub = th::launch("arclysrc stream=live/eos wait=-1 ! h264parse ! avdec_h264 ! fakesink");
+  GstElement* sub =
+      th::launch("arclysrc stream=live/eos wait=-1 ! h264parse ! avdec_h264 ! fakesink");
   th::play(sub);
   GstElement* pub = th::launch(th::h264_camera(15, 30) + "! arclysink stream=live/eos");
   th::play(pub);
-  GstMessage* m = th::wait_message(pub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "publisher: %s", th::error_text(m).c_str());
+  GstMessage* m =
+      th::wait_message(pub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "publisher: %s",
+              th::error_text(m).c_str());
   gst_message_unref(m);
   m = th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "subscriber: %s", th::error_text(m).c_str());
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "subscriber: %s",
+              th::error_text(m).c_str());
   gst_message_unref(m);
   th::stop(pub);
   th::stop(sub);
@@ -177,8 +190,9 @@ GST_START_TEST(test_eos_propagation) {
 GST_END_TEST;
 
 GST_START_TEST(test_persist_across_publisher_restart) {
-  GstElement* sub = th::launch("arclysrc name=src stream=live/blip persist=true wait=-1 ! h264parse ! "
-                               "avdec_h264 output-corrupt=false ! appsink name=out sync=false");
+  GstElement* sub = th::launch(
+      "arclysrc name=src stream=live/blip persist=true wait=-1 ! h264parse ! "
+      "avdec_h264 output-corrupt=false ! appsink name=out sync=false");
   th::play(sub);
   GstElement* out = th::by_name(sub, "out");
   GstElement* src = th::by_name(sub, "src");
@@ -189,8 +203,10 @@ GST_START_TEST(test_persist_across_publisher_restart) {
   th::stop(pub);  // the camera blips
 
   // The new camera has another resolution: new caps must reach the decoder.
-  pub = th::launch("videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! "
-                   "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! arclysink stream=live/blip");
+  pub = th::launch(
+      "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+      "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! arclysink "
+      "stream=live/blip");
   th::play(pub);
   th::wait_stat(src, "publishers", 2);
   th::wait_stat(src, "frames", before + 15);
@@ -204,7 +220,8 @@ GST_START_TEST(test_persist_across_publisher_restart) {
     gst_sample_unref(s);
   }
   fail_unless(saw_new_caps);
-  GstMessage* m = th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR), 0);
+  GstMessage* m =
+      th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR), 0);
   fail_unless(m == nullptr, "persist subscriber ended: %s", th::error_text(m).c_str());
   th::stop(pub);
   th::stop(sub);
@@ -236,11 +253,13 @@ GST_START_TEST(test_lagging_subscriber) {
                     .accept_any_application(arcly::AppSpec().gop_cache(16).ring(32))
                     .build();
   arcly::gst::register_engine("tiny", engine);
-  GstElement* pub = th::launch("appsrc name=src is-live=true format=time caps=video/x-arcly-test ! "
-                               "arclysink name=pub engine=tiny stream=live/lag");
+  GstElement* pub = th::launch(
+      "appsrc name=src is-live=true format=time caps=video/x-arcly-test ! "
+      "arclysink name=pub engine=tiny stream=live/lag");
   th::play(pub);
-  GstElement* sub = th::launch("arclysrc name=s engine=tiny stream=live/lag start=next-keyframe ! "
-                               "fakesink name=fs sync=false");
+  GstElement* sub = th::launch(
+      "arclysrc name=s engine=tiny stream=live/lag start=next-keyframe ! "
+      "fakesink name=fs sync=false");
   GstPad* pad = gst_element_get_static_pad(th::by_name(sub, "fs"), "sink");
   Gate gate;
   g_mutex_init(&gate.mutex);
@@ -268,7 +287,8 @@ GST_START_TEST(test_lagging_subscriber) {
   g_cond_broadcast(&gate.cond);
   g_mutex_unlock(&gate.mutex);
 
-  GstMessage* m = th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR));
+  GstMessage* m =
+      th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR));
   fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT, "%s", th::error_text(m).c_str());
   const GstStructure* st = gst_message_get_structure(m);
   fail_unless(gst_structure_has_name(st, "arcly-lagged"));
@@ -297,13 +317,15 @@ GST_START_TEST(test_uri_playback) {
   for (int i = 0; i < 5; ++i) {
     GstSample* s = th::pull(th::by_name(sub, "out"));
     fail_unless(s != nullptr);
-    fail_unless(gst_structure_has_name(gst_caps_get_structure(gst_sample_get_caps(s), 0), "video/x-raw"));
+    fail_unless(
+        gst_structure_has_name(gst_caps_get_structure(gst_sample_get_caps(s), 0), "video/x-raw"));
     gst_sample_unref(s);
   }
   th::assert_no_error(sub);
   th::stop(sub);
 
-  GstElement* play = th::launch("playbin uri=arcly://live/uri video-sink=\"fakesink name=vs\" audio-sink=fakesink");
+  GstElement* play = th::launch(
+      "playbin uri=arcly://live/uri video-sink=\"fakesink name=vs\" audio-sink=fakesink");
   th::play(play);
   GstElement* vs = nullptr;
   g_object_get(play, "video-sink", &vs, nullptr);
@@ -328,14 +350,18 @@ GST_START_TEST(test_mp4_recording_with_pre_event_footage) {
   th::play(pub);
   th::wait_stat(th::by_name(pub, "pub"), "frames", 50);  // keyframe at 30 + ~20 frames cached
 
-  GstElement* rec = th::launch(std::string("arclysrc name=src stream=live/rec start=keyframe ! h264parse ! "
-                                           "mp4mux ! filesink location=") + path);
+  GstElement* rec =
+      th::launch(std::string("arclysrc name=src stream=live/rec start=keyframe ! h264parse ! "
+                             "mp4mux ! filesink location=") +
+                 path);
   th::play(rec);
   const guint64 got = th::wait_stat(th::by_name(rec, "src"), "frames", 30);
   fail_unless(got >= 15);
   gst_element_send_event(pub, gst_event_new_eos());
-  GstMessage* m = th::wait_message(rec, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "recorder: %s", th::error_text(m).c_str());
+  GstMessage* m =
+      th::wait_message(rec, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "recorder: %s",
+              th::error_text(m).c_str());
   gst_message_unref(m);
   guint64 recorded = 0;
   GstStructure* st = nullptr;
@@ -356,8 +382,9 @@ GST_START_TEST(test_mp4_recording_with_pre_event_footage) {
   fail_unless(g_list_length(videos) == 1);
   const GstClockTime duration = gst_discoverer_info_get_duration(info);
   // Every recorded frame is in the file, the pre-event GOP included (>= 20 frames).
-  fail_unless(duration >= (recorded - 2) * 33 * GST_MSECOND, "duration %" GST_TIME_FORMAT " for %"
-              G_GUINT64_FORMAT " frames", GST_TIME_ARGS(duration), recorded);
+  fail_unless(duration >= (recorded - 2) * 33 * GST_MSECOND,
+              "duration %" GST_TIME_FORMAT " for %" G_GUINT64_FORMAT " frames",
+              GST_TIME_ARGS(duration), recorded);
   gst_discoverer_stream_info_list_free(videos);
   g_object_unref(info);
   g_object_unref(d);
@@ -403,14 +430,16 @@ GST_START_TEST(test_keyframe_preroll_window) {
                     .accept_any_application(arcly::AppSpec().window(std::chrono::seconds(10)))
                     .build();
   arcly::gst::register_engine("window", engine);
-  GstElement* pub = th::launch(th::h264_camera(15) + "! arclysink name=pub engine=window stream=live/win");
+  GstElement* pub =
+      th::launch(th::h264_camera(15) + "! arclysink name=pub engine=window stream=live/win");
   th::play(pub);
   th::wait_stat(th::by_name(pub, "pub"), "frames", 75);  // 2.5 s, a keyframe every 0.5 s
   GstClockTime first[2] = {};
   const char* prerolls[2] = {"0", "1500"};
   for (int i = 0; i < 2; ++i) {
-    GstElement* sub = th::launch(std::string("arclysrc engine=window stream=live/win start=keyframe preroll=") +
-                                 prerolls[i] + " ! appsink name=out sync=false");
+    GstElement* sub =
+        th::launch(std::string("arclysrc engine=window stream=live/win start=keyframe preroll=") +
+                   prerolls[i] + " ! appsink name=out sync=false");
     th::play(sub);
     GstSample* s = th::pull(th::by_name(sub, "out"));
     fail_unless(s != nullptr);
@@ -419,7 +448,8 @@ GST_START_TEST(test_keyframe_preroll_window) {
     gst_sample_unref(s);
     th::stop(sub);
   }
-  fail_unless(first[1] + GST_SECOND <= first[0], "preroll did not reach back (%" GST_TIME_FORMAT ")",
+  fail_unless(first[1] + GST_SECOND <= first[0],
+              "preroll did not reach back (%" GST_TIME_FORMAT ")",
               GST_TIME_ARGS(first[0] - first[1]));
   th::stop(pub);
   arcly::gst::unregister_engine("window");

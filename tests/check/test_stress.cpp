@@ -32,9 +32,11 @@ GST_START_TEST(test_start_stop_cycles) {
   const arcly::StreamKey key("live", "cycle");
   auto engine = arcly::gst::engine_for("cycles");
   for (int i = 0; i < 200; ++i) {
-    GstElement* pub = th::launch("videotestsrc is-live=true ! video/x-raw,width=16,height=16,framerate=200/1 ! "
-                                 "arclysink engine=cycles stream=live/cycle");
-    GstElement* sub = th::launch("arclysrc name=src engine=cycles stream=live/cycle wait=5000 ! fakesink sync=false");
+    GstElement* pub = th::launch(
+        "videotestsrc is-live=true ! video/x-raw,width=16,height=16,framerate=200/1 ! "
+        "arclysink engine=cycles stream=live/cycle");
+    GstElement* sub = th::launch(
+        "arclysrc name=src engine=cycles stream=live/cycle wait=5000 ! fakesink sync=false");
     // Alternate who comes first: the subscriber waiting for the publisher, or joining it.
     if (i % 2) {
       th::play(sub);
