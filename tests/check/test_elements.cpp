@@ -7,6 +7,7 @@
 #include <string>
 
 #include "arcly/engine.hpp"
+#include "caps_track.hpp"
 #include "engine_registry.hpp"
 #include "helpers.hpp"
 
@@ -335,6 +336,55 @@ GST_START_TEST(test_properties_documented) {
 }
 GST_END_TEST;
 
+// caps_track: codecs, in-band parameter sets, config payloads.
+GST_START_TEST(test_caps_track) {
+  using arcly::CodecId;
+  const std::uint8_t h264[] = {0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9};
+  arcly::Bytes ps = arcly::gst::extract_parameter_sets(CodecId::H264, h264);
+  const std::uint8_t want264[] = {0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3};
+  fail_unless(ps.size() == sizeof(want264) && std::memcmp(ps.data(), want264, ps.size()) == 0);
+  // H.265: VPS (32), SPS (33), PPS (34) kept, IDR (19) not.
+  const std::uint8_t h265[] = {0, 0, 1, 0x40, 1, 7, 0, 0, 1, 0x42, 1, 8,
+                               0, 0, 1, 0x44, 1, 9, 0, 0, 1, 0x26, 1, 5};
+  ps = arcly::gst::extract_parameter_sets(CodecId::H265, h265);
+  fail_unless_equals_int(ps.size(), 3 * 7);
+  fail_unless(arcly::gst::extract_parameter_sets(CodecId::AAC, h264).empty());
+
+  struct Case {
+    const char* caps;
+    arcly::MediaKind kind;
+    CodecId codec;
+    bool inband;
+    bool config;
+  } cases[] = {
+      {"video/x-h264,stream-format=byte-stream,alignment=au", arcly::MediaKind::Video,
+       CodecId::H264, true, false},
+      {"video/x-h264,stream-format=avc,codec_data=(buffer)0164", arcly::MediaKind::Video,
+       CodecId::H264, false, true},
+      {"video/x-h265,stream-format=byte-stream", arcly::MediaKind::Video, CodecId::H265, true,
+       false},
+      {"audio/mpeg,mpegversion=4,codec_data=(buffer)1210", arcly::MediaKind::Audio, CodecId::AAC,
+       false, true},
+      {"audio/x-opus,channel-mapping-family=0", arcly::MediaKind::Audio, CodecId::Opus, false,
+       false},
+      {"application/x-klv", arcly::MediaKind::Data, CodecId::Other, false, false},
+  };
+  for (const Case& c : cases) {
+    GstCaps* caps = gst_caps_from_string(c.caps);
+    arcly::gst::CapsDescription d = arcly::gst::describe_caps(caps);
+    fail_unless(d.kind == c.kind && d.codec == c.codec && d.inband_parameter_sets == c.inband, "%s",
+                c.caps);
+    fail_unless(d.config.empty() != c.config, "%s", c.caps);
+    auto info = arcly::gst::track_info_from_caps(caps, 3);
+    fail_unless(info->track == 3 && info->codec == c.codec);
+    GstCaps* back = arcly::gst::caps_from_track(*info);
+    fail_unless(back && gst_caps_is_equal(back, caps), "%s did not round-trip", c.caps);
+    gst_caps_unref(back);
+    gst_caps_unref(caps);
+  }
+}
+GST_END_TEST;
+
 static Suite* arcly_elements_suite() {
   Suite* s = suite_create("arcly-elements");
   TCase* tc = tcase_create("general");
@@ -351,6 +401,7 @@ static Suite* arcly_elements_suite() {
   tcase_add_test(tc, test_named_engines);
   tcase_add_test(tc, test_uri_handler);
   tcase_add_test(tc, test_properties_documented);
+  tcase_add_test(tc, test_caps_track);
   return s;
 }
 

@@ -456,6 +456,46 @@ GST_START_TEST(test_keyframe_preroll_window) {
 }
 GST_END_TEST;
 
+// Leaving PAUSED (here: stopping the publisher) ends the publish too.
+GST_START_TEST(test_publisher_stop_sends_eos) {
+  GstElement* pub = th::launch(th::h264_camera(15) + "! arclysink name=pub stream=live/stop");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 5);
+  GstElement* sub = th::launch("arclysrc name=src stream=live/stop ! fakesink sync=false");
+  th::play(sub);
+  th::wait_stat(th::by_name(sub, "src"), "frames", 5);
+  th::stop(pub);
+  GstMessage* m =
+      th::wait_message(sub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "subscriber: %s",
+              th::error_text(m).c_str());
+  gst_message_unref(m);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+// H.265 byte-stream: VPS/SPS/PPS cached and sent before the keyframe.
+GST_START_TEST(test_h265_late_joiner) {
+  GstElement* pub = th::launch(
+      "videotestsrc is-live=true ! video/x-raw,width=160,height=128,framerate=30/1 ! "
+      "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! "
+      "video/x-h265,stream-format=byte-stream ! arclysink name=pub stream=live/hevc");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 20);
+  GstElement* sub = th::launch(
+      "arclysrc stream=live/hevc ! h265parse ! avdec_h265 ! appsink name=out sync=false");
+  th::play(sub);
+  for (int i = 0; i < 3; ++i) {
+    GstSample* s = th::pull(th::by_name(sub, "out"));
+    fail_unless(s != nullptr);
+    gst_sample_unref(s);
+  }
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
 static Suite* arcly_pipelines_suite() {
   Suite* s = suite_create("arcly-pipelines");
   TCase* tc = tcase_create("general");
@@ -471,6 +511,8 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_mp4_recording_with_pre_event_footage);
   tcase_add_test(tc, test_pause_resume);
   tcase_add_test(tc, test_keyframe_preroll_window);
+  tcase_add_test(tc, test_publisher_stop_sends_eos);
+  tcase_add_test(tc, test_h265_late_joiner);
   return s;
 }
 
