@@ -574,7 +574,6 @@ GstFlowReturn handle(GstArclySrc* self, const arcly::FrameRef& frame, bool disco
 
 Step finish_flow(GstArclySrc* self, GstFlowReturn ret) {
   if (ret == GST_FLOW_OK) return Step::Continue;
-  SrcPrivate* p = self->priv;
   GST_INFO_OBJECT(self, "pausing task: %s", gst_flow_get_name(ret));
   if (ret == GST_FLOW_FLUSHING) return Step::Pause;
   if (ret == GST_FLOW_EOS) {
@@ -585,7 +584,6 @@ Step finish_flow(GstArclySrc* self, GstFlowReturn ret) {
     GST_ELEMENT_FLOW_ERROR(element_of(self), ret);
     push_eos_all(self);
   }
-  (void)p;
   return Step::Pause;
 }
 
