@@ -4,10 +4,13 @@
  *
  *   arcly-test-rtsp-server PORT [--path /cam] [--user U --password P]
  *                          [--size WxH] [--audio] [--h265] [--cameras N]
+ *                          [--file A.mp4 [--file B.mp4]]
  *
  * Serves a shared live H.264 (or H.265) test pattern, optionally with AAC audio,
  * at rtsp://127.0.0.1:PORT/cam (or /cam0../camN-1 with --cameras). Prints "ready"
- * once listening. With --user, basic authentication is required. */
+ * once listening. With --user, basic authentication is required. With --file,
+ * cameras replay pre-encoded H.264 MP4 files instead (alternating between the
+ * files given), which costs the server next to no CPU (benchmarks). */
 #include <gst/gst.h>
 #include <gst/rtsp-server/rtsp-server.h>
 #include <stdio.h>
@@ -23,6 +26,8 @@ int main(int argc, char **argv) {
   }
   const char *port = argv[1], *path = "/cam", *user = NULL, *password = NULL, *size = "320x240";
   gboolean audio = FALSE, h265 = FALSE;
+  const char *files[2] = {NULL, NULL};
+  int nfiles = 0;
   int cameras = 0;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--path") && i + 1 < argc) path = argv[++i];
@@ -32,6 +37,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--audio")) audio = TRUE;
     else if (!strcmp(argv[i], "--h265")) h265 = TRUE;
     else if (!strcmp(argv[i], "--cameras") && i + 1 < argc) cameras = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--file") && i + 1 < argc && nfiles < 2) files[nfiles++] = argv[++i];
     else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
   }
   int w = 320, h = 240;
@@ -69,7 +75,15 @@ int main(int argc, char **argv) {
   int n = cameras > 0 ? cameras : 1;
   for (int c = 0; c < n; c++) {
     GstRTSPMediaFactory *factory = gst_rtsp_media_factory_new();
-    gst_rtsp_media_factory_set_launch(factory, launch);
+    if (nfiles > 0) {
+      gchar *file_launch = g_strdup_printf(
+          "( filesrc location=%s ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 "
+          "config-interval=-1 )", files[c % nfiles]);
+      gst_rtsp_media_factory_set_launch(factory, file_launch);
+      g_free(file_launch);
+    } else {
+      gst_rtsp_media_factory_set_launch(factory, launch);
+    }
     gst_rtsp_media_factory_set_shared(factory, TRUE);
     gst_rtsp_media_factory_set_latency(factory, 0);
     if (user) {
