@@ -4,7 +4,7 @@
  *
  *   arcly-test-rtsp-server PORT [--path /cam] [--user U --password P]
  *                          [--size WxH] [--audio] [--h265] [--cameras N]
- *                          [--file A.mp4 [--file B.mp4]]
+ *                          [--file A.mp4 [--file B.mp4]] [--audio-codec aac|opus|pcma]
  *
  * Serves a shared live H.264 (or H.265) test pattern, optionally with AAC audio,
  * at rtsp://127.0.0.1:PORT/cam (or /cam0../camN-1 with --cameras). Prints "ready"
@@ -27,6 +27,7 @@ int main(int argc, char **argv) {
   const char *port = argv[1], *path = "/cam", *user = NULL, *password = NULL, *size = "320x240";
   gboolean audio = FALSE, h265 = FALSE;
   const char *files[2] = {NULL, NULL};
+  const char *audio_codec = "aac";
   int nfiles = 0;
   int cameras = 0;
   for (int i = 2; i < argc; i++) {
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--password") && i + 1 < argc) password = argv[++i];
     else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = argv[++i];
     else if (!strcmp(argv[i], "--audio")) audio = TRUE;
+    else if (!strcmp(argv[i], "--audio-codec") && i + 1 < argc) { audio = TRUE; audio_codec = argv[++i]; }
     else if (!strcmp(argv[i], "--h265")) h265 = TRUE;
     else if (!strcmp(argv[i], "--cameras") && i + 1 < argc) cameras = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--file") && i + 1 < argc && nfiles < 2) files[nfiles++] = argv[++i];
@@ -56,9 +58,12 @@ int main(int argc, char **argv) {
                         "framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
                         "key-int-max=30 bitrate=800 ! rtph264pay name=pay0 pt=96 "
                         "config-interval=-1", w, h);
+  const char *audio_chain =
+      !strcmp(audio_codec, "opus") ? "audio/x-raw,rate=48000,channels=1 ! opusenc ! rtpopuspay name=pay1 pt=97"
+      : !strcmp(audio_codec, "pcma") ? "audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
+      : "audio/x-raw,rate=48000,channels=1 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97";
   gchar *launch = audio
-      ? g_strdup_printf("( %s audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=48000,"
-                        "channels=1 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97 )", video)
+      ? g_strdup_printf("( %s audiotestsrc is-live=true wave=sine ! %s )", video, audio_chain)
       : g_strdup_printf("( %s )", video);
 
   GstRTSPAuth *auth = NULL;

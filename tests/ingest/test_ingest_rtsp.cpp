@@ -84,6 +84,32 @@ START_TEST(frames_reach_a_subscriber_over_tcp_and_udp_with_audio) {
 }
 END_TEST
 
+START_TEST(h265_with_opus_and_h264_with_g711_cameras) {
+  struct Case {
+    std::vector<std::string> args;
+    arcly::CodecId video, audio;
+  } cases[] = {{{"--h265", "--audio-codec", "opus"}, arcly::CodecId::H265, arcly::CodecId::Opus},
+               {{"--audio-codec", "pcma"}, arcly::CodecId::H264, arcly::CodecId::PCMA}};
+  for (const auto& c : cases) {
+    const int port = free_port();
+    auto server = rtsp_server(port, c.args);
+    Running run(fast_settings("live/codec"), {"rtsp://127.0.0.1:" + std::to_string(port) + "/cam"});
+    auto stream = run.engine->wait_for_stream(StreamKey::parse("live/codec"), 20000ms);
+    auto sub = stream->subscribe();
+    ck_assert_int_ge(read_frames(sub, 10, 10).video, 10);
+    bool video = false, audio = false;
+    for (const auto& cfg : stream->cached_configs()) {
+      video = video || cfg->codec == c.video;
+      audio = audio || cfg->codec == c.audio;
+    }
+    ck_assert_msg(video && audio, "codecs %s/%s not both seen",
+                  std::string(arcly::codec_name(c.video)).c_str(),
+                  std::string(arcly::codec_name(c.audio)).c_str());
+    run.stop();
+  }
+}
+END_TEST
+
 START_TEST(a_camera_reboot_inside_grace_keeps_the_stream_and_flags_discont) {
   const int port = free_port();
   auto server = rtsp_server(port);
@@ -261,6 +287,7 @@ int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   return testing::run_suite("ingest-rtsp",
                             {frames_reach_a_subscriber_over_tcp_and_udp_with_audio,
+                             h265_with_opus_and_h264_with_g711_cameras,
                              a_camera_reboot_inside_grace_keeps_the_stream_and_flags_discont,
                              past_grace_the_stream_ends_and_a_new_one_starts,
                              wrong_credentials_are_reported_and_retried_with_backoff_never_leaked,
