@@ -160,6 +160,10 @@ GST_START_TEST(test_timestamps_and_caps_change) {
       th::launch("arclysrc engine=ts stream=live/ts start=keyframe ! appsink name=out sync=false");
   th::play(sub);
   GstElement* out = th::by_name(sub, "out");
+  GstElement* sub2 = th::launch(
+      "arclysrc engine=ts stream=live/ts start=next-keyframe ! appsink name=out sync=false");
+  th::play(sub2);
+  th::wait_stat(pub.sink, "subscribers", 2);
 
   // No timestamp: stamped from the running time.
   GstBuffer* b = keyframe(16, 0);
@@ -205,11 +209,22 @@ GST_START_TEST(test_timestamps_and_caps_change) {
   guint64 frames = 0;
   guint subscribers = 0;
   fail_unless(gst_structure_get_uint64(stats, "frames", &frames) && frames >= 3);
-  fail_unless(gst_structure_get_uint(stats, "subscribers", &subscribers) && subscribers == 1);
+  fail_unless(gst_structure_get_uint(stats, "subscribers", &subscribers) && subscribers == 2);
   fail_unless(gst_structure_has_field(stats, "bitrate") && gst_structure_has_field(stats, "fps") &&
               gst_structure_has_field(stats, "keyframes") &&
               gst_structure_has_field(stats, "bytes"));
   gst_structure_free(stats);
+  // The other subscriber saw the caps change too.
+  bool width2 = false;
+  while (!width2) {
+    GstSample* other = th::pull(th::by_name(sub2, "out"));
+    fail_unless(other != nullptr, "second subscriber never saw the new caps");
+    width2 = gst_structure_get_int(gst_caps_get_structure(gst_sample_get_caps(other), 0), "width",
+                                   &width) &&
+             width == 2;
+    gst_sample_unref(other);
+  }
+  th::stop(sub2);
   th::stop(sub);
 }
 GST_END_TEST;
