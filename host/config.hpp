@@ -1,0 +1,85 @@
+// The arcly host's configuration: a GLib key file, one section per thing to run.
+//
+//   [app live]          cache-window, cache-frames, cache-bytes, max-publishers,
+//                       max-subscribers, idle-timeout
+//   [rtsp cam1]         url, key, transport, latency, timeout, user, password,
+//                       grace, backoff-initial, backoff-max
+//   [srt contrib]       listen=srt://:9000 | connect=srt://host:port (+ streamid, key),
+//                       passphrase, pbkeylen, latency, default-key, allow, tokens,
+//                       timeout, grace, backoff-initial, backoff-max
+//   [pipeline test]     source=<gst-launch description ending in encoded streams>, key,
+//                       timeout, grace, backoff-initial, backoff-max
+//   [record cam1]       key (or a pattern such as live/*), dir, format=mp4|mkv|ts,
+//                       segment, pre-roll, join-delay, max-age, max-bytes
+//   [output monitor]    key, pipeline=<what follows arclysrc, gst-launch syntax>
+//
+// load() never throws for a bad file: every problem is collected, each naming its
+// section and key, so `arcly check` can list them all at once.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arcly/engine.hpp"
+#include "rtsp_worker.hpp"
+#include "source_worker.hpp"
+#include "srt_worker.hpp"
+
+namespace arcly::host {
+
+enum class RecordFormat { Mp4, Mkv, Ts };
+std::string_view format_extension(RecordFormat f);
+
+struct RecordConfig {
+  std::string name;
+  std::string pattern;  // a key or a glob over keys
+  std::string dir = "recordings";
+  RecordFormat format = RecordFormat::Mp4;
+  std::chrono::seconds segment{60};
+  std::chrono::milliseconds preroll{0};
+  std::chrono::milliseconds join_delay{0};  // join a stream this long after it appears
+  std::chrono::seconds max_age{0};  // 0 = keep forever
+  std::uint64_t max_bytes = 0;      // 0 = no bound
+};
+
+struct OutputConfig {
+  std::string name;
+  StreamKey key{"live", "out"};
+  std::string pipeline;  // what follows arclysrc
+};
+
+struct RtspConfig {
+  ingest::WorkerSettings worker;
+  ingest::RtspSettings rtsp;
+};
+struct SrtConfig {
+  ingest::WorkerSettings worker;
+  ingest::SrtSettings srt;
+};
+struct PipelineConfig {
+  ingest::WorkerSettings worker;
+  std::string source;
+};
+
+struct Config {
+  std::vector<AppSpec> apps;
+  std::vector<RtspConfig> rtsp;
+  std::vector<SrtConfig> srt;
+  std::vector<PipelineConfig> pipelines;
+  std::vector<RecordConfig> records;
+  std::vector<OutputConfig> outputs;
+  std::vector<std::string> problems;  // "[section] key: what is wrong"
+  bool ok() const { return problems.empty(); }
+};
+
+// Parses and checks a key file (from a path, or from text for the embedded demo).
+Config load_file(const std::string& path);
+Config load_text(const std::string& text, const std::string& origin = "<text>");
+
+// Human summary for `arcly check` (what would run).
+std::string explain(const Config& config);
+
+}  // namespace arcly::host

@@ -1,0 +1,358 @@
+#include "host.hpp"
+
+#include <gst/pbutils/pbutils.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "arcly/error.hpp"
+#include "engine_registry.hpp"
+
+GST_DEBUG_CATEGORY_STATIC(arcly_host_debug);
+#define GST_CAT_DEFAULT arcly_host_debug
+
+namespace arcly::host {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string iso_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string human_duration(std::chrono::seconds s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s.count() / 3600),
+                static_cast<long long>(s.count() / 60 % 60), static_cast<long long>(s.count() % 60));
+  return buf;
+}
+
+}  // namespace
+
+// An [output]: `arclysrc stream=KEY persist=true ! <pipeline>`, rebuilt after an error.
+struct Host::Output {
+  OutputConfig config;
+  GstElement* pipeline = nullptr;
+  std::string state = "starting";
+  std::string error;
+  Clock::time_point retry_at{};
+
+  void start() {
+    const std::string desc = "arclysrc engine=default stream=" + config.key.str() +
+                             " persist=true wait=-1 ! " + config.pipeline;
+    GError* err = nullptr;
+    pipeline = gst_parse_launch(desc.c_str(), &err);
+    if (!pipeline) {
+      fail(std::string("cannot build: ") + (err ? err->message : "?"));
+      g_clear_error(&err);
+      return;
+    }
+    g_clear_error(&err);
+    if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+      fail("cannot start");
+      return;
+    }
+    state = "playing";
+  }
+  void fail(std::string why) {
+    error = std::move(why);
+    state = "error";
+    GST_WARNING("[output %s] %s", config.name.c_str(), error.c_str());
+    stop();
+    retry_at = Clock::now() + 2s;
+  }
+  void poll() {
+    if (!pipeline) {
+      if (state == "error" && Clock::now() >= retry_at) start();
+      return;
+    }
+    GstBus* bus = gst_element_get_bus(pipeline);
+    while (GstMessage* m = gst_bus_pop_filtered(bus, static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS))) {
+      if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+        GError* e = nullptr;
+        gst_message_parse_error(m, &e, nullptr);
+        const std::string why = std::string(GST_MESSAGE_SRC_NAME(m)) + ": " + (e ? e->message : "error");
+        g_clear_error(&e);
+        gst_message_unref(m);
+        gst_object_unref(bus);
+        fail(why);
+        return;
+      }
+      state = "ended";
+      gst_message_unref(m);
+    }
+    gst_object_unref(bus);
+  }
+  void stop() {
+    if (!pipeline) return;
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(pipeline);
+    pipeline = nullptr;
+  }
+};
+
+Host::Host(Config config, HostOptions options)
+    : config_(std::move(config)), options_(std::move(options)) {
+  static std::once_flag once;
+  std::call_once(once, [] { GST_DEBUG_CATEGORY_INIT(arcly_host_debug, "arclyhost", 0, "arcly host"); });
+  auto builder = Engine::builder();
+  for (const auto& app : config_.apps) builder.application(app);
+  builder.accept_any_application();
+  engine_ = builder.build();
+  gst::unregister_engine(gst::kDefaultEngineName);
+  gst::register_engine(gst::kDefaultEngineName, engine_);
+  for (const auto& r : config_.rtsp) workers_.push_back(std::make_shared<ingest::RtspWorker>(r.worker, r.rtsp));
+  for (const auto& s : config_.srt) workers_.push_back(std::make_shared<ingest::SrtWorker>(s.worker, s.srt));
+  for (const auto& p : config_.pipelines) workers_.push_back(std::make_shared<ingest::PipelineWorker>(p.worker, p.source));
+  if (options_.stats_json == "-") {
+    json_ = stdout;
+  } else if (!options_.stats_json.empty()) {
+    json_ = std::fopen(options_.stats_json.c_str(), "w");
+    if (!json_) throw Error(Errc::Io, "--stats-json: cannot write '" + options_.stats_json + "'");
+  }
+  tty_ = json_ != stdout && isatty(STDOUT_FILENO);
+}
+
+Host::~Host() {
+  if (json_ && json_ != stdout) std::fclose(json_);
+  gst::unregister_engine(gst::kDefaultEngineName);
+}
+
+void Host::on_event(const RecorderEvent& e) {
+  std::lock_guard lock(events_mutex_);
+  if (e.type == "segment-opened") segment_locations_.push_back(e.location);
+  pending_events_.push_back(e);
+  std::string line = "[record " + e.recorder + "] " + e.type + " " + e.key;
+  if (!e.location.empty()) line += " " + e.location;
+  if (!e.message.empty()) line += ": " + e.message;
+  GST_INFO("%s", line.c_str());
+  if (!tty_ && json_ != stdout) std::printf("%s\n", line.c_str());
+}
+
+int Host::run(const std::atomic<bool>& stop_flag) {
+  started_ = Clock::now();
+  std::stop_source serve_stop;
+  std::vector<std::shared_ptr<InboundProtocol>> protocols(workers_.begin(), workers_.end());
+  std::string serve_error;
+  std::jthread serve([&] {
+    try {
+      engine_->serve(protocols, serve_stop.get_token());
+    } catch (const std::exception& e) {
+      serve_error = e.what();
+    }
+  });
+  for (const auto& r : config_.records) {
+    recorders_.push_back(std::make_unique<RecorderSet>(r, engine_, gst::kDefaultEngineName,
+                                                       [this](const RecorderEvent& e) { on_event(e); }));
+  }
+  for (const auto& o : config_.outputs) {
+    auto out = std::make_unique<Output>();
+    out->config = o;
+    out->start();
+    outputs_.push_back(std::move(out));
+  }
+  auto next_tick = Clock::now() + 1s;
+  while (!stop_flag.load()) {
+    if (options_.run_for && Clock::now() - started_ >= *options_.run_for) break;
+    std::this_thread::sleep_for(50ms);
+    for (auto& o : outputs_) o->poll();
+    if (Clock::now() >= next_tick) {
+      next_tick += 1s;
+      print_status(false);
+      write_json();
+    }
+  }
+  // Stop ingest first: every stream ends, so recorders and outputs see EOS and
+  // finalize what they write.
+  if (!json_ || json_ != stdout) std::printf("stopping: ingest, then recorders...\n");
+  serve_stop.request_stop();
+  serve.join();
+  engine_->close_all();
+  for (auto& r : recorders_) r->stop(10s);
+  for (auto& o : outputs_) o->stop();
+  write_json();
+  if (options_.list_recordings) list_recordings();
+  recorders_.clear();
+  if (!serve_error.empty()) {
+    std::fprintf(stderr, "arcly: %s\n", serve_error.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+void Host::print_status(bool) {
+  if (json_ == stdout) return;
+  std::map<std::string, std::string> source_state;
+  for (const auto& w : workers_) {
+    auto s = w->stats();
+    if (s.key) source_state[s.key->str()] = std::string(ingest::state_name(s.state));
+  }
+  std::ostringstream out;
+  char line[256];
+  const auto now = Clock::now();
+  if (tty_) {
+    out << "\033[H\033[2J";
+    std::snprintf(line, sizeof line, "arcly — %s — up %s\n", iso_now().c_str(),
+                  human_duration(std::chrono::duration_cast<std::chrono::seconds>(now - started_)).c_str());
+    out << line;
+    std::snprintf(line, sizeof line, "%-24s %-10s %10s %6s %5s %5s %7s %9s\n", "STREAM", "SOURCE",
+                  "KBIT/S", "FPS", "GOP", "SUBS", "DROPS", "UPTIME");
+    out << line;
+  }
+  for (const auto& s : engine_->streams()) {
+    const auto q = s->qos();
+    std::uint64_t drops = 0;
+    for (const auto& sub : q.per_subscriber) drops += sub.dropped;
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(now - s->started_at());
+    const std::string state = source_state.contains(s->key().str()) ? source_state[s->key().str()] : "publish";
+    if (tty_) {
+      std::snprintf(line, sizeof line, "%-24s %-10s %10.0f %6.1f %5llu %5zu %7llu %9s\n",
+                    s->key().str().c_str(), state.c_str(), q.bitrate_bps / 1000, q.fps,
+                    static_cast<unsigned long long>(q.last_gop_frames), q.subscribers,
+                    static_cast<unsigned long long>(drops), human_duration(uptime).c_str());
+    } else {
+      std::snprintf(line, sizeof line,
+                    "stream %s source=%s kbit/s=%.0f fps=%.1f gop=%llu subscribers=%zu drops=%llu uptime=%s\n",
+                    s->key().str().c_str(), state.c_str(), q.bitrate_bps / 1000, q.fps,
+                    static_cast<unsigned long long>(q.last_gop_frames), q.subscribers,
+                    static_cast<unsigned long long>(drops), human_duration(uptime).c_str());
+    }
+    out << line;
+  }
+  for (const auto& w : workers_) {
+    auto s = w->stats();
+    if (s.state == ingest::WorkerState::Live) continue;
+    std::snprintf(line, sizeof line, "%s %s %s: %s%s%s\n", tty_ ? "  !" : "worker",
+                  std::string(w->name()).c_str(), w->settings().name.c_str(),
+                  std::string(ingest::state_name(s.state)).c_str(),
+                  s.last_failure.message.empty() ? "" : " — ", s.last_failure.message.c_str());
+    out << line;
+  }
+  for (const auto& r : recorders_) {
+    for (const auto& st : r->status()) {
+      std::snprintf(line, sizeof line, "%s[record %s] %s %s segments=%llu %s%s\n", tty_ ? "  " : "",
+                    st.recorder.c_str(), st.key.c_str(), st.state.c_str(),
+                    static_cast<unsigned long long>(st.segments), st.current.c_str(),
+                    st.error.empty() ? "" : (" error: " + st.error).c_str());
+      out << line;
+    }
+  }
+  std::fputs(out.str().c_str(), stdout);
+  std::fflush(stdout);
+}
+
+void Host::write_json() {
+  if (!json_) return;
+  std::ostringstream o;
+  o << "{\"time\":\"" << iso_now() << "\",\"streams\":[";
+  bool first = true;
+  for (const auto& s : engine_->streams()) {
+    const auto q = s->qos();
+    std::uint64_t drops = 0;
+    for (const auto& sub : q.per_subscriber) drops += sub.dropped;
+    o << (first ? "" : ",") << "{\"key\":\"" << json_escape(s->key().str()) << "\",\"bitrate\":"
+      << static_cast<long long>(q.bitrate_bps) << ",\"fps\":" << q.fps << ",\"gop\":" << q.last_gop_frames
+      << ",\"frames\":" << q.frames << ",\"bytes\":" << q.bytes << ",\"keyframes\":" << q.keyframes
+      << ",\"subscribers\":" << q.subscribers << ",\"drops\":" << drops << ",\"uptime\":"
+      << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - s->started_at()).count() / 1000.0
+      << "}";
+    first = false;
+  }
+  o << "],\"workers\":[";
+  first = true;
+  for (const auto& w : workers_) {
+    const auto s = w->stats();
+    o << (first ? "" : ",") << "{\"name\":\"" << json_escape(w->settings().name) << "\",\"protocol\":\""
+      << w->name() << "\",\"state\":\"" << ingest::state_name(s.state) << "\",\"key\":\""
+      << (s.key ? s.key->str() : "") << "\",\"attempts\":" << s.attempts << ",\"reconnects\":" << s.reconnects
+      << ",\"last_failure\":\"" << ingest::failure_name(s.last_failure.kind) << "\",\"last_error\":\""
+      << json_escape(s.last_failure.message) << "\",\"rejected\":" << s.rejected << "}";
+    first = false;
+  }
+  o << "],\"recorders\":[";
+  first = true;
+  for (const auto& r : recorders_) {
+    for (const auto& st : r->status()) {
+      o << (first ? "" : ",") << "{\"recorder\":\"" << json_escape(st.recorder) << "\",\"key\":\""
+        << json_escape(st.key) << "\",\"state\":\"" << st.state << "\",\"segments\":" << st.segments
+        << ",\"current\":\"" << json_escape(st.current) << "\",\"error\":\"" << json_escape(st.error) << "\"}";
+      first = false;
+    }
+  }
+  o << "],\"events\":[";
+  {
+    std::lock_guard lock(events_mutex_);
+    first = true;
+    for (const auto& e : pending_events_) {
+      o << (first ? "" : ",") << "{\"type\":\"" << e.type << "\",\"recorder\":\"" << json_escape(e.recorder)
+        << "\",\"key\":\"" << json_escape(e.key) << "\",\"location\":\"" << json_escape(e.location)
+        << "\",\"message\":\"" << json_escape(e.message) << "\",\"running_time\":" << e.running_time_ns
+        << ",\"first_publisher_ts\":" << e.first_publisher_ts << ",\"trigger_publisher_ts\":"
+        << e.trigger_publisher_ts << "}";
+      first = false;
+    }
+    pending_events_.clear();
+  }
+  o << "]}\n";
+  std::fputs(o.str().c_str(), json_);
+  std::fflush(json_);
+}
+
+void Host::list_recordings() {
+  std::vector<std::string> files;
+  {
+    std::lock_guard lock(events_mutex_);
+    files = segment_locations_;
+  }
+  std::printf("recordings:\n");
+  GstDiscoverer* disc = gst_discoverer_new(10 * GST_SECOND, nullptr);
+  for (const auto& f : files) {
+    std::error_code ec;
+    if (!std::filesystem::exists(f, ec)) continue;
+    gchar* uri = gst_filename_to_uri(f.c_str(), nullptr);
+    GstDiscovererInfo* info = disc ? gst_discoverer_discover_uri(disc, uri, nullptr) : nullptr;
+    const double seconds =
+        info ? static_cast<double>(gst_discoverer_info_get_duration(info)) / GST_SECOND : 0.0;
+    std::printf("  %s  %.2f s  %llu bytes\n", f.c_str(), seconds,
+                static_cast<unsigned long long>(std::filesystem::file_size(f, ec)));
+    if (info) gst_discoverer_info_unref(info);
+    g_free(uri);
+  }
+  if (disc) g_object_unref(disc);
+}
+
+}  // namespace arcly::host

@@ -1,0 +1,95 @@
+// Recording to storage: a recorder per stream, and a RecorderSet per [record]
+// section that follows the streams matching its key pattern.
+//
+// A Recorder is a GStreamer pipeline
+//   arclysrc start=keyframe preroll=… ! queue ! parser ! splitmuxsink (fMP4 | MKV | TS)
+// so segments start on keyframes and the first one reaches back `preroll` before
+// the moment the recorder joined (pre-event footage from the GOP cache). MP4 is
+// fragmented (fragments of at most 1 s): a file stays playable up to its last
+// fragment even if the process is killed. Files are named
+//   {dir}/{app}/{stream}/{UTC start}-{n}.{ext}
+// through the engine's StorageBackend (FileStorage), so a key can never escape
+// `dir`. A publisher that blips within its worker's grace keeps the same
+// recording (DISCONT, same file); after grace the stream ends, the file is
+// finalized, and a new recorder starts when the stream returns.
+//
+// Element messages of splitmuxsink become events: segment-opened / -closed with
+// the location and timestamps, logged and reported to the host's observer.
+// Errors (unwritable dir, full disk) are kept in the recorder's state, logged,
+// and retried with backoff; nothing else stops.
+//
+// Threads: RecorderSet runs its own thread; events are delivered on it.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arcly/engine.hpp"
+#include "arcly/record.hpp"
+#include "config.hpp"
+
+namespace arcly::host {
+
+struct RecorderEvent {
+  std::string type;      // "segment-opened", "segment-closed", "recorder-error", "recorder-started", "recorder-finished"
+  std::string recorder;  // [record NAME]
+  std::string key;
+  std::string location;  // path of the segment (when relevant)
+  std::string message;   // error text
+  std::int64_t running_time_ns = -1;
+  std::int64_t first_publisher_ts = -1;  // publisher timestamp of the first recorded frame
+  std::int64_t trigger_publisher_ts = -1;  // newest publisher timestamp when the recorder joined
+};
+
+struct RecorderStatus {
+  std::string recorder;
+  std::string key;
+  std::string state;  // "recording", "error", "finished"
+  std::string error;
+  std::uint64_t segments = 0;
+  std::string current;
+};
+
+class RecorderSet {
+ public:
+  using Observer = std::function<void(const RecorderEvent&)>;
+
+  RecorderSet(RecordConfig config, std::shared_ptr<Engine> engine, std::string engine_name,
+              Observer observer);
+  ~RecorderSet();
+  RecorderSet(const RecorderSet&) = delete;
+  RecorderSet& operator=(const RecorderSet&) = delete;
+
+  // Stops following new streams; recorders whose stream ended are finalized.
+  // Waits up to `timeout` for every recorder to finish its file, then stops the
+  // rest (their last fragment is still on disk).
+  void stop(std::chrono::milliseconds timeout);
+  std::vector<RecorderStatus> status() const;
+  const RecordConfig& config() const { return config_; }
+
+ private:
+  class Recorder;
+  void run(std::stop_token stop);
+  void apply_retention();
+
+  RecordConfig config_;
+  std::shared_ptr<Engine> engine_;
+  std::string engine_name_;
+  Observer observer_;
+  FileStorage storage_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // by key
+  std::map<std::string, std::chrono::steady_clock::time_point> retry_at_;
+  std::map<std::string, std::chrono::milliseconds> retry_delay_;
+  std::jthread thread_;
+};
+
+}  // namespace arcly::host
