@@ -154,6 +154,37 @@ Bytes extract_parameter_sets(CodecId codec, std::span<const std::uint8_t> au) {
   return Bytes::from_vector(std::move(out));
 }
 
+bool parameter_sets_only(CodecId codec, bool length_prefixed, std::span<const std::uint8_t> au) {
+  if (codec != CodecId::H264 && codec != CodecId::H265) return false;
+  bool any = false, picture = false;
+  auto visit = [&](std::size_t begin, std::size_t end) {
+    if (begin >= end) return;
+    any = true;
+    const std::uint8_t header = au[begin];
+    if (codec == CodecId::H264) {
+      const int type = header & 0x1f;  // 6 SEI, 7 SPS, 8 PPS, 9 AUD
+      picture = picture || !(type == 6 || type == 7 || type == 8 || type == 9);
+    } else {
+      const int type = (header >> 1) & 0x3f;  // 32-34 VPS/SPS/PPS, 35 AUD, 39/40 SEI
+      picture = picture || (!(type >= 32 && type <= 35) && type != 39 && type != 40);
+    }
+  };
+  if (length_prefixed) {
+    std::size_t i = 0;
+    while (i + 4 <= au.size()) {
+      const std::size_t len = (std::size_t{au[i]} << 24) | (std::size_t{au[i + 1]} << 16) |
+                              (std::size_t{au[i + 2]} << 8) | au[i + 3];
+      if (len == 0 || i + 4 + len > au.size()) return false;  // not 4-byte lengths: be safe
+      visit(i + 4, i + 4 + len);
+      i += 4 + len;
+    }
+    if (i != au.size()) return false;
+  } else {
+    for_each_nal(au, visit);
+  }
+  return any && !picture;
+}
+
 std::string_view pad_prefix(MediaKind kind) {
   switch (kind) {
     case MediaKind::Video:

@@ -48,6 +48,12 @@ bool needs_inband_config(const TrackInfo& info);
 // 4-byte start code, in stream order. Empty when there are none.
 Bytes extract_parameter_sets(CodecId codec, std::span<const std::uint8_t> access_unit);
 
+// True when an H.264/H.265 buffer holds only parameter sets, SEI or access unit
+// delimiters and no picture (some RTP depayloaders emit those as a buffer of
+// their own, at the timestamp of the keyframe that follows). `length_prefixed`:
+// avc/hvc1 (4-byte NAL lengths) rather than Annex B byte-stream.
+bool parameter_sets_only(CodecId codec, bool length_prefixed, std::span<const std::uint8_t> au);
+
 // "video", "audio" or "data": the prefix of the source pad of a track.
 std::string_view pad_prefix(MediaKind kind);
 

@@ -65,12 +65,18 @@ struct SourceWorker::Track {
     publisher.emplace(id);
     gst_clear_caps(&last_caps);
     discont = false;
+    held.reset();
   }
   SourceWorker* worker;
   std::uint32_t id;
   std::optional<gst::TrackPublisher> publisher;
   GstCaps* last_caps = nullptr;
   bool discont = false;
+  bool length_prefixed = false;  // avc/hvc1 NAL framing
+  // A video keyframe waits for the next buffer of its track: some depayloaders
+  // split one access unit into buffers with the same PTS (parameter sets + first
+  // slice, then the other slices); they are joined into one frame.
+  std::optional<MediaFrame> held;
   std::int64_t last_pts = 0;
 };
 
@@ -278,16 +284,38 @@ void SourceWorker::on_sample(Track& track, GstSample* sample) {
       GST_BUFFER_DURATION_IS_VALID(buffer) ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
                                            : 0;
   std::vector<MediaFrame> frames;
-  if (!track.last_caps || !gst_caps_is_equal(track.last_caps, caps)) {
+  const bool caps_changed = !track.last_caps || !gst_caps_is_equal(track.last_caps, caps);
+  if (caps_changed) {
+    track.length_prefixed = false;
+    const GstStructure* st = gst_caps_get_structure(caps, 0);
+    if (const gchar* fmt = gst_structure_get_string(st, "stream-format")) {
+      track.length_prefixed = std::string_view(fmt) == "avc" || std::string_view(fmt) == "avc3" ||
+                              std::string_view(fmt) == "hvc1" || std::string_view(fmt) == "hev1";
+    }
+  }
+  if (caps_changed) {
     gst_caps_replace(&track.last_caps, caps);
     frames.push_back(track.publisher->on_caps(caps, out_pts));
   }
+  // A buffer of parameter sets alone (e.g. from rtph264depay before a keyframe)
+  // is not a frame: its content reaches subscribers through the track's config
+  // (caps codec_data, or the in-band parameter sets kept by the TrackPublisher).
+  bool header_only = false;
+  if (track.publisher->info()) {
+    GstMapInfo map;
+    if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+      header_only = gst::parameter_sets_only(track.publisher->info()->codec, track.length_prefixed,
+                                             {map.data, map.size});
+      gst_buffer_unmap(buffer, &map);
+    }
+  }
   try {
     for (auto& f : track.publisher->on_buffer(buffer, out_pts, out_dts, duration)) {
+      if (header_only && !f.is_config()) continue;
       frames.push_back(std::move(f));
     }
     std::uint64_t bytes = 0, count = 0;
-    for (auto& f : frames) {
+    auto publish = [&](MediaFrame f) {
       if (track.discont && !f.is_config()) {
         f.flags |= FrameFlags::Discont;
         track.discont = false;
@@ -295,6 +323,27 @@ void SourceWorker::on_sample(Track& track, GstSample* sample) {
       bytes += f.payload.size();
       count += f.is_config() ? 0 : 1;
       session_->publish_frame(std::move(f));
+    };
+    for (auto& f : frames) {
+      const bool video = f.kind == MediaKind::Video && !f.is_config();
+      if (video && track.held && track.held->pts == f.pts) {
+        // The rest of the held access unit: join (one copy, once per GOP).
+        std::vector<std::uint8_t> joined(track.held->payload.span().begin(),
+                                         track.held->payload.span().end());
+        joined.insert(joined.end(), f.payload.span().begin(), f.payload.span().end());
+        track.held->payload = Bytes::from_vector(std::move(joined));
+        track.held->duration = std::max(track.held->duration, f.duration);
+        continue;
+      }
+      if (track.held && (video || f.is_config())) {
+        publish(std::move(*track.held));
+        track.held.reset();
+      }
+      if (video && f.is_keyframe()) {
+        track.held = std::move(f);
+        continue;
+      }
+      publish(std::move(f));
     }
     track.last_pts = out_pts;
     ts_end_ = std::max(ts_end_, out_pts + duration);
