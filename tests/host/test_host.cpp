@@ -170,6 +170,9 @@ START_TEST(check_lists_every_problem_with_its_section_and_key) {
   ck_assert_msg(rc == 0, "%s", out.c_str());
   ck_assert(out.find("rtsp://***@10.0.0.1/s") != std::string::npos);
   ck_assert(out.find("pw@") == std::string::npos);
+  // The documented example configuration is valid.
+  const std::string example = std::string(std::getenv("ARCLY_SOURCE_ROOT")) + "/pipelines/arcly.conf";
+  ck_assert_msg(run_arcly({"check", example}, &out) == 0, "%s", out.c_str());
   fs::remove_all(dir);
 }
 END_TEST
