@@ -1,6 +1,5 @@
 #include "source_worker.hpp"
 
-#include <gst/app/gstappsink.h>
 
 #include <functional>
 
@@ -59,7 +58,10 @@ std::string_view failure_name(FailureKind kind) {
 
 struct SourceWorker::Track {
   Track(SourceWorker* w, std::uint32_t track_id) : worker(w), id(track_id) { publisher.emplace(id); }
-  ~Track() { gst_clear_caps(&last_caps); }
+  ~Track() {
+    gst_clear_caps(&last_caps);
+    gst_clear_caps(&in_caps);
+  }
   // A new publish session starts the track afresh (configs are sent again).
   void restart() {
     publisher.emplace(id);
@@ -70,7 +72,9 @@ struct SourceWorker::Track {
   SourceWorker* worker;
   std::uint32_t id;
   std::optional<gst::TrackPublisher> publisher;
-  GstCaps* last_caps = nullptr;
+  GstCaps* last_caps = nullptr;  // the caps last published
+  GstCaps* in_caps = nullptr;    // the caps of the incoming pad (streaming thread)
+  GstSegment in_segment{};       // its segment (streaming thread)
   bool discont = false;
   bool length_prefixed = false;  // avc/hvc1 NAL framing
   // A video keyframe waits for the next buffer of its track: some depayloaders
@@ -109,6 +113,21 @@ void SourceWorker::note_rejected(std::string why) {
 }
 
 std::optional<StreamKey> SourceWorker::current_key() { return settings_.key; }
+
+void SourceWorker::publisher_left() {
+  {
+    std::lock_guard lock(media_mutex_);
+    if (session_ && !grace_until_) grace_until_ = Clock::now() + settings_.grace;
+    for (auto& [id, t] : tracks_) {
+      t->discont = true;
+      t->held.reset();
+    }
+    std::lock_guard slock(stats_mutex_);
+    stats_.in_grace = session_.has_value();
+    stats_.state = WorkerState::Listening;
+  }
+  stats_cv_.notify_all();
+}
 
 void SourceWorker::touch_watchdog() { last_frame_ns_.store(now_ns(), std::memory_order_relaxed); }
 
@@ -199,34 +218,58 @@ void SourceWorker::attach_sink(GstPad* pad, GstBin* bin) {
     if (!slot) slot = std::make_unique<Track>(this, static_cast<std::uint32_t>(tracks_.size() - 1));
     track = slot.get();
   }
-  GstElement* sink = gst_element_factory_make("appsink", nullptr);
-  g_object_set(sink, "sync", FALSE, "async", FALSE, "enable-last-sample", FALSE, "max-buffers", 0u,
+  {
+    std::lock_guard lock(media_mutex_);
+    gst_clear_caps(&track->in_caps);
+    gst_segment_init(&track->in_segment, GST_FORMAT_UNDEFINED);
+  }
+  // A fakesink with a pad probe: the buffer is published right in the streaming
+  // thread, without appsink's sample allocation, queue and wake-up per buffer.
+  GstElement* sink = gst_element_factory_make("fakesink", nullptr);
+  g_object_set(sink, "sync", FALSE, "async", FALSE, "enable-last-sample", FALSE, "silent", TRUE,
                nullptr);
-  GstAppSinkCallbacks callbacks{};
-  callbacks.new_sample = &SourceWorker::on_new_sample;
-  gst_app_sink_set_callbacks(GST_APP_SINK(sink), &callbacks, track, nullptr);
   gst_bin_add(bin, sink);
   GstPad* sinkpad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_add_probe(sinkpad,
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
+                                                 GST_PAD_PROBE_TYPE_BUFFER_LIST |
+                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                    &SourceWorker::on_probe, track, nullptr);
   gst_pad_link(pad, sinkpad);
   gst_object_unref(sinkpad);
   gst_element_sync_state_with_parent(sink);
 }
 
-GstFlowReturn SourceWorker::on_new_sample(GstAppSink* sink, gpointer data) {
+GstPadProbeReturn SourceWorker::on_probe(GstPad*, GstPadProbeInfo* info, gpointer data) {
   auto* track = static_cast<Track*>(data);
-  GstSample* sample = gst_app_sink_pull_sample(sink);
-  if (!sample) return GST_FLOW_EOS;
-  track->worker->on_sample(*track, sample);
-  gst_sample_unref(sample);
-  return GST_FLOW_OK;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    track->worker->on_media(*track, GST_PAD_PROBE_INFO_BUFFER(info));
+  } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList* list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+    for (guint i = 0; i < gst_buffer_list_length(list); ++i) {
+      track->worker->on_media(*track, gst_buffer_list_get(list, i));
+    }
+  } else if (GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info)) {
+    // Caps and segment reach the probe in the same streaming thread, before the
+    // buffers they apply to.
+    if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+      GstCaps* caps = nullptr;
+      gst_event_parse_caps(event, &caps);
+      gst_caps_replace(&track->in_caps, caps);
+    } else if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT) {
+      const GstSegment* segment = nullptr;
+      gst_event_parse_segment(event, &segment);
+      gst_segment_copy_into(segment, &track->in_segment);
+    }
+  }
+  return GST_PAD_PROBE_OK;
 }
 
 // --- Publishing (streaming threads) --------------------------------------
 
-void SourceWorker::on_sample(Track& track, GstSample* sample) {
-  GstBuffer* buffer = gst_sample_get_buffer(sample);
-  GstCaps* caps = gst_sample_get_caps(sample);
-  const GstSegment* segment = gst_sample_get_segment(sample);
+void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
+  GstCaps* caps = track.in_caps;
+  const GstSegment* segment = &track.in_segment;
   if (!buffer || !caps) return;
 
   auto key = current_key();
@@ -448,9 +491,16 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
     }
   }
   const auto mask = static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS |
-                                                GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING);
+                                                GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING |
+                                                GST_MESSAGE_APPLICATION);
+  // A stop request wakes the loop through the bus, so it can sleep long between
+  // watchdog checks (16 idle cameras should not cost 320 wake-ups a second).
+  std::stop_callback wake(stop, [&bus] {
+    gst_bus_post(GST_BUS(bus.get()),
+                 gst_message_new_application(nullptr, gst_structure_new_empty("arcly-stop")));
+  });
   while (result.kind == FailureKind::None && !stop.stop_requested()) {
-    if (GstMessage* m = gst_bus_timed_pop_filtered(GST_BUS(bus.get()), 50 * GST_MSECOND, mask)) {
+    if (GstMessage* m = gst_bus_timed_pop_filtered(GST_BUS(bus.get()), 250 * GST_MSECOND, mask)) {
       switch (GST_MESSAGE_TYPE(m)) {
         case GST_MESSAGE_ERROR: result = classify_error(m); break;
         case GST_MESSAGE_EOS: result = {FailureKind::EndOfStream, "the source ended (EOS)"}; break;

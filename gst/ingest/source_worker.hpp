@@ -23,7 +23,6 @@
 // may be called from any thread.
 #pragma once
 
-#include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 
 #include <atomic>
@@ -110,6 +109,9 @@ class SourceWorker : public InboundProtocol {
   virtual bool expects_media() { return true; }
   // Restarts the watchdog's count (e.g. a caller was just accepted).
   void touch_watchdog();
+  // The publisher left but the pipeline stays (an SRT listener waiting for its
+  // next caller): the stream goes into grace; the next frames carry DISCONT.
+  void publisher_left();
   // The registry of the running serve() (null outside of it).
   std::shared_ptr<PublishRegistry> registry() const;
   // True while this worker publishes `key` (in grace or live).
@@ -124,14 +126,14 @@ class SourceWorker : public InboundProtocol {
   Failure run_attempt(const IngestContext& ctx, std::stop_token stop);
   void attach_parser(GstPad* pad, GstBin* bin);
   void attach_sink(GstPad* pad, GstBin* bin);
-  void on_sample(Track& track, GstSample* sample);
+  void on_media(Track& track, GstBuffer* buffer);
   void fail_attempt(Failure f);
   void check_grace(std::chrono::steady_clock::time_point now);
   void end_session();
 
   static void on_pad_added(GstElement* element, GstPad* pad, gpointer self);
   static void on_parsed_pad_added(GstElement* element, GstPad* pad, gpointer self);
-  static GstFlowReturn on_new_sample(GstAppSink* sink, gpointer track);
+  static GstPadProbeReturn on_probe(GstPad* pad, GstPadProbeInfo* info, gpointer track);
 
   const WorkerSettings settings_;
 

@@ -201,9 +201,10 @@ gboolean SrtWorker::on_caller_connecting(GstElement*, GObject*, gchar* streamid,
 std::optional<Failure> SrtWorker::on_element_message(GstMessage* message) {
   const GstStructure* s = gst_message_get_structure(message);
   if (srt_.listener && s && gst_structure_has_name(s, "connection-removed")) {
-    std::lock_guard lock(caller_mutex_);
-    caller_key_.reset();
-    return Failure{FailureKind::CallerLeft, "the caller left"};
+    // keep-listening: srtsrc already waits for the next caller on the same
+    // socket, so the pipeline stays; the stream waits in grace for its caller.
+    GST_INFO("%s: the caller left; listening for the next one", settings().name.c_str());
+    publisher_left();
   }
   return std::nullopt;
 }
