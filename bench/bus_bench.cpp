@@ -6,11 +6,13 @@
 // the oldest frame of a full queue, as the bus does). Reported per run: frames
 // delivered per second summed over subscribers (drops reported, never counted as
 // delivered), CPU nanoseconds spent per delivered frame, and the drop share.
-// The last line is the ratio at 16 subscribers.
+// Each figure is the median of 3 runs (scheduling on 2 cores makes single runs
+// noisy). The last line is the ratio at 16 subscribers.
 //
-// Usage: bus-bench [frames-per-run]   (default 200000)
+// Usage: bus-bench [frames-per-run]   (default 200000; a tenth at 256 subscribers)
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -180,10 +182,21 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(frames), kCapacity,
               std::thread::hardware_concurrency());
   double ratio16 = 0;
+  auto median = [](std::vector<Result> runs) {
+    std::sort(runs.begin(), runs.end(), [](const Result& a, const Result& b) {
+      return a.delivered_per_s < b.delivered_per_s;
+    });
+    return runs[runs.size() / 2];
+  };
   for (int subs : {1, 16, 256}) {
-    const std::uint64_t n = subs == 256 ? frames / 4 : frames;
-    Result bus = run_bus(subs, n, payload);
-    Result base = run_baseline(subs, n, payload);
+    const std::uint64_t n = subs == 256 ? frames / 10 : frames;
+    std::vector<Result> bus_runs, base_runs;
+    for (int rep = 0; rep < 3; ++rep) {
+      bus_runs.push_back(run_bus(subs, n, payload));
+      base_runs.push_back(run_baseline(subs, n, payload));
+    }
+    Result bus = median(bus_runs);
+    Result base = median(base_runs);
     print("arcly-bus", subs, n, bus);
     print("mutex+cv", subs, n, base);
     const double ratio = bus.delivered_per_s / base.delivered_per_s;

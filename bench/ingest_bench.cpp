@@ -7,7 +7,9 @@
 // measures this process's CPU time over the same window once every camera is
 // flowing. Printed: CPU seconds per camera per minute for each, and the ratio.
 //
-// Usage: ingest-bench [SERVER_BINARY] [SECONDS]   (defaults: next to this binary, 20)
+// The runs alternate (A B A B) and the figures are their means.
+//
+// Usage: ingest-bench [SERVER_BINARY] [SECONDS]   (defaults: next to this binary, 15)
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -171,22 +173,29 @@ int main(int argc, char** argv) {
       argc > 1 && argv[1][0] != 0 ? argv[1]
                : (std::filesystem::path(argv[0]).parent_path() / "../tests/ingest/arcly-test-rtsp-server")
                      .string();
-  const auto window = std::chrono::seconds(argc > 2 ? std::atoi(argv[2]) : 20);
+  const auto window = std::chrono::seconds(argc > 2 ? std::atoi(argv[2]) : 15);
   std::printf("ingest-bench: %d RTSP cameras (8 x 640x360, 8 x 1280x720 H.264, 30 fps, 2 s GOP), "
               "%lld s per run, %u hardware threads\n",
               kCameras, static_cast<long long>(window.count()), std::thread::hardware_concurrency());
   const std::string a = make_file("640x360", "arcly-bench-360p.mp4");
   const std::string b = make_file("1280x720", "arcly-bench-720p.mp4");
+  // Alternate the runs (A B A B) so a drift of the machine hits both alike.
   double bare = 0, worker = 0;
-  {
-    const int port = 28554;
-    Server s(server, port, a, b);
-    bare = run_bare(port, window);
-  }
-  {
-    const int port = 28555;
-    Server s(server, port, a, b);
-    worker = run_workers(port, window);
+  constexpr int kRounds = 2;
+  for (int round = 0; round < kRounds; ++round) {
+    {
+      Server s(server, 28554 + 2 * round, a, b);
+      const double f = run_bare(28554 + 2 * round, window);
+      std::printf("  round %d: bare %.3f", round + 1, f);
+      bare += f / kRounds;
+    }
+    {
+      Server s(server, 28555 + 2 * round, a, b);
+      const double f = run_workers(28555 + 2 * round, window);
+      std::printf(", worker %.3f CPU-s per camera-minute\n", f);
+      worker += f / kRounds;
+    }
+    std::fflush(stdout);
   }
   std::printf("  bare rtspsrc ! depay ! parse ! fakesink : %.3f CPU-s per camera-minute\n", bare);
   std::printf("  arcly RtspWorker (parsebin + publish)   : %.3f CPU-s per camera-minute\n", worker);

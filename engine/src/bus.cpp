@@ -10,13 +10,22 @@
 // store) and re-reads the slot; the publisher frees a retired node only if no
 // hazard names it, scanning all hazards once per `scan_threshold_` retirements.
 //
-// Eventcount. A sleeper increments waiters_ under wait_mutex_ and re-checks the
-// tail; the publisher stores the tail and then reads waiters_ (both seq_cst), so
-// either the sleeper sees the new tail or the publisher sees the sleeper.
+// Eventcount. A sleeper increments waiters_, reads epoch_, re-checks the tail and
+// sleeps on epoch_ only while it still holds that value; the publisher stores the
+// tail, then reads waiters_ and, if anyone sleeps, bumps epoch_ and wakes them
+// (all seq_cst). Either the sleeper sees the new tail, or its futex wait sees a
+// changed epoch and returns at once. Linux futexes: no mutex on the wake path.
 #include "arcly/bus.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
+#include <climits>
+#include <ctime>
 
 #include "arcly/error.hpp"
 
@@ -94,15 +103,28 @@ void Bus::close() {
   wake_all();
 }
 
+namespace {
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+
+// Sleeps while *word == expected, at most `timeout` (null: no limit).
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, const timespec* timeout) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, timeout,
+          nullptr, 0);
+}
+void futex_wake_all(std::atomic<std::uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
+          nullptr, 0);
+}
+}  // namespace
+
 void Bus::wake_all() {
-  { std::lock_guard lock(wait_mutex_); }
-  wait_cv_.notify_all();
+  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(epoch_);
 }
 
 void Bus::notify_waiters() {
   if (waiters_.load(std::memory_order_seq_cst) == 0) return;
-  { std::lock_guard lock(wait_mutex_); }
-  wait_cv_.notify_all();
+  wake_all();
 }
 
 FrameNode* Bus::protect(Hazard& hazard, const std::atomic<FrameNode*>& src) {
@@ -169,13 +191,27 @@ bool Bus::wait(std::uint64_t cursor, std::chrono::steady_clock::time_point deadl
            closed_.load(std::memory_order_seq_cst);
   };
   if (ready()) return true;
-  std::unique_lock lock(wait_mutex_);
+  // A stop request wakes every sleeper; each re-checks its own token.
+  std::stop_callback on_stop(stop, [this] { wake_all(); });
   waiters_.fetch_add(1, std::memory_order_seq_cst);
-  bool ok;
-  if (deadline == std::chrono::steady_clock::time_point::max()) {
-    ok = wait_cv_.wait(lock, stop, ready);
-  } else {
-    ok = wait_cv_.wait_until(lock, stop, deadline, ready);
+  bool ok = false;
+  for (;;) {
+    const std::uint32_t seen = epoch_.load(std::memory_order_seq_cst);
+    if (ready()) {
+      ok = true;
+      break;
+    }
+    if (stop.stop_requested()) break;
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+      futex_wait(epoch_, seen, nullptr);
+      continue;
+    }
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) break;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    const timespec ts{static_cast<time_t>(ns / 1'000'000'000),
+                      static_cast<long>(ns % 1'000'000'000)};
+    futex_wait(epoch_, seen, &ts);
   }
   waiters_.fetch_sub(1, std::memory_order_relaxed);
   return ok;

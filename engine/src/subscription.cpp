@@ -52,7 +52,8 @@ Subscription::Subscription(Subscription&& o) noexcept
       waiting_keyframe_(o.waiting_keyframe_),
       count_skips_(o.count_skips_),
       discont_pending_(o.discont_pending_),
-      closed_(o.closed_) {}
+      closed_(o.closed_),
+      since_empty_(o.since_empty_) {}
 
 Subscription& Subscription::operator=(Subscription&& o) noexcept {
   if (this != &o) {
@@ -70,6 +71,7 @@ Subscription& Subscription::operator=(Subscription&& o) noexcept {
     count_skips_ = o.count_skips_;
     discont_pending_ = o.discont_pending_;
     closed_ = o.closed_;
+    since_empty_ = o.since_empty_;
   }
   return *this;
 }
@@ -214,23 +216,34 @@ Received Subscription::try_recv() {
 }
 
 Received Subscription::recv(std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
-  for (;;) {
-    Received r = try_recv();
-    if (r.status != RecvStatus::Empty) return r;
-    if (stop.stop_requested()) return Received{RecvStatus::Cancelled, {}, 0, false};
-    // A caught-up reader of a busy stream usually has its next frame within
-    // microseconds: give the CPU away a few times before parking, which spares
-    // the publisher a wake-up system call per frame. Bounded, so an idle
-    // subscriber still sleeps.
-    for (int i = 0; i < kYieldsBeforeSleep && r.status == RecvStatus::Empty; ++i) {
-      std::this_thread::yield();
-      r = try_recv();
+  Received r = try_recv();
+  if (r.status != RecvStatus::Empty) {
+    ++since_empty_;
+    return r;
+  }
+  // A reader that found a backlog since it last ran dry (a busy stream, or one
+  // it is catching up with) usually has the next frame within microseconds:
+  // give the CPU away a few times before sleeping, sparing the publisher a
+  // wake-up per frame. A reader at a live pace (one frame per wake-up) sleeps
+  // at once.
+  const bool hot = since_empty_ >= 2;
+  since_empty_ = 0;
+  for (int i = 0; hot && i < kYieldsBeforeSleep; ++i) {
+    std::this_thread::yield();
+    r = try_recv();
+    if (r.status != RecvStatus::Empty) {
+      ++since_empty_;
+      return r;
     }
-    if (r.status != RecvStatus::Empty) return r;
+  }
+  for (;;) {
+    if (stop.stop_requested()) return Received{RecvStatus::Cancelled, {}, 0, false};
     if (!stream_->bus().wait(cursor_, deadline, stop)) {
       return Received{
           stop.stop_requested() ? RecvStatus::Cancelled : RecvStatus::Timeout, {}, 0, false};
     }
+    r = try_recv();
+    if (r.status != RecvStatus::Empty) return r;
   }
 }
 

@@ -116,6 +116,7 @@ class Subscription {
   bool count_skips_ = false;  // frames skipped while waiting for a keyframe are drops
   bool discont_pending_ = false;
   bool closed_ = false;
+  std::uint64_t since_empty_ = 0;  // frames read since recv() last found nothing
 };
 
 }  // namespace arcly
