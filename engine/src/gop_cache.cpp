@@ -23,8 +23,14 @@ void GopCache::note_published(const FrameRef& ref, std::uint64_t bytes_total) {
     } else {
       configs_.insert(it, ref);
     }
+    noted_.store(ref.position() + 1, std::memory_order_release);
     return;
   }
+  struct NoteOnExit {
+    std::atomic<std::uint64_t>& noted;
+    std::uint64_t next;
+    ~NoteOnExit() { noted.store(next, std::memory_order_release); }
+  } note_on_exit{noted_, ref.position() + 1};
   if (f.kind == MediaKind::Video && !has_video_.load(std::memory_order_relaxed)) {
     has_video_.store(true, std::memory_order_release);
     // Audio anchors taken before the video appeared would start a joiner
@@ -81,8 +87,9 @@ std::optional<GopAnchor> GopCache::covering(std::chrono::nanoseconds preroll, st
   return *best;
 }
 
-std::vector<FrameRef> GopCache::configs() const {
+std::vector<FrameRef> GopCache::configs(std::uint64_t* noted) const {
   std::lock_guard lock(mutex_);
+  if (noted) *noted = noted_.load(std::memory_order_acquire);
   return configs_;
 }
 

@@ -1,5 +1,6 @@
 #include "arcly/subscription.hpp"
 
+#include <algorithm>
 #include <thread>
 
 #include "arcly/stream.hpp"
@@ -30,7 +31,11 @@ Subscription::Subscription(std::shared_ptr<Stream> stream, const SubscribeOption
     queue_configs(anchor->configs);
     cursor_ = anchor->position;
   } else {
-    queue_configs(gop.configs());
+    // A config published just before `tail` may not be in the cache's set yet:
+    // read the ring from where the set is complete (duplicates are skipped).
+    std::uint64_t noted = 0;
+    queue_configs(gop.configs(&noted));
+    cursor_ = std::min(noted, tail);
     waiting_keyframe_ = options_.start != StartAt::Now;
   }
 }

@@ -109,6 +109,9 @@ START_TEST(callers_publish_one_after_another_on_one_port) {
     auto sub = stream->subscribe();
     ck_assert_int_ge(read_frames(sub, 10).video, 10);
   }  // the first caller hangs up
+  // One caller per socket: the next one is accepted once srtsrc has seen this one go.
+  ck_assert(l.worker->wait_for([](const WorkerStats& st) { return st.state == WorkerState::Listening; },
+                               20s));
   Caller second(l.port, "#!::r=live/two,m=publish");
   auto stream = l.engine->wait_for_stream(StreamKey::parse("live/two"), 20000ms);
   auto sub = stream->subscribe();

@@ -60,8 +60,10 @@ class GopCache {
   // (or the oldest anchor held when none is that old).
   std::optional<GopAnchor> covering(std::chrono::nanoseconds preroll, std::uint64_t oldest,
                                     std::uint64_t tail) const;
-  // The newest config frame of every track, ordered by track id.
-  std::vector<FrameRef> configs() const;
+  // The newest config frame of every track, ordered by track id. With `noted`:
+  // every config published below that position is in the returned set (frames
+  // are noted just after they are published; a joiner reads the ring from there).
+  std::vector<FrameRef> configs(std::uint64_t* noted = nullptr) const;
 
   bool has_video() const { return has_video_.load(std::memory_order_acquire); }
   std::int64_t newest_pts() const { return newest_pts_.load(std::memory_order_relaxed); }
@@ -80,6 +82,7 @@ class GopCache {
   std::atomic<bool> has_video_{false};
   std::atomic<std::int64_t> newest_pts_{0};
   std::atomic<std::uint64_t> bytes_total_{0};
+  std::atomic<std::uint64_t> noted_{0};  // positions below have been noted
 };
 
 }  // namespace arcly
