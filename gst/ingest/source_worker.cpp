@@ -51,7 +51,6 @@ std::string_view failure_name(FailureKind kind) {
     case FailureKind::EndOfStream: return "end-of-stream";
     case FailureKind::Timeout: return "timeout";
     case FailureKind::Refused: return "refused";
-    case FailureKind::CallerLeft: return "caller-left";
   }
   return "none";
 }
@@ -564,7 +563,7 @@ void SourceWorker::serve(IngestContext ctx, std::stop_token stop) {
       if (session_ && !grace_until_) grace_until_ = Clock::now() + settings_.grace;
     }
     if (was_live) backoff.reset();
-    const auto delay = failure.kind == FailureKind::CallerLeft ? 0ms : backoff.next();
+    const auto delay = backoff.next();
     {
       std::lock_guard lock(stats_mutex_);
       stats_.last_failure = failure;

@@ -44,7 +44,7 @@ enum class WorkerState { Idle, Connecting, Listening, Live, Retrying, Stopped };
 std::string_view state_name(WorkerState state);
 
 // Why an attempt ended.
-enum class FailureKind { None, Error, Auth, EndOfStream, Timeout, Refused, CallerLeft };
+enum class FailureKind { None, Error, Auth, EndOfStream, Timeout, Refused };
 std::string_view failure_name(FailureKind kind);
 
 struct Failure {

@@ -156,10 +156,6 @@ std::string SrtWorker::vet_caller(std::string_view streamid) {
     }
   }
   if (!why.empty()) {
-    {
-      std::lock_guard lock(caller_mutex_);
-      ++rejected_;
-    }
     GST_WARNING("%s: caller rejected: %s", settings().name.c_str(), why.c_str());
     note_rejected(why);
     return why;
@@ -187,10 +183,6 @@ void SrtWorker::on_caller_removed(GstElement*, gint, GObject*, gpointer self) {
   w->caller_key_.reset();
 }
 
-std::uint64_t SrtWorker::callers_rejected() const {
-  std::lock_guard lock(caller_mutex_);
-  return rejected_;
-}
 
 gboolean SrtWorker::on_caller_connecting(GstElement*, GObject*, gchar* streamid,
                                          gpointer self) {

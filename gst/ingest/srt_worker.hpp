@@ -9,8 +9,8 @@
 // "live/cam", or the configured default key when the caller sends none. A caller
 // is rejected, with the reason logged, for an invalid key, a key outside the
 // allowed patterns, m=request, a wrong token, or a key already being published by
-// someone else. When a caller leaves, the listener is re-armed at once; the
-// stream stays in grace in case the same caller comes back.
+// someone else, or while another caller is still connected. The socket stays
+// open across callers (keep-listening); a caller's stream waits in grace for it.
 //
 // Caller: pulls from a remote SRT listener with a streamid, reconnecting like
 // every SourceWorker. Passphrase/pbkeylen encryption and SRT latency in both modes.
@@ -57,9 +57,9 @@ class SrtWorker final : public SourceWorker {
   SrtWorker(WorkerSettings settings, SrtSettings srt);
   std::string_view name() const override { return "srt"; }
 
-  // Listener: the decision for a caller (empty = accepted); also logged.
+  // Listener: the decision for a caller (empty = accepted); logged and counted in
+  // stats().rejected / last_rejection.
   std::string vet_caller(std::string_view streamid);
-  std::uint64_t callers_rejected() const;
 
  protected:
   GstElement* make_source() override;
@@ -78,7 +78,6 @@ class SrtWorker final : public SourceWorker {
   mutable std::mutex caller_mutex_;
   std::optional<StreamKey> pending_key_;  // vetted, handshake not finished (e.g. passphrase)
   std::optional<StreamKey> caller_key_;   // the connected caller's key
-  std::uint64_t rejected_ = 0;
 };
 
 }  // namespace arcly::ingest

@@ -104,7 +104,7 @@ START_TEST(srt_listener_vets_callers) {
   ck_assert_text(w.vet_caller("#!::r=live/vip1,token=letmein"), "");
   ck_assert(w.vet_caller("").find("no stream key") != std::string::npos);
   ck_assert(w.vet_caller("live/../x").find("invalid stream key") != std::string::npos);
-  ck_assert_uint_eq(w.callers_rejected(), 5);
+  ck_assert_uint_eq(w.stats().rejected, 5);
 }
 END_TEST
 
