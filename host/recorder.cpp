@@ -306,7 +306,16 @@ void RecorderSet::run(std::stop_token stop) {
           retry_delay_.erase(it->first);
           retry_at_.erase(it->first);
         }
-        it = recorders_.erase(it);
+        const std::string last = it->second->current();
+        it = recorders_.erase(it);  // tears the pipeline down
+        // A recorder that failed before its first fragment leaves an empty file:
+        // that is not a recording.
+        std::error_code ec;
+        if (state == Recorder::State::Failed && !last.empty() &&
+            std::filesystem::file_size(last, ec) == 0 && !ec) {
+          std::filesystem::remove(last, ec);
+          GST_INFO("[record %s] removed empty %s", config_.name.c_str(), last.c_str());
+        }
       }
       if ((config_.max_age.count() > 0 || config_.max_bytes > 0) && now - last_retention > 1s) {
         apply_retention();
