@@ -308,13 +308,16 @@ void RecorderSet::run(std::stop_token stop) {
         }
         const std::string last = it->second->current();
         it = recorders_.erase(it);  // tears the pipeline down
-        // A recorder that failed before its first fragment leaves an empty file:
-        // that is not a recording.
+        // The open segment of a failed attempt was never finalized: keep it for
+        // inspection as "<name>.partial", not as a recording (empty ones go).
         std::error_code ec;
-        if (state == Recorder::State::Failed && !last.empty() &&
-            std::filesystem::file_size(last, ec) == 0 && !ec) {
-          std::filesystem::remove(last, ec);
-          GST_INFO("[record %s] removed empty %s", config_.name.c_str(), last.c_str());
+        if (state == Recorder::State::Failed && !last.empty() && std::filesystem::exists(last, ec)) {
+          if (std::filesystem::file_size(last, ec) == 0) {
+            std::filesystem::remove(last, ec);
+          } else {
+            std::filesystem::rename(last, last + ".partial", ec);
+          }
+          GST_INFO("[record %s] set aside unfinished %s", config_.name.c_str(), last.c_str());
         }
       }
       if ((config_.max_age.count() > 0 || config_.max_bytes > 0) && now - last_retention > 1s) {
