@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "arcly/error.hpp"
+#include "requirements.hpp"
 #include "url.hpp"
 
 namespace arcly::host {
@@ -47,8 +48,9 @@ class Section {
     char* end = nullptr;
     const double v = std::strtod(s->c_str(), &end);
     if (s->empty() || *end != '\0' || !(v >= 0) || v > max) {
-      problem(key, "'" + *s + "' is not a number of " + unit +
-                       (max < 1e12 ? " from 0 to " + std::to_string(static_cast<long long>(max)) : ""));
+      problem(key,
+              "'" + *s + "' is not a number of " + unit +
+                  (max < 1e12 ? " from 0 to " + std::to_string(static_cast<long long>(max)) : ""));
       return std::nullopt;
     }
     return v;
@@ -189,17 +191,22 @@ Config parse(GKeyFile* kf) {
         s.section_problem("application name '" + name + "': " + why);
       }
       if (auto v = s.seconds("cache-window")) app.cache_window = *v;
-      if (auto v = s.number("cache-frames", "frames")) app.cache_frames = static_cast<std::size_t>(*v);
+      if (auto v = s.number("cache-frames", "frames"))
+        app.cache_frames = static_cast<std::size_t>(*v);
       if (auto v = s.bytes("cache-bytes")) app.cache_bytes = *v;
-      if (auto v = s.number("max-publishers", "publishers")) app.max_publishers = static_cast<std::size_t>(*v);
-      if (auto v = s.number("max-subscribers", "subscribers")) app.max_subscribers = static_cast<std::size_t>(*v);
+      if (auto v = s.number("max-publishers", "publishers"))
+        app.max_publishers = static_cast<std::size_t>(*v);
+      if (auto v = s.number("max-subscribers", "subscribers"))
+        app.max_subscribers = static_cast<std::size_t>(*v);
       if (auto v = s.seconds("idle-timeout")) app.idle_timeout = *v;
       if (app.cache_frames == 0) s.problem("cache-frames", "must be at least 1");
       if (app.cache_bytes == 0) s.problem("cache-bytes", "must be at least 1");
       if (app.cache_window.count() > 0) {
         // Enough ring for the window at 30 fps video plus audio.
-        const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(app.cache_window).count() + 2;
-        app.cache_frames = std::max<std::size_t>(app.cache_frames, static_cast<std::size_t>(seconds) * 90);
+        const auto seconds =
+            std::chrono::duration_cast<std::chrono::seconds>(app.cache_window).count() + 2;
+        app.cache_frames =
+            std::max<std::size_t>(app.cache_frames, static_cast<std::size_t>(seconds) * 90);
       }
       c.apps.push_back(app);
     } else if (type == "rtsp") {
@@ -210,17 +217,21 @@ Config parse(GKeyFile* kf) {
         r.rtsp.url = *url;
         try {
           auto u = ingest::parse_url(*url);
-          if (u.scheme != "rtsp" && u.scheme != "rtsps") s.problem("url", "'" + u.redacted() + "' is not an rtsp:// or rtsps:// URL");
-          else if (u.host.empty()) s.problem("url", "'" + u.redacted() + "' has no host");
+          if (u.scheme != "rtsp" && u.scheme != "rtsps")
+            s.problem("url", "'" + u.redacted() + "' is not an rtsp:// or rtsps:// URL");
+          else if (u.host.empty())
+            s.problem("url", "'" + u.redacted() + "' has no host");
         } catch (const Error& e) {
           s.problem("url", e.what());
         }
       }
       if (auto v = s.str("transport")) {
-        if (*v != "tcp" && *v != "udp" && *v != "auto") s.problem("transport", "'" + *v + "' is not tcp, udp or auto");
+        if (*v != "tcp" && *v != "udp" && *v != "auto")
+          s.problem("transport", "'" + *v + "' is not tcp, udp or auto");
         r.rtsp.transport = *v;
       }
-      if (auto v = s.number("latency", "milliseconds", 60000)) r.rtsp.latency_ms = static_cast<unsigned>(*v);
+      if (auto v = s.number("latency", "milliseconds", 60000))
+        r.rtsp.latency_ms = static_cast<unsigned>(*v);
       if (auto v = s.str("user")) r.rtsp.user = *v;
       if (auto v = s.str("password")) r.rtsp.password = *v;
       read_worker_common(s, r.worker);
@@ -238,8 +249,10 @@ Config parse(GKeyFile* kf) {
       if (!sc.srt.uri.empty()) {
         try {
           auto u = ingest::parse_url(sc.srt.uri);
-          if (u.scheme != "srt") s.problem(listen ? "listen" : "connect", "'" + u.redacted() + "' is not an srt:// URI");
-          else if (u.port <= 0) s.problem(listen ? "listen" : "connect", "'" + u.redacted() + "' has no port");
+          if (u.scheme != "srt")
+            s.problem(listen ? "listen" : "connect", "'" + u.redacted() + "' is not an srt:// URI");
+          else if (u.port <= 0)
+            s.problem(listen ? "listen" : "connect", "'" + u.redacted() + "' has no port");
           else if (listen) {
             if (srt_ports.contains(u.port)) {
               s.problem("listen", "port " + std::to_string(u.port) + " is already used by [" +
@@ -253,13 +266,15 @@ Config parse(GKeyFile* kf) {
       }
       if (auto v = s.str("passphrase")) {
         sc.srt.passphrase = *v;
-        if (v->size() < 10 || v->size() > 79) s.problem("passphrase", "SRT needs 10 to 79 characters");
+        if (v->size() < 10 || v->size() > 79)
+          s.problem("passphrase", "SRT needs 10 to 79 characters");
       }
       if (auto v = s.number("pbkeylen", "bytes", 32)) {
         sc.srt.pbkeylen = static_cast<int>(*v);
         if (*v != 16 && *v != 24 && *v != 32) s.problem("pbkeylen", "must be 16, 24 or 32");
       }
-      if (auto v = s.number("latency", "milliseconds", 60000)) sc.srt.latency_ms = static_cast<int>(*v);
+      if (auto v = s.number("latency", "milliseconds", 60000))
+        sc.srt.latency_ms = static_cast<int>(*v);
       sc.srt.default_key = s.key("default-key");
       if (auto allow = s.list("allow"); !allow.empty()) {
         sc.srt.allow = allow;
@@ -287,7 +302,9 @@ Config parse(GKeyFile* kf) {
         p.source = *src;
         GError* err = nullptr;
         GstElement* bin = gst_parse_bin_from_description(src->c_str(), FALSE, &err);
-        if (!bin) s.problem("source", std::string("is not a valid gst-launch description: ") + (err ? err->message : "?"));
+        if (!bin)
+          s.problem("source", "is not a valid gst-launch description: " +
+                                  explain_parse_error(err ? err->message : "?"));
         if (bin) gst_object_unref(bin);
         g_clear_error(&err);
       }
@@ -298,17 +315,22 @@ Config parse(GKeyFile* kf) {
       r.name = name;
       if (auto k = s.str("key", true)) {
         r.pattern = *k;
-        if (!valid_pattern(*k)) s.problem("key", "'" + *k + "' is not a stream key or a pattern like live/*");
+        if (!valid_pattern(*k))
+          s.problem("key", "'" + *k + "' is not a stream key or a pattern like live/*");
       }
       if (auto v = s.str("dir")) {
         r.dir = *v;
         if (v->empty()) s.problem("dir", "is empty");
       }
       if (auto v = s.str("format")) {
-        if (*v == "mp4") r.format = RecordFormat::Mp4;
-        else if (*v == "mkv") r.format = RecordFormat::Mkv;
-        else if (*v == "ts") r.format = RecordFormat::Ts;
-        else s.problem("format", "'" + *v + "' is not mp4, mkv or ts");
+        if (*v == "mp4")
+          r.format = RecordFormat::Mp4;
+        else if (*v == "mkv")
+          r.format = RecordFormat::Mkv;
+        else if (*v == "ts")
+          r.format = RecordFormat::Ts;
+        else
+          s.problem("format", "'" + *v + "' is not mp4, mkv or ts");
       }
       if (auto v = s.seconds("segment")) {
         r.segment = std::chrono::duration_cast<std::chrono::seconds>(*v);
@@ -316,7 +338,8 @@ Config parse(GKeyFile* kf) {
       }
       if (auto v = s.seconds("pre-roll")) r.preroll = *v;
       if (auto v = s.seconds("join-delay")) r.join_delay = *v;
-      if (auto v = s.seconds("max-age")) r.max_age = std::chrono::duration_cast<std::chrono::seconds>(*v);
+      if (auto v = s.seconds("max-age"))
+        r.max_age = std::chrono::duration_cast<std::chrono::seconds>(*v);
       if (auto v = s.bytes("max-bytes")) r.max_bytes = *v;
       c.records.push_back(std::move(r));
     } else if (type == "output") {
@@ -328,7 +351,9 @@ Config parse(GKeyFile* kf) {
         const std::string desc = "fakesrc ! " + *p;
         GError* err = nullptr;
         GstElement* bin = gst_parse_bin_from_description(desc.c_str(), FALSE, &err);
-        if (!bin) s.problem("pipeline", std::string("is not valid gst-launch syntax: ") + (err ? err->message : "?"));
+        if (!bin)
+          s.problem("pipeline", "is not valid gst-launch syntax: " +
+                                    explain_parse_error(err ? err->message : "?"));
         if (bin) gst_object_unref(bin);
         g_clear_error(&err);
       }
@@ -348,18 +373,22 @@ Config parse(GKeyFile* kf) {
     }
     const auto window = spec ? spec->cache_window : std::chrono::nanoseconds(0);
     if (r.preroll > window) {
-      problems.push_back("[record " + r.name + "] pre-roll: " +
-                         std::to_string(r.preroll.count() / 1000.0).substr(0, 5) +
-                         " s is longer than the cache window of [app " + app + "] (" +
-                         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(window).count() / 1000.0).substr(0, 5) +
-                         " s); set cache-window there");
+      problems.push_back(
+          "[record " + r.name +
+          "] pre-roll: " + std::to_string(r.preroll.count() / 1000.0).substr(0, 5) +
+          " s is longer than the cache window of [app " + app + "] (" +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(window).count() /
+                         1000.0)
+              .substr(0, 5) +
+          " s); set cache-window there");
     }
   }
   std::map<std::string, std::string> keys;
   auto claim = [&](const std::optional<StreamKey>& k, const std::string& who) {
     if (!k) return;
     if (keys.contains(k->str())) {
-      problems.push_back("[" + who + "] key: " + k->str() + " is already published by [" + keys[k->str()] + "]");
+      problems.push_back("[" + who + "] key: " + k->str() + " is already published by [" +
+                         keys[k->str()] + "]");
     }
     keys[k->str()] = who;
   };
@@ -368,6 +397,7 @@ Config parse(GKeyFile* kf) {
   for (const auto& s : c.srt) {
     if (!s.srt.listener) claim(s.worker.key, "srt " + s.worker.name);
   }
+  for (auto& p : missing_elements(c)) problems.push_back(std::move(p));
   return c;
 }
 
@@ -375,9 +405,12 @@ Config parse(GKeyFile* kf) {
 
 std::string_view format_extension(RecordFormat f) {
   switch (f) {
-    case RecordFormat::Mp4: return "mp4";
-    case RecordFormat::Mkv: return "mkv";
-    case RecordFormat::Ts: return "ts";
+    case RecordFormat::Mp4:
+      return "mp4";
+    case RecordFormat::Mkv:
+      return "mkv";
+    case RecordFormat::Ts:
+      return "ts";
   }
   return "mp4";
 }
@@ -415,7 +448,8 @@ std::string explain(const Config& c) {
   std::ostringstream out;
   for (const auto& a : c.apps) {
     out << "app " << a.name << ": cache " << a.cache_frames << " frames / " << (a.cache_bytes >> 20)
-        << " MiB, window " << std::chrono::duration_cast<std::chrono::milliseconds>(a.cache_window).count() / 1000.0
+        << " MiB, window "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(a.cache_window).count() / 1000.0
         << " s\n";
   }
   for (const auto& r : c.rtsp) {
@@ -424,21 +458,24 @@ std::string explain(const Config& c) {
       shown = ingest::parse_url(r.rtsp.url).redacted();
     } catch (...) {
     }
-    out << "rtsp " << r.worker.name << ": " << shown << " -> " << (r.worker.key ? r.worker.key->str() : "?")
-        << " (" << r.rtsp.transport << ")\n";
+    out << "rtsp " << r.worker.name << ": " << shown << " -> "
+        << (r.worker.key ? r.worker.key->str() : "?") << " (" << r.rtsp.transport << ")\n";
   }
   for (const auto& s : c.srt) {
-    out << "srt " << s.worker.name << ": " << (s.srt.listener ? "listen " : "connect ") << s.srt.uri << "\n";
+    out << "srt " << s.worker.name << ": " << (s.srt.listener ? "listen " : "connect ") << s.srt.uri
+        << "\n";
   }
   for (const auto& p : c.pipelines) {
-    out << "pipeline " << p.worker.name << ": -> " << (p.worker.key ? p.worker.key->str() : "?") << "\n";
+    out << "pipeline " << p.worker.name << ": -> " << (p.worker.key ? p.worker.key->str() : "?")
+        << "\n";
   }
   for (const auto& r : c.records) {
     out << "record " << r.name << ": " << r.pattern << " -> " << r.dir << " ("
         << format_extension(r.format) << ", " << r.segment.count() << " s segments, pre-roll "
         << r.preroll.count() / 1000.0 << " s)\n";
   }
-  for (const auto& o : c.outputs) out << "output " << o.name << ": " << o.key.str() << " ! " << o.pipeline << "\n";
+  for (const auto& o : c.outputs)
+    out << "output " << o.name << ": " << o.key.str() << " ! " << o.pipeline << "\n";
   return out.str();
 }
 
