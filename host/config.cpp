@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -162,7 +163,21 @@ bool valid_pattern(const std::string& p) {
   return p.find("..") == std::string::npos;
 }
 
-Config parse(GKeyFile* kf) {
+// The section's keys and values as written, for reload comparisons.
+std::string section_text(GKeyFile* kf, const char* group) {
+  std::string out;
+  gsize n = 0;
+  gchar** keys = g_key_file_get_keys(kf, group, &n, nullptr);
+  for (gsize i = 0; i < n; ++i) {
+    gchar* v = g_key_file_get_value(kf, group, keys[i], nullptr);
+    out += std::string(keys[i]) + "=" + (v ? v : "") + "\n";
+    g_free(v);
+  }
+  g_strfreev(keys);
+  return out;
+}
+
+Config parse(GKeyFile* kf, const std::string& base_dir) {
   Config c;
   auto& problems = c.problems;
   std::map<int, std::string> srt_ports;
@@ -175,6 +190,7 @@ Config parse(GKeyFile* kf) {
     const std::string name =
         space == std::string::npos ? "" : std::string(trim(group.substr(space + 1)));
     Section s(kf, group, problems);
+    c.sections[type + " " + name] = section_text(kf, groups[i]);
     static const std::set<std::string> kTypes{"app", "rtsp", "srt", "pipeline", "record", "output"};
     if (!kTypes.contains(type)) {
       s.section_problem("unknown section type '" + type +
@@ -322,6 +338,9 @@ Config parse(GKeyFile* kf) {
         r.dir = *v;
         if (v->empty()) s.problem("dir", "is empty");
       }
+      if (!base_dir.empty() && !r.dir.empty() && !g_path_is_absolute(r.dir.c_str())) {
+        r.dir = (std::filesystem::path(base_dir) / r.dir).lexically_normal().string();
+      }
       if (auto v = s.str("format")) {
         if (*v == "mp4")
           r.format = RecordFormat::Mp4;
@@ -415,7 +434,7 @@ std::string_view format_extension(RecordFormat f) {
   return "mp4";
 }
 
-Config load_text(const std::string& text, const std::string& origin) {
+Config load_text(const std::string& text, const std::string& origin, const std::string& base_dir) {
   GKeyFile* kf = g_key_file_new();
   GError* err = nullptr;
   Config c;
@@ -423,7 +442,7 @@ Config load_text(const std::string& text, const std::string& origin) {
     c.problems.push_back(origin + ": " + (err ? err->message : "cannot be read"));
     g_clear_error(&err);
   } else {
-    c = parse(kf);
+    c = parse(kf, base_dir);
   }
   g_key_file_free(kf);
   return c;
@@ -439,7 +458,9 @@ Config load_file(const std::string& path) {
     g_clear_error(&err);
     return c;
   }
-  Config c = load_text(std::string(contents, len), path);
+  std::error_code ec;
+  auto base = std::filesystem::absolute(path, ec).parent_path();
+  Config c = load_text(std::string(contents, len), path, ec ? "" : base.string());
   g_free(contents);
   return c;
 }

@@ -41,8 +41,8 @@ struct RecordConfig {
   std::chrono::seconds segment{60};
   std::chrono::milliseconds preroll{0};
   std::chrono::milliseconds join_delay{0};  // join a stream this long after it appears
-  std::chrono::seconds max_age{0};  // 0 = keep forever
-  std::uint64_t max_bytes = 0;      // 0 = no bound
+  std::chrono::seconds max_age{0};          // 0 = keep forever
+  std::uint64_t max_bytes = 0;              // 0 = no bound
 };
 
 struct OutputConfig {
@@ -72,12 +72,18 @@ struct Config {
   std::vector<RecordConfig> records;
   std::vector<OutputConfig> outputs;
   std::vector<std::string> problems;  // "[section] key: what is wrong"
+  // Every section as written ("rtsp cam1" -> its keys and values, in order): what a
+  // reload compares to tell unchanged sections from changed ones.
+  std::map<std::string, std::string> sections;
   bool ok() const { return problems.empty(); }
 };
 
 // Parses and checks a key file (from a path, or from text for the embedded demo).
+// Relative `dir=` paths resolve against `base_dir` — for a file, the directory the
+// file is in (under systemd the current directory is /); for text, as given.
 Config load_file(const std::string& path);
-Config load_text(const std::string& text, const std::string& origin = "<text>");
+Config load_text(const std::string& text, const std::string& origin = "<text>",
+                 const std::string& base_dir = "");
 
 // Human summary for `arcly check` (what would run).
 std::string explain(const Config& config);
