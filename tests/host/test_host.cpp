@@ -21,7 +21,7 @@ START_TEST(check_lists_every_problem_with_its_section_and_key) {
       {"[rtsp cam]\nurl=rtsp://u:secret@h:99999/x\nkey=live/cam\n",
        "[rtsp cam] url: invalid URL 'rtsp://***@h:99999/x'"},
       {"[rtsp cam]\nurl=rtsp://h/x\nkey=live/cam\nlatency=soon\n",
-       "[rtsp cam] latency: 'soon' is not a number"},
+       "[rtsp cam] latency: 'soon' is not a whole number"},
       {"[rtsp cam]\nkey=live/cam\n", "[rtsp cam] url: is required"},
       {"[app live]\ncache-window=2\n[record r]\nkey=live/*\npre-roll=5\n",
        "[record r] pre-roll: 5"},
@@ -32,6 +32,39 @@ START_TEST(check_lists_every_problem_with_its_section_and_key) {
        "[output o] pipeline: is not valid"},
       {"[rtsp a]\nurl=rtsp://h/a\nkey=live/cam\n[rtsp b]\nurl=rtsp://h/b\nkey=live/cam\n",
        "key: live/cam is already published by [rtsp a]"},
+      // Duplicates are not merged silently: both line numbers.
+      {"[rtsp cam1]\nurl=rtsp://h/a\nkey=live/a\n[rtsp cam1]\nurl=rtsp://h/b\nkey=live/b\n",
+       "[rtsp cam1] appears twice (lines 1 and 4)"},
+      {"[rtsp cam1]\nurl=rtsp://h/a\nkey=live/a\nkey=live/b\n",
+       "[rtsp cam1] key: set twice (lines 3 and 4)"},
+      // Counts are whole numbers; nothing written is rounded.
+      {"[app live]\ncache-frames=2.5\n", "[app live] cache-frames: '2.5' is not a whole number"},
+      {"[app live]\nmax-subscribers=-1\n",
+       "[app live] max-subscribers: '-1' is not a whole number"},
+      // Two recorders of the same key into one dir would delete each other's files.
+      {"[app live]\ncache-window=4\n[pipeline p]\nkey=live/a\nsource=videotestsrc ! x264enc\n"
+       "[record r]\nkey=live/*\ndir=/tmp/same\n[record q]\nkey=live/a\ndir=/tmp/same\n",
+       "[record q] dir: [record r] also records keys matching both live/* and live/a into "
+       "/tmp/same"},
+      // A missing [app] is named as such, not "[app live] (0 s)".
+      {"[record r]\nkey=live/*\npre-roll=5\n",
+       "cache window of application live (no [app live] section: its defaults) (0 s)"},
+      {"[pipeline p]\nkey=live/p\nsource=videotestsrc ! "
+       "x264enc\nbackoff-initial=40\nbackoff-max=30\n",
+       "[pipeline p] backoff-initial: 40 s is more than backoff-max (30 s)"},
+      // Pre-roll the cache's byte bound cannot hold (the cache window alone would pass).
+      {"[app live]\ncache-window=30\ncache-bytes=1M\n[pipeline p]\nkey=live/p\nsource=videotestsrc "
+       "! x264enc\n"
+       "[record r]\nkey=live/*\npre-roll=20\n",
+       "[record r] pre-roll: cache-bytes of [app live] = 1 MiB holds 20 s + a GOP only below 381 "
+       "kbit/s"},
+      {"[app live]\ncache-window=30\ncache-bytes=8M\n[pipeline p]\nkey=live/p\n"
+       "source=videotestsrc ! x264enc bitrate=4000\n[record r]\nkey=live/*\npre-roll=20\n",
+       "but the source states 4000 kbit/s; raise cache-bytes"},
+      {"[app live]\ncache-window=30\ncache-frames=100\n[pipeline "
+       "p]\nkey=live/p\nsource=videotestsrc ! x264enc\n"
+       "[record r]\nkey=live/*\npre-roll=20\n",
+       "cache-frames of [app live] is 100"},
   };
   for (const auto& c : cases) {
     std::string out;
@@ -40,6 +73,59 @@ START_TEST(check_lists_every_problem_with_its_section_and_key) {
     ck_assert_msg(out.find(c.expected) != std::string::npos, "expected '%s' in:\n%s", c.expected,
                   out.c_str());
     ck_assert_msg(out.find("secret") == std::string::npos, "a password leaked:\n%s", out.c_str());
+  }
+  // What only check looks at: an unwritable dir (with the OS reason), a port
+  // another process holds ("address in use").
+  {
+    std::ofstream(dir + "/plainfile") << "x";
+    std::string out;
+    const int rc = run_arcly(
+        {"check", write_config(dir, "[record r]\nkey=live/*\ndir=" + dir + "/plainfile/rec\n")},
+        &out);
+    ck_assert_msg(rc == 1 &&
+                      out.find("[record r] dir: " + dir + "/plainfile/rec cannot be written") !=
+                          std::string::npos &&
+                      out.find("Not a directory") != std::string::npos,
+                  "%s", out.c_str());
+    const int busy = socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_any;
+    int off = 0;
+    setsockopt(busy, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    ck_assert_int_eq(bind(busy, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(busy, reinterpret_cast<sockaddr*>(&a), &len);
+    const std::string port = std::to_string(ntohs(a.sin6_port));
+    const int rc2 =
+        run_arcly({"check", write_config(dir, "[srt in]\nlisten=srt://:" + port + "\n")}, &out);
+    ck_assert_msg(rc2 == 1 && out.find("[srt in] listen: UDP port " + port +
+                                       " cannot be used: address in use") != std::string::npos,
+                  "%s", out.c_str());
+    close(busy);
+  }
+  // Warnings do not refuse the file; the summary shows what decides disk use and exposure.
+  {
+    std::string out;
+    const int rc = run_arcly(
+        {"check",
+         write_config(dir,
+                      "[app live]\ncache-window=4\n"
+                      "[srt in]\nlisten=srt://:" +
+                          std::to_string(free_port(SOCK_DGRAM)) +
+                          "\npassphrase=0123456789ab\nallow=live/*\n"
+                          "[record r]\nkey=other/*\nmax-age=3600\nmax-bytes=2G\njoin-delay=2\n")},
+        &out);
+    ck_assert_msg(rc == 0, "%s", out.c_str());
+    ck_assert_msg(out.find("warning: [record r] key: nothing configured here publishes other/*") !=
+                      std::string::npos,
+                  "%s", out.c_str());
+    ck_assert_msg(out.find("join delay 2 s, keep 3600 s / 2 GiB") != std::string::npos, "%s",
+                  out.c_str());
+    ck_assert_msg(out.find("passphrase set, allow 1 pattern(s)") != std::string::npos, "%s",
+                  out.c_str());
+    ck_assert_msg(out.find("0123456789ab") == std::string::npos, "the passphrase was shown:\n%s",
+                  out.c_str());
   }
   // Several problems are listed together.
   std::string out;
