@@ -5,6 +5,7 @@
 
 #include "arcly/error.hpp"
 #include "arcly/inbound.hpp"
+#include "arcly/worker_events.hpp"
 
 namespace arcly {
 
@@ -41,7 +42,21 @@ EngineBuilder& EngineBuilder::accept_any_application(AppSpec defaults) {
 std::shared_ptr<Engine> EngineBuilder::build() {
   for (const auto& [name, spec] : apps_) spec.validate();
   if (any_app_) any_app_->validate();
-  return std::shared_ptr<Engine>(new Engine(apps_, any_app_));
+  auto engine = std::shared_ptr<Engine>(new Engine(apps_, any_app_));
+  engine->workers_ = workers_;
+  engine->worker_observer_ = worker_observer_;
+  return engine;
+}
+
+EngineBuilder& EngineBuilder::protocol(std::shared_ptr<InboundProtocol> worker) {
+  if (!worker) throw Error(Errc::InvalidArgument, "EngineBuilder::protocol: null worker");
+  workers_.push_back(std::move(worker));
+  return *this;
+}
+
+EngineBuilder& EngineBuilder::on_worker_event(WorkerObserver observer) {
+  worker_observer_ = std::move(observer);
+  return *this;
 }
 
 Engine::Engine(std::map<std::string, AppSpec> apps, std::optional<AppSpec> any_app)
@@ -173,39 +188,12 @@ void Engine::close_all() {
 
 void Engine::serve(const std::vector<std::shared_ptr<InboundProtocol>>& workers,
                    std::stop_token stop) {
-  std::stop_source inner;
-  std::stop_callback forward(stop, [&inner] { inner.request_stop(); });
-  std::mutex failure_mutex;
-  std::string failure;
-  {
-    std::vector<std::jthread> threads;
-    threads.reserve(workers.size());
-    for (const auto& worker : workers) {
-      threads.emplace_back([&, worker] {
-        try {
-          worker->serve(IngestContext(shared_from_this()), inner.get_token());
-        } catch (const std::exception& e) {
-          {
-            std::lock_guard lock(failure_mutex);
-            if (failure.empty()) {
-              failure = "ingest worker '" + std::string(worker->name()) + "' failed: " + e.what();
-            }
-          }
-          inner.request_stop();
-        } catch (...) {
-          {
-            std::lock_guard lock(failure_mutex);
-            if (failure.empty()) {
-              failure = "ingest worker '" + std::string(worker->name()) + "' failed";
-            }
-          }
-          inner.request_stop();
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
-  if (!failure.empty()) throw Error(Errc::WorkerFailed, failure);
+  run_workers(IngestContext(shared_from_this()), workers, std::move(stop), worker_observer_,
+              worker_tally_);
+}
+
+void Engine::serve(std::stop_token stop) {
+  serve(workers_, std::move(stop));
 }
 
 }  // namespace arcly

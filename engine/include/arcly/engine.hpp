@@ -27,6 +27,7 @@
 
 #include "arcly/stream.hpp"
 #include "arcly/stream_key.hpp"
+#include "arcly/worker_events.hpp"
 
 namespace arcly {
 
@@ -128,8 +129,13 @@ class Engine final : public PublishRegistry,
   // Runs every worker on its own thread until all have returned. `stop` (or the
   // first worker that throws) asks every worker to stop. Rethrows the first
   // worker failure as Error{WorkerFailed} naming the worker.
+  // Each worker's lifecycle (started, stopped, failed with the reason) goes to
+  // the builder's on_worker_event observer and to worker_counts().
   void serve(const std::vector<std::shared_ptr<InboundProtocol>>& workers,
              std::stop_token stop = {});
+  // Runs the workers registered with EngineBuilder::protocol (see above).
+  void serve(std::stop_token stop = {});
+  WorkerCounts worker_counts() const { return worker_tally_.counts(); }
 
   // Ends every publish (subscribers see Closed).
   void close_all();
@@ -147,6 +153,11 @@ class Engine final : public PublishRegistry,
   std::unordered_map<StreamKey, StreamHandle> streams_;
   std::map<std::string, std::size_t> publishers_per_app_;
   std::uint64_t next_instance_ = 1;
+
+  // Set once by the builder, read-only afterwards.
+  std::vector<std::shared_ptr<InboundProtocol>> workers_;
+  WorkerObserver worker_observer_;
+  WorkerTally worker_tally_;
 };
 
 class EngineBuilder {
@@ -155,10 +166,17 @@ class EngineBuilder {
   EngineBuilder& application(AppSpec spec);
   // Accept keys of any application, using `defaults` (its name is ignored).
   EngineBuilder& accept_any_application(AppSpec defaults = AppSpec{});
+  // Registers an ingest worker that Engine::serve(stop) runs. Throws
+  // Error{InvalidArgument} for a null worker.
+  EngineBuilder& protocol(std::shared_ptr<InboundProtocol> worker);
+  // Receives every worker's lifecycle events (see worker_events.hpp).
+  EngineBuilder& on_worker_event(WorkerObserver observer);
   // Throws Error{InvalidArgument} for an invalid spec.
   std::shared_ptr<Engine> build();
 
  private:
+  std::vector<std::shared_ptr<InboundProtocol>> workers_;
+  WorkerObserver worker_observer_;
   std::map<std::string, AppSpec> apps_;
   std::optional<AppSpec> any_app_;
 };
