@@ -280,8 +280,8 @@ void TcpServer::run(std::stop_token stop, const Handler& handler) {
     std::string peer = format_peer(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
 
     if (active_.load(std::memory_order_acquire) >= options_.max_connections) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);  // counted before the peer can see it
       ::close(fd);
-      rejected_.fetch_add(1, std::memory_order_relaxed);
       if (options_.on_rejected) options_.on_rejected(peer);
       continue;
     }
