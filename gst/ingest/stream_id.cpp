@@ -8,12 +8,13 @@ bool key_matches(std::string_view pattern, std::string_view key) {
   // Iterative glob with backtracking on the last '*'.
   std::size_t p = 0, k = 0, star = std::string_view::npos, mark = 0;
   while (k < key.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == key[k])) {
-      ++p;
-      ++k;
-    } else if (p < pattern.size() && pattern[p] == '*') {
+    // '*' first: a '*' in the pattern is a wildcard even where the key has a '*'.
+    if (p < pattern.size() && pattern[p] == '*') {
       star = p++;
       mark = k;
+    } else if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == key[k])) {
+      ++p;
+      ++k;
     } else if (star != std::string_view::npos) {
       p = star + 1;
       k = ++mark;
