@@ -7,6 +7,7 @@
 // ProtocolError escapes; a publish is answered either way; bounded buffering.
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -35,31 +36,35 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     for (std::size_t off = 0; off < input.size(); off += step) {
       const std::size_t n = std::min(step, input.size() - off);
-      auto events = s.feed(std::span(input).subspan(off, n));
-      for (auto& ev : events) {
-        if (std::holds_alternative<PublishEvent>(ev)) {
-          // Alternate the answers so that both paths are explored.
-          if (reject_next) {
-            s.reject_publish("NetStream.Publish.BadName", "taken");
-          } else {
-            s.accept_publish();
-          }
-          reject_next = !reject_next;
-        } else if (auto* m = std::get_if<MediaEvent>(&ev)) {
-          try {
-            if (m->type == kVideo) {
-              auto t = parse_video_tag(m->payload);
-              if (t.data_offset > m->payload.size()) __builtin_trap();
+      std::span<const std::uint8_t> in = std::span(input).subspan(off, n);
+      do {
+        auto events = s.feed(std::exchange(in, {}));
+        for (auto& ev : events) {
+          if (std::holds_alternative<PublishEvent>(ev)) {
+            // Alternate the answers so that both paths are explored.
+            if (reject_next) {
+              s.reject_publish("NetStream.Publish.BadName", "taken");
             } else {
-              auto t = parse_audio_tag(m->payload);
-              if (t.data_offset > m->payload.size()) __builtin_trap();
-              if (t.sequence_header) parse_aac_config(std::span(m->payload).subspan(t.data_offset));
+              s.accept_publish();
             }
-          } catch (const ProtocolError&) {
+            reject_next = !reject_next;
+          } else if (auto* m = std::get_if<MediaEvent>(&ev)) {
+            try {
+              if (m->type == kVideo) {
+                auto t = parse_video_tag(m->payload);
+                if (t.data_offset > m->payload.size()) __builtin_trap();
+              } else {
+                auto t = parse_audio_tag(m->payload);
+                if (t.data_offset > m->payload.size()) __builtin_trap();
+                if (t.sequence_header)
+                  parse_aac_config(std::span(m->payload).subspan(t.data_offset));
+              }
+            } catch (const ProtocolError&) {
+            }
           }
         }
-      }
-      s.take_output();
+        s.take_output();
+      } while (s.paused());
     }
   } catch (const ProtocolError&) {
   }

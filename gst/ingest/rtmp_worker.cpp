@@ -165,14 +165,17 @@ class RtmpWorker::Connection {
       }
       const std::size_t n = conn_.read_some(buf);
       if (n == 0) return;  // the peer closed (or vanished), or we are stopping
-      auto events = session_.feed(std::span<const std::uint8_t>(buf.data(), n));
-      bool done = false;
-      for (auto& ev : events) done = on_event(ev) || done;
-      if (session_.has_output()) {
-        const auto out = session_.take_output();
-        conn_.write_all(out);
-      }
-      if (done) return;
+      std::span<const std::uint8_t> in(buf.data(), n);
+      do {  // again after a publish was answered: the bytes behind it wait in the session
+        auto events = session_.feed(std::exchange(in, {}));
+        bool done = false;
+        for (auto& ev : events) done = on_event(ev) || done;
+        if (session_.has_output()) {
+          const auto out = session_.take_output();
+          conn_.write_all(out);
+        }
+        if (done) return;
+      } while (session_.paused());
     }
   }
 

@@ -458,6 +458,33 @@ START_TEST(publish_flow_replies_like_a_media_server) {
 }
 END_TEST
 
+START_TEST(bytes_pipelined_behind_a_publish_wait_for_its_answer) {
+  ServerSession s(seeded(5));
+  Client c;
+  Bytes8 all = client_handshake();
+  all =
+      cat({all, connect_cmd(c),
+           c.command(0, {AmfValue::str("createStream"), AmfValue::num(2), AmfValue::null()}),
+           c.command(1, {AmfValue::str("publish"), AmfValue::num(3), AmfValue::null(),
+                         AmfValue::str("cam"), AmfValue::str("live")}),
+           c.message(
+               4, kDataAmf0, 1, 0,
+               amf({AmfValue::str("onMetaData"), AmfValue::object({p("fps", AmfValue::num(30))})})),
+           c.message(6, kVideo, 1, 0, hex("17 00 000000 01640028"))});
+  auto ev = s.feed(all);  // everything at once, as a pipelining client sends it
+  ck_assert_uint_eq(ev.size(), 2);
+  event_at<ConnectEvent>(ev, 0);
+  event_at<PublishEvent>(ev, 1);
+  ck_assert(s.paused());
+  s.accept_publish();
+  ev = s.feed({});
+  ck_assert(!s.paused());
+  ck_assert_uint_eq(ev.size(), 2);  // nothing lost
+  event_at<MetadataEvent>(ev, 0);
+  ck_assert_uint_eq(event_at<MediaEvent>(ev, 1).type, kVideo);
+}
+END_TEST
+
 START_TEST(rejected_publish_gets_an_error_status) {
   ServerSession s(seeded(3));
   Client c;
@@ -542,6 +569,6 @@ int main() {
        chunk_reader_handles_extended_timestamps_and_long_chunk_stream_ids,
        chunk_reader_refuses_what_it_cannot_follow, set_chunk_size_and_abort_apply_to_what_follows,
        acknowledgements_follow_the_peer_window, publish_flow_replies_like_a_media_server,
-       rejected_publish_gets_an_error_status, protocol_errors_name_what_the_peer_did,
-       flv_tag_headers_map_to_codecs});
+       bytes_pipelined_behind_a_publish_wait_for_its_answer, rejected_publish_gets_an_error_status,
+       protocol_errors_name_what_the_peer_did, flv_tag_headers_map_to_codecs});
 }

@@ -39,8 +39,9 @@ ServerSession::ServerSession(SessionOptions options)
 std::vector<Event> ServerSession::feed(std::span<const std::uint8_t> bytes) {
   std::vector<Event> events;
   input_.insert(input_.end(), bytes.begin(), bytes.end());
+  paused_ = false;
   std::size_t off = 0;
-  for (;;) {
+  while (!paused_) {
     const std::span<const std::uint8_t> rest(input_.data() + off, input_.size() - off);
     if (phase_ == Phase::AwaitC0C1) {
       if (rest.size() < 1 + kHandshakeSize) break;
@@ -65,7 +66,12 @@ std::vector<Event> ServerSession::feed(std::span<const std::uint8_t> bytes) {
       if (n == 0) break;
       off += n;
       received_ += n;
-      if (m) on_message(*m, events);
+      if (m) {
+        on_message(*m, events);
+        // A publish waits for its answer: what follows (metadata, media) is
+        // read once the owner has accepted or refused it.
+        paused_ = publish_ == PublishState::Pending;
+      }
       if (peer_window_ != 0 && received_ - last_ack_ >= peer_window_) {
         send_control(kAcknowledgement, static_cast<std::uint32_t>(received_));
         last_ack_ = received_;

@@ -20,7 +20,8 @@
 // publish is answered by the owner: after a PublishEvent it calls
 // accept_publish() or reject_publish(code, description) (an onStatus with
 // level "error", e.g. NetStream.Publish.BadName for a key already live).
-// Media before the publish is accepted, or of another message stream, is dropped.
+// Media before the publish is accepted (feed() pauses at the publish so that
+// nothing pipelined behind it is lost), or of another message stream, is dropped.
 //
 // Errors: feed() throws ProtocolError naming what the peer did wrong (bad
 // version, oversized message, broken AMF0, publish before connect, ...).
@@ -97,9 +98,13 @@ class ServerSession {
 
   explicit ServerSession(SessionOptions options = {});
 
-  // Consumes all of `bytes` (keeping an incomplete chunk for the next call) and
-  // returns the events they completed, in order. Throws ProtocolError.
+  // Consumes `bytes` (keeping an incomplete chunk for the next call) and returns
+  // the events they completed, in order. Stops right after a PublishEvent: the
+  // bytes behind it stay buffered (paused() is true) until the owner has
+  // answered and calls feed() again (with more bytes or none). Throws
+  // ProtocolError.
   std::vector<Event> feed(std::span<const std::uint8_t> bytes);
+  bool paused() const { return paused_; }
 
   // The reply bytes produced so far (moved out).
   std::vector<std::uint8_t> take_output() { return std::exchange(output_, {}); }
@@ -128,6 +133,7 @@ class ServerSession {
   SessionOptions options_;
   Phase phase_ = Phase::AwaitC0C1;
   std::vector<std::uint8_t> input_;  // unconsumed bytes
+  bool paused_ = false;              // feed() stopped at a publish
   std::vector<std::uint8_t> output_;
   ChunkReader reader_;
   ChunkWriter writer_;
