@@ -6,6 +6,7 @@
 
 #include "arcly/error.hpp"
 #include "arcly/inbound.hpp"
+#include "arcly/worker_events.hpp"
 
 namespace arcly {
 
@@ -48,8 +49,21 @@ std::shared_ptr<Engine> EngineBuilder::build() {
   for (const auto& [name, spec] : apps_) spec.validate();
   if (any_app_) any_app_->validate();
   std::shared_ptr<Engine> engine(new Engine(apps_, any_app_));
+  engine->workers_ = workers_;
+  engine->worker_observer_ = worker_observer_;
   if (reap_in_background_) engine->start_reaper();
   return engine;
+}
+
+EngineBuilder& EngineBuilder::protocol(std::shared_ptr<InboundProtocol> worker) {
+  if (!worker) throw Error(Errc::InvalidArgument, "EngineBuilder::protocol: null worker");
+  workers_.push_back(std::move(worker));
+  return *this;
+}
+
+EngineBuilder& EngineBuilder::on_worker_event(WorkerObserver observer) {
+  worker_observer_ = std::move(observer);
+  return *this;
 }
 
 Engine::Engine(std::map<std::string, AppSpec> apps, std::optional<AppSpec> any_app)
@@ -212,53 +226,12 @@ void Engine::close_all() {
 
 void Engine::serve(const std::vector<std::shared_ptr<InboundProtocol>>& workers,
                    std::stop_token stop) {
-  std::stop_source inner;
-  std::stop_callback forward(stop, [&inner] { inner.request_stop(); });
-  std::mutex failure_mutex;
-  std::string failure;
-  {
-    std::vector<std::jthread> threads;
-    threads.reserve(workers.size());
-    for (const auto& worker : workers) {
-      auto run = [&, worker] {
-        try {
-          worker->serve(IngestContext(shared_from_this()), inner.get_token());
-        } catch (const std::exception& e) {
-          {
-            std::lock_guard lock(failure_mutex);
-            if (failure.empty()) {
-              failure = "ingest worker '" + std::string(worker->name()) + "' failed: " + e.what();
-            }
-          }
-          inner.request_stop();
-        } catch (...) {
-          {
-            std::lock_guard lock(failure_mutex);
-            if (failure.empty()) {
-              failure = "ingest worker '" + std::string(worker->name()) + "' failed";
-            }
-          }
-          inner.request_stop();
-        }
-      };
-      try {
-        threads.emplace_back(std::move(run));
-      } catch (const std::exception& e) {
-        // The workers already running stop too; serve() reports and returns.
-        {
-          std::lock_guard lock(failure_mutex);
-          if (failure.empty()) {
-            failure = "ingest worker '" + std::string(worker->name()) +
-                      "' could not be started: " + e.what();
-          }
-        }
-        inner.request_stop();
-        break;
-      }
-    }
-    for (auto& t : threads) t.join();
-  }
-  if (!failure.empty()) throw Error(Errc::WorkerFailed, failure);
+  run_workers(IngestContext(shared_from_this()), workers, std::move(stop), worker_observer_,
+              worker_tally_);
+}
+
+void Engine::serve(std::stop_token stop) {
+  serve(workers_, std::move(stop));
 }
 
 }  // namespace arcly

@@ -15,3 +15,5 @@
 #include "arcly/stream.hpp"
 #include "arcly/stream_key.hpp"
 #include "arcly/subscription.hpp"
+#include "arcly/tcp_server.hpp"
+#include "arcly/worker_events.hpp"

@@ -34,6 +34,7 @@
 
 #include "arcly/stream.hpp"
 #include "arcly/stream_key.hpp"
+#include "arcly/worker_events.hpp"
 
 namespace arcly {
 
@@ -136,8 +137,13 @@ class Engine final : public PublishRegistry,
   // Runs every worker on its own thread until all have returned. `stop` (or the
   // first worker that throws) asks every worker to stop. Rethrows the first
   // worker failure as Error{WorkerFailed} naming the worker.
+  // Each worker's lifecycle (started, stopped, failed with the reason) goes to
+  // the builder's on_worker_event observer and to worker_counts().
   void serve(const std::vector<std::shared_ptr<InboundProtocol>>& workers,
              std::stop_token stop = {});
+  // Runs the workers registered with EngineBuilder::protocol (see above).
+  void serve(std::stop_token stop = {});
+  WorkerCounts worker_counts() const { return worker_tally_.counts(); }
 
   // Ends every publish (subscribers see Closed).
   void close_all();
@@ -163,6 +169,11 @@ class Engine final : public PublishRegistry,
   std::map<std::string, std::size_t> publishers_per_app_;
   std::uint64_t next_instance_ = 1;
 
+  // Set once by the builder, read-only afterwards.
+  std::vector<std::shared_ptr<InboundProtocol>> workers_;
+  WorkerObserver worker_observer_;
+  WorkerTally worker_tally_;
+
   std::chrono::nanoseconds reaper_period_{0};
   std::mutex reaper_mutex_;
   std::condition_variable_any reaper_cv_;
@@ -178,10 +189,17 @@ class EngineBuilder {
   // Whether the engine runs its own idle reaper thread (default: yes, when an
   // application has an idle timeout). Off: the program calls reap_idle().
   EngineBuilder& reap_in_background(bool on);
+  // Registers an ingest worker that Engine::serve(stop) runs. Throws
+  // Error{InvalidArgument} for a null worker.
+  EngineBuilder& protocol(std::shared_ptr<InboundProtocol> worker);
+  // Receives every worker's lifecycle events (see worker_events.hpp).
+  EngineBuilder& on_worker_event(WorkerObserver observer);
   // Throws Error{InvalidArgument} for an invalid spec.
   std::shared_ptr<Engine> build();
 
  private:
+  std::vector<std::shared_ptr<InboundProtocol>> workers_;
+  WorkerObserver worker_observer_;
   std::map<std::string, AppSpec> apps_;
   std::optional<AppSpec> any_app_;
   bool reap_in_background_ = true;
