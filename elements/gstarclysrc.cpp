@@ -26,7 +26,8 @@
  * When the publisher ends, EOS is sent — unless `persist` is set, in which case
  * the source waits for the next publisher of the key and continues (new caps if
  * they changed, DISCONT). Also available as the URI `arcly://app/stream?engine=NAME`
- * (query keys: engine, wait, start, persist, latency).
+ * (query keys: engine, wait, start, persist, latency, preroll — each the property
+ * of the same name; a URI round-trips through get_uri/set_uri).
  *
  * ## Example launch lines
  * |[
@@ -64,11 +65,13 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "arcly/engine.hpp"
 #include "arcly/error.hpp"
 #include "arcly/stream_key.hpp"
 #include "arcly/subscription.hpp"
+#include "arcly_element.hpp"
 #include "buffer_frame.hpp"
 #include "caps_track.hpp"
 #include "engine_registry.hpp"
@@ -134,20 +137,28 @@ struct Stats {
   std::atomic<std::uint64_t> publishers{0};  // publish instances followed
 };
 
+// Locking: the properties (`settings`) are protected by the object lock. The
+// run control (`playing`, `pauses`, `eos_requested`) is protected by `lock` and
+// signalled on `cond`. What READY->PAUSED sets up is written before the task
+// starts and only read while it runs; `stop` and `interrupt` are replaced in
+// READY->PAUSED under `task_state_lock`. Everything under "task-owned" is used
+// by the streaming task only (and by state changes once it is joined).
 struct SrcPrivate {
-  std::mutex lock;  // settings, playing flag
+  Settings settings; /* protected by the object lock */
+
+  std::mutex lock;
   std::condition_variable_any cond;
-  Settings settings;
-  bool playing = false;
-  bool played_before = false;  // a later PAUSED->PLAYING re-anchors the timeline
-  std::atomic<bool> rebase{false};
+  bool playing = false;       /* protected by lock */
+  std::uint64_t pauses = 0;   /* protected by lock: PLAYING->PAUSED changes in this run */
+  bool eos_requested = false; /* protected by lock: EOS sent to the element */
 
   // Set in READY->PAUSED, used by the task only.
   std::shared_ptr<arcly::Engine> engine;
   std::optional<arcly::StreamKey> key;
   arcly::StreamHandle initial_stream;  // wait=0: found synchronously
   Settings run;                        // settings snapshot of this run
-  std::stop_source stop;
+  std::stop_source stop;               // the run ends (PAUSED->READY)
+  std::stop_source interrupt;          // wakes the task's blocking calls: stop, or EOS
 
   GstTask* task = nullptr;
   GRecMutex task_lock;
@@ -157,7 +168,12 @@ struct SrcPrivate {
   std::optional<arcly::Subscription> sub;
   std::uint64_t last_instance = 0;
   std::deque<arcly::FrameRef> backlog;  // read ahead at (re)start
-  bool restart = false;                 // next start continues after a publisher change
+  bool restart = false;                 // next start continues the running time
+  std::uint64_t seen_pauses = 0;        // `pauses` when the subscription started
+  arcly::StreamHandle resume_stream;    // after a pause: the publisher to join again
+  bool resuming = false;                // the next timeline starts at the live edge
+  bool live_edge_timeline = false;      // the current timeline clips up to the live edge
+  bool failed = false;                  // an error was posted: the task only pauses
   arcly::gst::Timeline timeline;
   std::map<std::uint32_t, TrackPad> pads;
   std::map<arcly::MediaKind, guint> pad_counts;
@@ -229,9 +245,17 @@ GstElement* element_of(GstArclySrc* self) {
 // Outcome of one task step.
 enum class Step { Continue, Pause };
 
+// Live-source semantics: the task pushes nothing until PLAYING. FALSE when
+// interrupted (stop, or an EOS to push).
 bool wait_playing(SrcPrivate* p) {
   std::unique_lock lock(p->lock);
-  return p->cond.wait(lock, p->stop.get_token(), [p] { return p->playing; });
+  p->cond.wait(lock, p->interrupt.get_token(), [p] { return p->playing || p->eos_requested; });
+  return p->playing && !p->eos_requested;
+}
+
+bool eos_requested(SrcPrivate* p) {
+  std::lock_guard lock(p->lock);
+  return p->eos_requested;
 }
 
 GstClockTime running_time_now(GstElement* element) {
@@ -246,11 +270,9 @@ GstClockTime running_time_now(GstElement* element) {
 gboolean src_query(GstPad* pad, GstObject* parent, GstQuery* query) {
   auto* self = reinterpret_cast<GstArclySrc*>(parent);
   if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
-    guint ms = 0;
-    {
-      std::lock_guard lock(self->priv->lock);
-      ms = self->priv->settings.latency_ms;
-    }
+    GST_OBJECT_LOCK(self);
+    const guint ms = self->priv->settings.latency_ms;
+    GST_OBJECT_UNLOCK(self);
     gst_query_set_latency(query, TRUE, ms * GST_MSECOND, GST_CLOCK_TIME_NONE);
     return TRUE;
   }
@@ -281,10 +303,13 @@ TrackPad& add_pad(GstArclySrc* self, const arcly::TrackInfo& info, GstCaps* caps
   GstPadTemplate* templ = gst_element_class_get_pad_template(klass, (prefix + "_%u").c_str());
   GstPad* pad = gst_pad_new_from_template(templ, name);
   g_free(name);
-  gst_pad_set_query_function(pad, src_query);
-  gst_pad_set_event_function(pad, src_event);
+  gst_pad_set_query_function(pad, GST_DEBUG_FUNCPTR(src_query));
+  gst_pad_set_event_function(pad, GST_DEBUG_FUNCPTR(src_event));
   gst_pad_use_fixed_caps(pad);
   gst_pad_set_active(pad, TRUE);
+  // The pad functions dereference the element: never call them without a
+  // parent. (Set after activating: activation itself needs the parent then.)
+  GST_OBJECT_FLAG_SET(pad, GST_PAD_FLAG_NEED_PARENT);
 
   gchar* stream_id = gst_pad_create_stream_id_printf(pad, element_of(self), "%s/%u",
                                                      p->run.stream_key.c_str(), info.track);
@@ -347,7 +372,10 @@ void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first, bool from
   SrcPrivate* p = self->priv;
   std::int64_t anchor = first.pts;
   std::int64_t edge = anchor;
-  if (p->run.start == StartMode::LiveEdge) {
+  // A resume after a pause joins at the live edge whatever `start` says.
+  p->live_edge_timeline = p->run.start == StartMode::LiveEdge || p->resuming;
+  p->resuming = false;
+  if (p->live_edge_timeline) {
     // The live edge: newest cached frame (video if there is video).
     bool have_video = false;
     std::int64_t video_edge = anchor, any_edge = anchor;
@@ -386,19 +414,7 @@ void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first, bool from
 GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool discont) {
   SrcPrivate* p = self->priv;
   const arcly::MediaFrame& f = *frame;
-  if (!p->timeline.started()) {
-    start_timeline(self, f, p->sub && p->sub->from_cache(frame));
-  } else if (p->rebase.exchange(false)) {
-    // Resumed after a pause: our running time stood still while the publisher's
-    // did not. Continue from this frame, now, without clipping.
-    const GstClockTime base = std::max(running_time_now(element_of(self)), p->max_rt + 1);
-    p->timeline.start(f.pts, f.pts, base, p->max_out + GST_MSECOND);
-    for (auto& [track, tp] : p->pads) {
-      tp.first_after_start = true;
-      tp.discont = true;
-      tp.last_dts = GST_CLOCK_TIME_NONE;
-    }
-  }
+  if (!p->timeline.started()) start_timeline(self, f, p->sub && p->sub->from_cache(frame));
   if (!p->no_more_pads && !p->pads.empty() && f.pts >= p->no_more_pads_at) {
     p->no_more_pads = true;
     gst_element_no_more_pads(element_of(self));
@@ -427,7 +443,7 @@ GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool dis
   }
   if (tp.first_after_start) {
     tp.first_after_start = false;
-    const bool live_edge = p->run.start == StartMode::LiveEdge;
+    const bool live_edge = p->live_edge_timeline;
     if (live_edge && tp.kind == arcly::MediaKind::Video && f.pts < tl.edge()) {
       // Show this (key)frame at once, then clip up to the live edge.
       push_segment(tp, tl.segment_from(f.pts));
@@ -445,7 +461,7 @@ GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool dis
   if (any(f.flags & arcly::FrameFlags::Corrupt))
     GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_CORRUPTED);
   if (any(f.flags & arcly::FrameFlags::Header)) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_HEADER);
-  if (p->run.start == StartMode::LiveEdge && f.pts < tl.edge() && !tp.edge_segment_after)
+  if (p->live_edge_timeline && f.pts < tl.edge() && !tp.edge_segment_after)
     GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DECODE_ONLY);
   gst_buffer_add_reference_timestamp_meta(buffer, publisher_meta_caps(),
                                           static_cast<GstClockTime>(f.pts), GST_CLOCK_TIME_NONE);
@@ -504,11 +520,12 @@ void push_eos_all(GstArclySrc* self) {
   for (auto& [track, tp] : self->priv->pads) gst_pad_push_event(tp.pad, gst_event_new_eos());
 }
 
-// Finds the publisher; null when stopped or failed (error already posted).
+// Finds the publisher; null when interrupted, or failed (error posted, `failed` set).
 arcly::StreamHandle acquire_stream(GstArclySrc* self) {
   SrcPrivate* p = self->priv;
   if (p->initial_stream) return std::exchange(p->initial_stream, nullptr);
-  const auto stop = p->stop.get_token();
+  if (p->resume_stream) return std::exchange(p->resume_stream, nullptr);
+  const auto stop = p->interrupt.get_token();
   // After the first publisher, persist waits for the next one without limit.
   const bool forever = p->restart || p->run.wait_ms < 0;
   const auto timeout = std::chrono::milliseconds(forever ? -1 : p->run.wait_ms);
@@ -523,13 +540,15 @@ arcly::StreamHandle acquire_stream(GstArclySrc* self) {
       p->cond.wait_for(lock, stop, std::chrono::milliseconds(20), [] { return false; });
     } catch (const arcly::Error& e) {
       if (e.code() == arcly::Errc::Cancelled || stop.stop_requested()) return nullptr;
+      p->failed = true;
       if (e.code() == arcly::Errc::Timeout || e.code() == arcly::Errc::StreamNotFound) {
         GST_ELEMENT_ERROR(element_of(self), RESOURCE, NOT_FOUND,
                           ("stream %s is not being published (waited %d ms)",
                            p->run.stream_key.c_str(), p->run.wait_ms),
                           ("%s", e.what()));
       } else {
-        GST_ELEMENT_ERROR(element_of(self), RESOURCE, OPEN_READ, ("%s", e.what()), (nullptr));
+        GST_ELEMENT_ERROR(element_of(self), RESOURCE, OPEN_READ,
+                          ("cannot play stream %s", p->run.stream_key.c_str()), ("%s", e.what()));
       }
       return nullptr;
     }
@@ -539,15 +558,29 @@ arcly::StreamHandle acquire_stream(GstArclySrc* self) {
 
 // Subscribes and reads what the cache offers right now (configs, cached GOP, the
 // first live frame), so the live edge is known before anything is pushed.
+// FALSE when the publish ended before we could join it.
 bool subscribe(GstArclySrc* self, const arcly::StreamHandle& stream) {
   SrcPrivate* p = self->priv;
   arcly::SubscribeOptions options;
-  options.start = p->run.start == StartMode::NextKeyframe ? arcly::StartAt::NextKeyframe
-                                                          : arcly::StartAt::Keyframe;
+  options.start = p->run.start == StartMode::NextKeyframe && !p->resuming
+                      ? arcly::StartAt::NextKeyframe
+                      : arcly::StartAt::Keyframe;
   options.resilient = true;
-  if (p->run.start == StartMode::Keyframe)
+  if (p->run.start == StartMode::Keyframe && !p->resuming)
     options.preroll = std::chrono::milliseconds(p->run.preroll_ms);
-  p->sub.emplace(stream->subscribe(options));
+  {
+    std::lock_guard lock(p->lock);
+    p->seen_pauses = p->pauses;
+  }
+  try {
+    p->sub.emplace(stream->subscribe(options));
+  } catch (const arcly::Error& e) {
+    if (e.code() != arcly::Errc::StreamClosed) throw;
+    GST_INFO_OBJECT(self, "publish #%" G_GUINT64_FORMAT " of %s ended before we joined it",
+                    stream->instance(), p->run.stream_key.c_str());
+    p->last_instance = stream->instance();
+    return false;
+  }
   p->last_instance = stream->instance();
   p->stats.publishers.fetch_add(1, std::memory_order_relaxed);
   p->timeline.reset();
@@ -587,16 +620,75 @@ Step finish_flow(GstArclySrc* self, GstFlowReturn ret) {
   return Step::Pause;
 }
 
+// The publisher ended: wait for the next one (persist) or EOS.
+Step on_publisher_ended(GstArclySrc* self) {
+  SrcPrivate* p = self->priv;
+  p->sub.reset();
+  p->backlog.clear();
+  if (p->run.persist) {
+    GST_INFO_OBJECT(self, "publisher of %s ended; waiting for the next one",
+                    p->run.stream_key.c_str());
+    p->restart = true;
+    return Step::Continue;
+  }
+  GST_INFO_OBJECT(self, "publisher of %s ended: EOS", p->run.stream_key.c_str());
+  if (p->pads.empty()) {
+    GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
+                      ("stream %s ended before it had any track", p->run.stream_key.c_str()),
+                      ("the publisher sent no caps on any pad"));
+  }
+  push_eos_all(self);
+  return Step::Pause;
+}
+
+// After a blocking call returned without a result: an EOS to push or a stop.
+Step after_interrupt(SrcPrivate* p) {
+  if (p->failed || p->stop.stop_requested()) return Step::Pause;
+  return eos_requested(p) ? Step::Continue : Step::Pause;
+}
+
 Step step(GstArclySrc* self) {
   SrcPrivate* p = self->priv;
-  const auto stop = p->stop.get_token();
-  if (stop.stop_requested()) return Step::Pause;
+  if (p->stop.stop_requested() || p->failed) return Step::Pause;
+
+  // EOS sent to the element (as basesrc does): pushed on every pad from here,
+  // the streaming thread, so nothing follows it.
+  if (eos_requested(p)) {
+    GST_INFO_OBJECT(self, "EOS requested: pushing EOS on %zu pads", p->pads.size());
+    if (p->pads.empty())
+      GST_WARNING_OBJECT(self, "EOS requested before any pad existed: nothing to push it on");
+    push_eos_all(self);
+    return Step::Pause;
+  }
+
+  if (p->sub) {
+    bool playing = false;
+    std::uint64_t pauses = 0;
+    {
+      std::lock_guard lock(p->lock);
+      playing = p->playing;
+      pauses = p->pauses;
+    }
+    if (!playing || pauses != p->seen_pauses) {
+      // A live source pushes nothing in PAUSED. Let go of the subscription (no
+      // backlog builds up) and join the same publisher again on PLAYING, at the
+      // live edge, as a late joiner does: DISCONT, keyframe, clipped catch-up.
+      GST_DEBUG_OBJECT(self, "paused: leaving the subscription until PLAYING");
+      p->resume_stream = p->sub->stream();
+      p->sub.reset();
+      p->backlog.clear();
+      p->restart = p->restart || p->timeline.started();
+      p->resuming = p->timeline.started();
+      p->timeline.reset();
+      return Step::Continue;
+    }
+  }
 
   if (!p->sub) {
-    if (!wait_playing(p)) return Step::Pause;
+    if (!wait_playing(p)) return after_interrupt(p);
     arcly::StreamHandle stream = acquire_stream(self);
-    if (!stream) return Step::Pause;
-    subscribe(self, stream);
+    if (!stream) return after_interrupt(p);
+    if (!subscribe(self, stream)) return on_publisher_ended(self);
     return Step::Continue;
   }
 
@@ -606,7 +698,8 @@ Step step(GstArclySrc* self) {
     return finish_flow(self, handle(self, f, false));
   }
 
-  arcly::Received r = p->sub->recv(std::chrono::steady_clock::time_point::max(), stop);
+  arcly::Received r =
+      p->sub->recv(std::chrono::steady_clock::time_point::max(), p->interrupt.get_token());
   switch (r.status) {
     case arcly::RecvStatus::Frame:
       if (r.discont) {
@@ -619,48 +712,32 @@ Step step(GstArclySrc* self) {
       for (auto& [track, tp] : p->pads) tp.discont = true;
       return Step::Continue;
     case arcly::RecvStatus::Closed:
-      p->sub.reset();
-      if (p->run.persist) {
-        GST_INFO_OBJECT(self, "publisher of %s ended; waiting for the next one",
-                        p->run.stream_key.c_str());
-        p->restart = true;
-        return Step::Continue;
-      }
-      GST_INFO_OBJECT(self, "publisher of %s ended: EOS", p->run.stream_key.c_str());
-      if (p->pads.empty()) {
-        GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                          ("stream %s ended before it had any track", p->run.stream_key.c_str()),
-                          (nullptr));
-      }
-      push_eos_all(self);
-      return Step::Pause;
+      return on_publisher_ended(self);
     case arcly::RecvStatus::Empty:
     case arcly::RecvStatus::Timeout:
       return Step::Continue;
     case arcly::RecvStatus::Cancelled:
-      return Step::Pause;
+      return after_interrupt(p);
   }
   return Step::Continue;
 }
 
 void task_loop(gpointer data) {
   auto* self = static_cast<GstArclySrc*>(data);
+  SrcPrivate* p = self->priv;
   Step s = Step::Pause;
   try {
     s = step(self);
-  } catch (const arcly::Error& e) {
-    GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                      ("stream %s: %s", self->priv->run.stream_key.c_str(), e.what()), (nullptr));
-    push_eos_all(self);
   } catch (const std::exception& e) {
+    p->failed = true;
     GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                      ("stream %s: %s", self->priv->run.stream_key.c_str(), e.what()), (nullptr));
+                      ("playing stream %s failed", p->run.stream_key.c_str()), ("%s", e.what()));
     push_eos_all(self);
   }
   if (s == Step::Pause) {
     // Never turn a stop into a pause: the state change stops under the same lock.
-    std::lock_guard lock(self->priv->task_state_lock);
-    if (!self->priv->stop.stop_requested()) gst_task_pause(self->priv->task);
+    std::lock_guard lock(p->task_state_lock);
+    if (!p->stop.stop_requested()) gst_task_pause(p->task);
   }
 }
 
@@ -669,10 +746,9 @@ bool prepare(GstArclySrc* self) {
   std::string message;
   bool not_found = false;
   try {
-    {
-      std::lock_guard lock(p->lock);
-      p->run = p->settings;
-    }
+    GST_OBJECT_LOCK(self);
+    p->run = p->settings;
+    GST_OBJECT_UNLOCK(self);
     p->key = arcly::gst::parse_stream_key(p->run.stream_key, "arclysrc");
     p->engine = arcly::gst::engine_for(p->run.engine_name);
     p->initial_stream.reset();
@@ -699,6 +775,11 @@ void reset_run(GstArclySrc* self) {
   p->initial_stream.reset();
   p->timeline.reset();
   p->restart = false;
+  p->seen_pauses = 0;
+  p->resume_stream.reset();
+  p->resuming = false;
+  p->live_edge_timeline = false;
+  p->failed = false;
   p->last_instance = 0;
   p->max_out = 0;
   p->max_rt = 0;
@@ -726,6 +807,52 @@ GstStructure* make_stats(GstArclySrc* self) {
 
 }  // namespace
 
+namespace {
+
+// Stops and joins the task; every blocking call it makes watches `interrupt`.
+void stop_task(GstArclySrc* self) {
+  SrcPrivate* p = self->priv;
+  {
+    std::lock_guard state_lock(p->task_state_lock);
+    p->stop.request_stop();
+    p->interrupt.request_stop();
+    gst_task_stop(p->task);
+  }
+  {
+    std::lock_guard lock(p->lock);
+    p->cond.notify_all();
+  }
+  gst_task_join(p->task);
+}
+
+void start_task(GstArclySrc* self) {
+  SrcPrivate* p = self->priv;
+  {
+    std::lock_guard lock(p->lock);
+    p->playing = false;
+    p->pauses = 0;
+    p->eos_requested = false;
+  }
+  {
+    std::lock_guard state_lock(p->task_state_lock);
+    p->stop = std::stop_source();
+    p->interrupt = std::stop_source();
+  }
+  gchar* name = g_strdup_printf("%s:task", GST_OBJECT_NAME(self));
+  gst_object_set_name(GST_OBJECT(p->task), name);
+  g_free(name);
+  p->group_id = gst_util_group_id_next();
+  p->stats.frames = 0;
+  p->stats.bytes = 0;
+  p->stats.keyframes = 0;
+  p->stats.dropped = 0;
+  p->stats.lag_events = 0;
+  p->stats.publishers = 0;
+  gst_task_start(p->task);
+}
+
+}  // namespace
+
 static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
                                                        GstStateChange transition) {
   auto* self = GST_ARCLY_SRC(element);
@@ -735,9 +862,11 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY: {
       std::string message;
+      GST_OBJECT_LOCK(self);
+      const std::string key = p->settings.stream_key;
+      GST_OBJECT_UNLOCK(self);
       try {
-        std::lock_guard lock(p->lock);
-        arcly::gst::parse_stream_key(p->settings.stream_key, "arclysrc");
+        arcly::gst::parse_stream_key(key, "arclysrc");
       } catch (const std::exception& e) {
         message = e.what();
       }
@@ -749,68 +878,44 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
     }
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!prepare(self)) return GST_STATE_CHANGE_FAILURE;
-      {
-        std::lock_guard lock(p->lock);
-        p->played_before = false;
-        p->rebase = false;
-      }
-      {
-        std::lock_guard state_lock(p->task_state_lock);
-        p->stop = std::stop_source();
-      }
-      {
-        gchar* name = g_strdup_printf("%s:task", GST_OBJECT_NAME(self));
-        gst_object_set_name(GST_OBJECT(p->task), name);
-        g_free(name);
-      }
-      p->group_id = gst_util_group_id_next();
-      p->stats.frames = 0;
-      p->stats.bytes = 0;
-      p->stats.keyframes = 0;
-      p->stats.dropped = 0;
-      p->stats.lag_events = 0;
-      p->stats.publishers = 0;
-      gst_task_start(p->task);
+      start_task(self);
       break;
     case GST_STATE_CHANGE_PAUSED_TO_PLAYING: {
       std::lock_guard lock(p->lock);
       p->playing = true;
-      if (p->played_before) p->rebase = true;
-      p->played_before = true;
       p->cond.notify_all();
       break;
     }
+    case GST_STATE_CHANGE_PLAYING_TO_PAUSED: {
+      // Before chaining up: the task stops pushing at its next frame.
+      std::lock_guard lock(p->lock);
+      p->playing = false;
+      ++p->pauses;
+      break;
+    }
     case GST_STATE_CHANGE_PAUSED_TO_READY:
-      // Stop the task first so it cannot push while the pads go away; every
-      // blocking call it makes watches this stop token.
-      {
-        std::lock_guard state_lock(p->task_state_lock);
-        p->stop.request_stop();
-        gst_task_stop(p->task);
-      }
-      {
-        std::lock_guard lock(p->lock);
-        p->cond.notify_all();
-      }
-      gst_task_join(p->task);
+      // Stop the task first so it cannot push while the pads go away.
+      stop_task(self);
       break;
     default:
       break;
   }
 
   ret = GST_ELEMENT_CLASS(gst_arcly_src_parent_class)->change_state(element, transition);
-  if (ret == GST_STATE_CHANGE_FAILURE) return ret;
+  if (ret == GST_STATE_CHANGE_FAILURE) {
+    if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
+      // The element stays in READY: nothing of this run may keep going.
+      stop_task(self);
+      reset_run(self);
+    }
+    return ret;
+  }
 
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_PAUSED:
+    case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
       ret = GST_STATE_CHANGE_NO_PREROLL;
       break;
-    case GST_STATE_CHANGE_PLAYING_TO_PAUSED: {
-      std::lock_guard lock(p->lock);
-      p->playing = false;
-      ret = GST_STATE_CHANGE_NO_PREROLL;
-      break;
-    }
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       reset_run(self);
       break;
@@ -824,12 +929,33 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
   return ret;
 }
 
-static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value,
-                                       GParamSpec* pspec) {
-  auto* self = GST_ARCLY_SRC(object);
+// EOS sent to the element is handled as basesrc does: flagged here, pushed on
+// every pad by the streaming thread (GstElement's default would push it on one
+// pad from the caller's thread while the task keeps pushing).
+static gboolean gst_arcly_src_send_event(GstElement* element, GstEvent* event) {
+  auto* self = GST_ARCLY_SRC(element);
   SrcPrivate* p = self->priv;
-  std::lock_guard lock(p->lock);
-  Settings& s = p->settings;
+  if (GST_EVENT_TYPE(event) != GST_EVENT_EOS)
+    return GST_ELEMENT_CLASS(gst_arcly_src_parent_class)->send_event(element, event);
+  gst_event_unref(event);
+  std::lock_guard state_lock(p->task_state_lock);
+  if (gst_task_get_state(p->task) == GST_TASK_STOPPED) {
+    GST_DEBUG_OBJECT(self, "EOS refused: not streaming");
+    return FALSE;
+  }
+  {
+    std::lock_guard lock(p->lock);
+    p->eos_requested = true;
+    p->cond.notify_all();
+  }
+  p->interrupt.request_stop();
+  return TRUE;
+}
+
+namespace {
+
+// Called with the object lock held; `value` is valid for the property.
+void set_setting_locked(Settings& s, guint id, const GValue* value) {
   switch (id) {
     case PROP_STREAM: {
       const gchar* v = g_value_get_string(value);
@@ -857,8 +983,25 @@ static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* 
       s.latency_ms = g_value_get_uint(value);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      break;
   }
+}
+
+}  // namespace
+
+static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value,
+                                       GParamSpec* pspec) {
+  auto* self = GST_ARCLY_SRC(object);
+  if (id == PROP_0 || id > PROP_LATENCY) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  if (arcly::elements::property_mutable_locked(element_of(self), pspec->flags))
+    set_setting_locked(self->priv->settings, id, value);
+  else
+    arcly::elements::warn_immutable(GST_CAT_DEFAULT, element_of(self), pspec);
+  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
@@ -869,7 +1012,7 @@ static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
     g_value_take_boxed(value, make_stats(self));
     return;
   }
-  std::lock_guard lock(p->lock);
+  GST_OBJECT_LOCK(self);
   const Settings& s = p->settings;
   switch (id) {
     case PROP_STREAM:
@@ -899,11 +1042,16 @@ static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
+  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_arcly_src_finalize(GObject* object) {
   auto* self = GST_ARCLY_SRC(object);
   SrcPrivate* p = self->priv;
+  // Every way out of PAUSED (including a failed READY->PAUSED) joins the task.
+  if (gst_task_get_state(p->task) != GST_TASK_STOPPED)
+    g_critical("arclysrc %s finalized with its streaming task still running",
+               GST_OBJECT_NAME(self));
   gst_object_unref(p->task);
   g_rec_mutex_clear(&p->task_lock);
   gst_flow_combiner_free(p->combiner);
@@ -916,7 +1064,7 @@ static void gst_arcly_src_init(GstArclySrc* self) {
   auto* p = new SrcPrivate;
   self->priv = p;
   g_rec_mutex_init(&p->task_lock);
-  p->task = gst_task_new(task_loop, self, nullptr);
+  p->task = gst_task_new(GST_DEBUG_FUNCPTR(task_loop), self, nullptr);
   gst_task_set_lock(p->task, &p->task_lock);
   p->combiner = gst_flow_combiner_new();
   GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SOURCE);
@@ -926,9 +1074,9 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
   GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
 
-  gobject_class->set_property = gst_arcly_src_set_property;
-  gobject_class->get_property = gst_arcly_src_get_property;
-  gobject_class->finalize = gst_arcly_src_finalize;
+  gobject_class->set_property = GST_DEBUG_FUNCPTR(gst_arcly_src_set_property);
+  gobject_class->get_property = GST_DEBUG_FUNCPTR(gst_arcly_src_get_property);
+  gobject_class->finalize = GST_DEBUG_FUNCPTR(gst_arcly_src_finalize);
 
   const auto ready = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                               GST_PARAM_MUTABLE_READY);
@@ -993,7 +1141,8 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
           "lagging), lag-events, publishers (publish instances followed)",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
-  element_class->change_state = gst_arcly_src_change_state;
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_arcly_src_change_state);
+  element_class->send_event = GST_DEBUG_FUNCPTR(gst_arcly_src_send_event);
   gst_element_class_add_static_pad_template(element_class, &video_template);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
   gst_element_class_add_static_pad_template(element_class, &data_template);
@@ -1011,7 +1160,12 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
   (void)publisher_meta_caps();
 }
 
-// --- GstURIHandler: arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1 ---
+// --- GstURIHandler ---
+// arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1&latency=MS&preroll=MS
+// Each query key is the property of the same name, with its range; a URI sets
+// the key and the properties it names and leaves the others as they are.
+// get_uri() names every property that differs from its default, so a URI
+// round-trips: set_uri(get_uri()) on a fresh element gives the same settings.
 
 static GstURIType uri_get_type(GType) {
   return GST_URI_SRC;
@@ -1022,20 +1176,72 @@ static const gchar* const* uri_get_protocols(GType) {
   return protocols;
 }
 
+namespace {
+
+struct UriKey {
+  const char* name;  // query key = property name
+  guint id;
+};
+constexpr UriKey kUriKeys[] = {{"engine", PROP_ENGINE},   {"wait", PROP_WAIT},
+                               {"start", PROP_START},     {"persist", PROP_PERSIST},
+                               {"latency", PROP_LATENCY}, {"preroll", PROP_PRE_ROLL}};
+
+std::string uri_key_list() {
+  std::string out;
+  for (const UriKey& k : kUriKeys) out += (out.empty() ? "" : ", ") + std::string(k.name);
+  return out;
+}
+
+std::string start_nick(StartMode mode) {
+  auto* klass = static_cast<GEnumClass*>(g_type_class_ref(GST_TYPE_ARCLY_SRC_START));
+  GEnumValue* v = g_enum_get_value(klass, static_cast<gint>(mode));
+  std::string nick = v ? v->value_nick : "";
+  g_type_class_unref(klass);
+  return nick;
+}
+
+// "min..max" of a numeric property, for messages.
+std::string range_of(GParamSpec* pspec) {
+  if (G_IS_PARAM_SPEC_INT(pspec)) {
+    auto* i = G_PARAM_SPEC_INT(pspec);
+    return std::to_string(i->minimum) + ".." + std::to_string(i->maximum);
+  }
+  if (G_IS_PARAM_SPEC_UINT(pspec)) {
+    auto* u = G_PARAM_SPEC_UINT(pspec);
+    return std::to_string(u->minimum) + ".." + std::to_string(u->maximum);
+  }
+  if (G_IS_PARAM_SPEC_ENUM(pspec)) return "live-edge, keyframe, next-keyframe";
+  if (G_IS_PARAM_SPEC_BOOLEAN(pspec)) return "1, 0, true, false";
+  return "a name";
+}
+
+}  // namespace
+
 static gchar* uri_get_uri(GstURIHandler* handler) {
   auto* self = GST_ARCLY_SRC(handler);
-  SrcPrivate* p = self->priv;
-  std::lock_guard lock(p->lock);
-  if (p->settings.stream_key.empty()) return nullptr;
-  std::string uri = "arcly://" + p->settings.stream_key;
-  if (p->settings.engine_name != arcly::gst::kDefaultEngineName)
-    uri += "?engine=" + p->settings.engine_name;
-  return g_strdup(uri.c_str());
+  GST_OBJECT_LOCK(self);
+  const Settings s = self->priv->settings;
+  GST_OBJECT_UNLOCK(self);
+  if (s.stream_key.empty()) return nullptr;
+  const Settings defaults;
+  std::string query;
+  auto add = [&query](const char* key, const std::string& value) {
+    gchar* escaped = g_uri_escape_string(value.c_str(), nullptr, FALSE);
+    query += (query.empty() ? "?" : "&") + std::string(key) + "=" + escaped;
+    g_free(escaped);
+  };
+  if (s.engine_name != defaults.engine_name) add("engine", s.engine_name);
+  if (s.wait_ms != defaults.wait_ms) add("wait", std::to_string(s.wait_ms));
+  if (s.start != defaults.start) add("start", start_nick(s.start));
+  if (s.persist != defaults.persist) add("persist", s.persist ? "1" : "0");
+  if (s.latency_ms != defaults.latency_ms) add("latency", std::to_string(s.latency_ms));
+  if (s.preroll_ms != defaults.preroll_ms) add("preroll", std::to_string(s.preroll_ms));
+  return g_strdup(("arcly://" + s.stream_key + query).c_str());
 }
 
 static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** error) {
   auto* self = GST_ARCLY_SRC(handler);
-  SrcPrivate* p = self->priv;
+  GObjectClass* klass = G_OBJECT_GET_CLASS(self);
   GstUri* parsed = gst_uri_from_string(uri);
   if (!parsed || g_strcmp0(gst_uri_get_scheme(parsed), "arcly") != 0 || !gst_uri_get_host(parsed)) {
     if (parsed) gst_uri_unref(parsed);
@@ -1055,30 +1261,77 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
                 arcly::gst::kValidKeyHint);
     return FALSE;
   }
-  Settings s;
-  s.stream_key = key;
-  if (const gchar* v = gst_uri_get_query_value(parsed, "engine"); v && *v) s.engine_name = v;
-  if (const gchar* v = gst_uri_get_query_value(parsed, "wait"))
-    s.wait_ms = static_cast<gint>(g_ascii_strtoll(v, nullptr, 10));
-  if (const gchar* v = gst_uri_get_query_value(parsed, "latency"))
-    s.latency_ms = static_cast<guint>(g_ascii_strtoull(v, nullptr, 10));
-  if (const gchar* v = gst_uri_get_query_value(parsed, "persist"))
-    s.persist = g_ascii_strcasecmp(v, "1") == 0 || g_ascii_strcasecmp(v, "true") == 0;
-  if (const gchar* v = gst_uri_get_query_value(parsed, "start")) {
-    GEnumClass* klass = static_cast<GEnumClass*>(g_type_class_ref(GST_TYPE_ARCLY_SRC_START));
-    GEnumValue* ev = g_enum_get_value_by_nick(klass, v);
-    if (ev) s.start = static_cast<StartMode>(ev->value);
-    g_type_class_unref(klass);
-    if (!ev) {
-      gst_uri_unref(parsed);
-      g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
-                  "unknown start '%s' in URI '%s' (live-edge, keyframe, next-keyframe)", v, uri);
-      return FALSE;
+
+  // Every query value is parsed and range-checked before anything changes.
+  struct Parsed {
+    guint id;
+    GParamSpec* pspec;
+    GValue value;
+  };
+  std::vector<Parsed> values;
+  auto clear_values = [&values] {
+    for (Parsed& v : values) g_value_unset(&v.value);
+  };
+  std::string problem;
+  GList* keys = gst_uri_get_query_keys(parsed);  // transfer container
+  for (GList* k = keys; k && problem.empty(); k = k->next) {
+    const auto* name = static_cast<const gchar*>(k->data);
+    const UriKey* known = nullptr;
+    for (const UriKey& u : kUriKeys)
+      if (g_strcmp0(u.name, name) == 0) known = &u;
+    if (!known) {
+      problem = "unknown query key '" + std::string(name) + "' (known: " + uri_key_list() + ")";
+      break;
     }
+    const gchar* text = gst_uri_get_query_value(parsed, name);
+    GParamSpec* pspec = g_object_class_find_property(klass, name);
+    Parsed v{known->id, pspec, G_VALUE_INIT};
+    g_value_init(&v.value, pspec->value_type);
+    bool ok = text != nullptr;
+    if (ok && G_IS_PARAM_SPEC_STRING(pspec))
+      g_value_set_string(&v.value, text);
+    else if (ok)
+      ok = gst_value_deserialize(&v.value, text);
+    // g_param_value_validate() clamps and returns TRUE when it had to.
+    if (ok && g_param_value_validate(pspec, &v.value)) ok = false;
+    if (ok && G_IS_PARAM_SPEC_STRING(pspec) && *text == '\0') ok = false;
+    if (!ok) {
+      problem = std::string(name) + "=" + (text ? text : "") + " is not valid (expected " +
+                range_of(pspec) + ")";
+      g_value_unset(&v.value);
+      break;
+    }
+    values.push_back(v);
   }
+  g_list_free(keys);
   gst_uri_unref(parsed);
-  std::lock_guard lock(p->lock);
-  p->settings = s;
+  if (!problem.empty()) {
+    clear_values();
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "URI '%s': %s", uri, problem.c_str());
+    return FALSE;
+  }
+
+  GST_OBJECT_LOCK(self);
+  if (!arcly::elements::property_mutable_locked(
+          element_of(self), static_cast<GParamFlags>(GST_PARAM_MUTABLE_READY))) {
+    const GstState state = GST_STATE(self);
+    GST_OBJECT_UNLOCK(self);
+    clear_values();
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
+                "cannot change the URI of %s to '%s' in state %s: only in NULL or READY",
+                GST_OBJECT_NAME(self), uri, gst_element_state_get_name(state));
+    return FALSE;
+  }
+  SrcPrivate* p = self->priv;
+  p->settings.stream_key = key;
+  for (const Parsed& v : values) set_setting_locked(p->settings, v.id, &v.value);
+  GST_OBJECT_UNLOCK(self);
+
+  g_object_freeze_notify(G_OBJECT(self));
+  g_object_notify(G_OBJECT(self), "stream");
+  for (const Parsed& v : values) g_object_notify_by_pspec(G_OBJECT(self), v.pspec);
+  g_object_thaw_notify(G_OBJECT(self));
+  clear_values();
   return TRUE;
 }
 
