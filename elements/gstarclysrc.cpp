@@ -43,48 +43,41 @@
  * autovideosink \ s.audio_0 ! queue ! aacparse ! avdec_aac ! autoaudiosink
  * ]| Plays both tracks of an audio+video stream.
  */
-// Thin GObject shell around one arcly::Subscription driven by a GstTask. The task
-// blocks only in calls that a std::stop_token interrupts (wait_for_stream, recv,
-// the wait for PLAYING), so state changes unblock promptly. No exception leaves
-// this file: every entry point catches and posts an element error.
+// Thin GObject shell: properties, pads, the GstTask and the element's messages.
+// The subscription state machine is arcly::gst::SubscriberDriver and each pad's
+// output arcly::gst::TrackOutput (both in arcly-gst); this file only hosts them.
+// No exception leaves this file.
+//
+// Locking: the properties (`settings`) are protected by the object lock. `run`
+// (the driver of the current READY->PAUSED..PAUSED->READY run) is created and
+// destroyed with the task stopped, under `task_state_lock`; other threads reach
+// it only under that lock. The driver guards its own run control.
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include "gstarclysrc.h"
 
-#include <gst/base/gstflowcombiner.h>
-
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
-#include <stop_token>
 #include <string>
 #include <vector>
 
-#include "arcly/engine.hpp"
 #include "arcly/error.hpp"
 #include "arcly/stream_key.hpp"
-#include "arcly/subscription.hpp"
 #include "arcly_element.hpp"
-#include "buffer_frame.hpp"
 #include "caps_track.hpp"
 #include "engine_registry.hpp"
-#include "gst_ptr.hpp"
 #include "keys.hpp"
-#include "timeline.hpp"
+#include "subscriber_driver.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(gst_arcly_src_debug);
 #define GST_CAT_DEFAULT gst_arcly_src_debug
 
-namespace {
+using arcly::gst::StartMode;
+using Settings = arcly::gst::SubscriberSettings;
 
-enum class StartMode { LiveEdge = 0, Keyframe = 1, NextKeyframe = 2 };
+namespace {
 
 enum {
   PROP_0,
@@ -99,98 +92,49 @@ enum {
   PROP_STATS
 };
 
-constexpr gint kDefaultWait = -1;
-constexpr guint kDefaultLatencyMs = 30;
-constexpr StartMode kDefaultStart = StartMode::LiveEdge;
+constexpr gint kDefaultWait = Settings{}.wait_ms;
+constexpr guint kDefaultLatencyMs = Settings{}.latency_ms;
+constexpr StartMode kDefaultStart = Settings{}.start;
 
-struct Settings {
-  std::string stream_key;
-  std::string engine_name = arcly::gst::kDefaultEngineName;
-  gint wait_ms = kDefaultWait;
-  StartMode start = kDefaultStart;
-  bool persist = false;
-  guint latency_ms = kDefaultLatencyMs;
-  guint preroll_ms = 0;
+// The element as the driver's host: pads from the templates, messages.
+class SrcHost final : public arcly::gst::SubscriberHost {
+ public:
+  explicit SrcHost(GstElement* element) : element_(element) {}
+  GstPad* new_pad(const arcly::TrackInfo& info, const std::string& name) override;
+  std::string stream_id(GstPad* pad, const std::string& track) override;
+  void add_pad(GstPad* pad) override;
+  void remove_pad(GstPad* pad) override { gst_element_remove_pad(element_, pad); }
+  void no_more_pads() override { gst_element_no_more_pads(element_); }
+  void post_element_message(GstStructure* structure) override {
+    gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), structure));
+  }
+  void post_error(GQuark domain, gint code, const std::string& text,
+                  const std::string& debug) override {
+    gst_element_message_full(element_, GST_MESSAGE_ERROR, domain, code, g_strdup(text.c_str()),
+                             debug.empty() ? nullptr : g_strdup(debug.c_str()), __FILE__,
+                             GST_FUNCTION, __LINE__);
+  }
+  GstClockTime running_time_now() override;
+  GstObject* log_object() override { return GST_OBJECT(element_); }
+
+ private:
+  GstElement* element_;
 };
 
-// One source pad = one track of the stream.
-struct TrackPad {
-  GstPad* pad = nullptr;  // owned by the element once added
-  std::uint32_t track = 0;
-  arcly::MediaKind kind = arcly::MediaKind::Video;
-  std::string caps_desc;
-  bool caps_pending = false;   // new caps to push before the next buffer
-  bool inband_config = false;  // config payload must be pushed as a HEADER buffer
-  arcly::Bytes pending_header;
-  bool discont = true;
-  bool first_after_start = true;  // segment(s) still to send for the current timeline
-  bool edge_segment_after = false;
-  GstClockTime last_dts = GST_CLOCK_TIME_NONE;
-};
-
-struct Stats {
-  std::atomic<std::uint64_t> frames{0};
-  std::atomic<std::uint64_t> bytes{0};
-  std::atomic<std::uint64_t> keyframes{0};
-  std::atomic<std::uint64_t> dropped{0};
-  std::atomic<std::uint64_t> lag_events{0};
-  std::atomic<std::uint64_t> publishers{0};  // publish instances followed
-};
-
-// Locking: the properties (`settings`) are protected by the object lock. The
-// run control (`playing`, `pauses`, `eos_requested`) is protected by `lock` and
-// signalled on `cond`. What READY->PAUSED sets up is written before the task
-// starts and only read while it runs; `stop` and `interrupt` are replaced in
-// READY->PAUSED under `task_state_lock`. Everything under "task-owned" is used
-// by the streaming task only (and by state changes once it is joined).
 struct SrcPrivate {
+  explicit SrcPrivate(GstElement* element) : host(element) {}
+
   Settings settings; /* protected by the object lock */
 
-  std::mutex lock;
-  std::condition_variable_any cond;
-  bool playing = false;       /* protected by lock */
-  std::uint64_t pauses = 0;   /* protected by lock: PLAYING->PAUSED changes in this run */
-  bool eos_requested = false; /* protected by lock: EOS sent to the element */
-
-  // Set in READY->PAUSED, used by the task only.
-  std::shared_ptr<arcly::Engine> engine;
-  std::optional<arcly::StreamKey> key;
-  arcly::StreamHandle initial_stream;  // wait=0: found synchronously
-  Settings run;                        // settings snapshot of this run
-  std::stop_source stop;               // the run ends (PAUSED->READY)
-  std::stop_source interrupt;          // wakes the task's blocking calls: stop, or EOS
+  SrcHost host;
+  arcly::gst::SubscriberStats stats;  // atomics: any thread
+  std::unique_ptr<arcly::gst::SubscriberDriver>
+      run; /* changed under task_state_lock, task stopped */
 
   GstTask* task = nullptr;
   GRecMutex task_lock;
-  std::mutex task_state_lock;  // orders the task's self-pause against stop
-
-  // Task-owned state.
-  std::optional<arcly::Subscription> sub;
-  std::uint64_t last_instance = 0;
-  std::deque<arcly::FrameRef> backlog;  // read ahead at (re)start
-  bool restart = false;                 // next start continues the running time
-  std::uint64_t seen_pauses = 0;        // `pauses` when the subscription started
-  arcly::StreamHandle resume_stream;    // after a pause: the publisher to join again
-  bool resuming = false;                // the next timeline starts at the live edge
-  bool live_edge_timeline = false;      // the current timeline clips up to the live edge
-  bool failed = false;                  // an error was posted: the task only pauses
-  arcly::gst::Timeline timeline;
-  std::map<std::uint32_t, TrackPad> pads;
-  std::map<arcly::MediaKind, guint> pad_counts;
-  GstFlowCombiner* combiner = nullptr;
-  bool no_more_pads = false;
-  std::int64_t no_more_pads_at = 0;  // publisher ts after which the track set is final
-  guint group_id = 0;
-  GstClockTime max_out = 0;  // highest output pts so far
-  GstClockTime max_rt = 0;   // highest running time so far
-
-  Stats stats;
+  std::mutex task_state_lock;  // orders the task's self-pause against stop, guards `run`
 };
-
-GstCaps* publisher_meta_caps() {
-  static GstCaps* caps = gst_caps_new_empty_simple("timestamp/x-arcly-publisher");
-  return caps;
-}
 
 }  // namespace
 
@@ -242,31 +186,6 @@ GstElement* element_of(GstArclySrc* self) {
   return &self->parent;
 }
 
-// Outcome of one task step.
-enum class Step { Continue, Pause };
-
-// Live-source semantics: the task pushes nothing until PLAYING. FALSE when
-// interrupted (stop, or an EOS to push).
-bool wait_playing(SrcPrivate* p) {
-  std::unique_lock lock(p->lock);
-  p->cond.wait(lock, p->interrupt.get_token(), [p] { return p->playing || p->eos_requested; });
-  return p->playing && !p->eos_requested;
-}
-
-bool eos_requested(SrcPrivate* p) {
-  std::lock_guard lock(p->lock);
-  return p->eos_requested;
-}
-
-GstClockTime running_time_now(GstElement* element) {
-  GstClock* clock = gst_element_get_clock(element);
-  if (!clock) return 0;
-  const GstClockTime now = gst_clock_get_time(clock);
-  gst_object_unref(clock);
-  const GstClockTime base = gst_element_get_base_time(element);
-  return now > base ? now - base : 0;
-}
-
 gboolean src_query(GstPad* pad, GstObject* parent, GstQuery* query) {
   auto* self = reinterpret_cast<GstArclySrc*>(parent);
   if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
@@ -294,469 +213,66 @@ gboolean src_event(GstPad* pad, GstObject* parent, GstEvent* event) {
   }
 }
 
-TrackPad& add_pad(GstArclySrc* self, const arcly::TrackInfo& info, GstCaps* caps) {
-  SrcPrivate* p = self->priv;
-  GstElementClass* klass = GST_ELEMENT_GET_CLASS(element_of(self));
-  const std::string prefix(arcly::gst::pad_prefix(info.kind));
-  const guint index = p->pad_counts[info.kind]++;
-  gchar* name = g_strdup_printf("%s_%u", prefix.c_str(), index);
-  GstPadTemplate* templ = gst_element_class_get_pad_template(klass, (prefix + "_%u").c_str());
-  GstPad* pad = gst_pad_new_from_template(templ, name);
-  g_free(name);
+GstPad* SrcHost::new_pad(const arcly::TrackInfo& info, const std::string& name) {
+  GstElementClass* klass = GST_ELEMENT_GET_CLASS(element_);
+  const std::string templ_name = std::string(arcly::gst::pad_prefix(info.kind)) + "_%u";
+  GstPadTemplate* templ = gst_element_class_get_pad_template(klass, templ_name.c_str());
+  GstPad* pad = gst_pad_new_from_template(templ, name.c_str());
   gst_pad_set_query_function(pad, GST_DEBUG_FUNCPTR(src_query));
   gst_pad_set_event_function(pad, GST_DEBUG_FUNCPTR(src_event));
-  gst_pad_use_fixed_caps(pad);
-  gst_pad_set_active(pad, TRUE);
+  return pad;
+}
+
+std::string SrcHost::stream_id(GstPad* pad, const std::string& track) {
+  gchar* id = gst_pad_create_stream_id(pad, element_, track.c_str());
+  std::string out = id ? id : track;
+  g_free(id);
+  return out;
+}
+
+void SrcHost::add_pad(GstPad* pad) {
   // The pad functions dereference the element: never call them without a
-  // parent. (Set after activating: activation itself needs the parent then.)
+  // parent. (Set once active: activating an unparented pad needs no parent.)
   GST_OBJECT_FLAG_SET(pad, GST_PAD_FLAG_NEED_PARENT);
-
-  gchar* stream_id = gst_pad_create_stream_id_printf(pad, element_of(self), "%s/%u",
-                                                     p->run.stream_key.c_str(), info.track);
-  GstEvent* start = gst_event_new_stream_start(stream_id);
-  g_free(stream_id);
-  gst_event_set_group_id(start, p->group_id);
-  gst_event_set_stream_flags(start, GST_STREAM_FLAG_NONE);
-  gst_pad_push_event(pad, start);
-  gst_pad_push_event(pad, gst_event_new_caps(caps));
-
-  TrackPad tp;
-  tp.pad = pad;
-  tp.track = info.track;
-  tp.kind = info.kind;
-  tp.caps_desc = info.description;
-  tp.inband_config = arcly::gst::needs_inband_config(info);
-  auto [it, inserted] = p->pads.insert_or_assign(info.track, tp);
-
-  gst_flow_combiner_add_pad(p->combiner, pad);
-  GST_INFO_OBJECT(self, "track %u -> pad %s caps %" GST_PTR_FORMAT, info.track, GST_PAD_NAME(pad),
-                  static_cast<void*>(caps));
-  gst_element_add_pad(element_of(self), pad);
-  return it->second;
+  gst_element_add_pad(element_, pad);
 }
 
-void on_config(GstArclySrc* self, const arcly::FrameRef& frame) {
-  SrcPrivate* p = self->priv;
-  const arcly::MediaFrame& f = *frame;
-  auto it = p->pads.find(f.track);
-  if (f.info) {
-    if (it == p->pads.end()) {
-      arcly::gst::CapsPtr caps(arcly::gst::caps_from_track(*f.info));
-      if (!caps) {
-        GST_WARNING_OBJECT(self, "track %u has unparsable caps '%s', ignored", f.track,
-                           f.info->description.c_str());
-        return;
-      }
-      it = p->pads.find(add_pad(self, *f.info, caps.get()).track);
-    } else if (it->second.caps_desc != f.info->description) {
-      it->second.caps_desc = f.info->description;
-      it->second.caps_pending = true;
-      it->second.inband_config = arcly::gst::needs_inband_config(*f.info);
-    }
-  }
-  if (it == p->pads.end()) return;
-  if (it->second.inband_config && !f.payload.empty()) it->second.pending_header = f.payload;
-}
-
-GstFlowReturn push(GstArclySrc* self, TrackPad& tp, GstBuffer* buffer) {
-  GstFlowReturn ret = gst_pad_push(tp.pad, buffer);
-  return gst_flow_combiner_update_pad_flow(self->priv->combiner, tp.pad, ret);
-}
-
-void push_segment(TrackPad& tp, const GstSegment& segment) {
-  gst_pad_push_event(tp.pad, gst_event_new_segment(&segment));
-}
-
-// Starts the timeline at the first media frame after a (re)subscription.
-void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first, bool from_cache) {
-  SrcPrivate* p = self->priv;
-  std::int64_t anchor = first.pts;
-  std::int64_t edge = anchor;
-  // A resume after a pause joins at the live edge whatever `start` says.
-  p->live_edge_timeline = p->run.start == StartMode::LiveEdge || p->resuming;
-  p->resuming = false;
-  if (p->live_edge_timeline) {
-    // The live edge: newest cached frame (video if there is video).
-    bool have_video = false;
-    std::int64_t video_edge = anchor, any_edge = anchor;
-    for (const auto& ref : p->backlog) {
-      if (ref->is_config()) continue;
-      any_edge = std::max(any_edge, ref->pts);
-      if (ref->kind == arcly::MediaKind::Video) {
-        have_video = true;
-        video_edge = std::max(video_edge, ref->pts);
-      }
-    }
-    edge = have_video || first.kind == arcly::MediaKind::Video ? video_edge : any_edge;
-  }
-  GstClockTime base = running_time_now(element_of(self));
-  GstClockTime floor = 0;
-  if (p->restart) {
-    base = std::max(base, p->max_rt + 1);
-    floor = p->max_out + GST_MSECOND;
-  }
-  p->timeline.start(anchor, edge, base, floor);
-  for (auto& [track, tp] : p->pads) {
-    tp.first_after_start = true;
-    tp.discont = true;
-  }
-  GST_INFO_OBJECT(
-      self,
-      "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT " base %" GST_TIME_FORMAT,
-      anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)), GST_TIME_ARGS(base));
-  // Joining a running stream, the cache announced every track already. Joining
-  // a stream that is just starting, its other tracks may still be on their way:
-  // give them a second of stream time before declaring the pad set complete.
-  const bool joined_running = from_cache || p->restart;
-  p->no_more_pads_at = joined_running ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
-}
-
-GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool discont) {
-  SrcPrivate* p = self->priv;
-  const arcly::MediaFrame& f = *frame;
-  if (!p->timeline.started()) start_timeline(self, f, p->sub && p->sub->from_cache(frame));
-  if (!p->no_more_pads && !p->pads.empty() && f.pts >= p->no_more_pads_at) {
-    p->no_more_pads = true;
-    gst_element_no_more_pads(element_of(self));
-  }
-  auto it = p->pads.find(f.track);
-  if (it == p->pads.end()) {
-    GST_LOG_OBJECT(self, "frame of track %u without a pad (no config yet), dropped", f.track);
-    return GST_FLOW_OK;
-  }
-  TrackPad& tp = it->second;
-  const arcly::gst::Timeline& tl = p->timeline;
-
-  const GstClockTime pts = tl.out(f.pts);
-  if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_FLOW_OK;  // far before the anchor
-  GstClockTime dts = f.dts ? tl.out(*f.dts) : GST_CLOCK_TIME_NONE;
-  // Decode timestamps must not go backwards on a pad.
-  if (GST_CLOCK_TIME_IS_VALID(dts) && GST_CLOCK_TIME_IS_VALID(tp.last_dts) && dts < tp.last_dts)
-    dts = tp.last_dts;
-
-  if (tp.caps_pending) {
-    arcly::TrackInfo info;
-    info.description = tp.caps_desc;
-    arcly::gst::CapsPtr caps(arcly::gst::caps_from_track(info));
-    if (caps) gst_pad_push_event(tp.pad, gst_event_new_caps(caps.get()));
-    tp.caps_pending = false;
-  }
-  if (tp.first_after_start) {
-    tp.first_after_start = false;
-    const bool live_edge = p->live_edge_timeline;
-    if (live_edge && tp.kind == arcly::MediaKind::Video && f.pts < tl.edge()) {
-      // Show this (key)frame at once, then clip up to the live edge.
-      push_segment(tp, tl.segment_from(f.pts));
-      tp.edge_segment_after = true;
-    } else {
-      push_segment(tp, tl.segment_from(live_edge ? tl.edge() : tl.anchor()));
-    }
-  }
-
-  GstBuffer* buffer = arcly::gst::buffer_from_frame(frame);
-  GST_BUFFER_PTS(buffer) = pts;
-  GST_BUFFER_DTS(buffer) = dts;
-  if (f.duration > 0) GST_BUFFER_DURATION(buffer) = static_cast<GstClockTime>(f.duration);
-  if (!f.is_keyframe()) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
-  if (any(f.flags & arcly::FrameFlags::Corrupt))
-    GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_CORRUPTED);
-  if (any(f.flags & arcly::FrameFlags::Header)) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_HEADER);
-  if (p->live_edge_timeline && f.pts < tl.edge() && !tp.edge_segment_after)
-    GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DECODE_ONLY);
-  gst_buffer_add_reference_timestamp_meta(buffer, publisher_meta_caps(),
-                                          static_cast<GstClockTime>(f.pts), GST_CLOCK_TIME_NONE);
-
-  const bool mark_discont = discont || tp.discont;
-  tp.discont = false;
-  if (mark_discont) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
-
-  if (!tp.pending_header.empty() && f.is_keyframe()) {
-    // In-band parameter sets go in front of the keyframe, in the same access unit
-    // (what a byte-stream keyframe looks like anyway); the payload stays zero-copy.
-    GstBuffer* header = arcly::gst::buffer_from_bytes(tp.pending_header);
-    tp.pending_header = {};
-    gst_buffer_prepend_memory(buffer, gst_buffer_get_memory(header, 0));
-    gst_buffer_unref(header);
-  }
-
-  p->stats.frames.fetch_add(1, std::memory_order_relaxed);
-  p->stats.bytes.fetch_add(f.payload.size(), std::memory_order_relaxed);
-  if (f.is_keyframe()) p->stats.keyframes.fetch_add(1, std::memory_order_relaxed);
-  p->max_out = std::max(p->max_out, pts);
-  if (GST_CLOCK_TIME_IS_VALID(dts)) tp.last_dts = dts;
-
-  GstFlowReturn ret = push(self, tp, buffer);
-  if (tp.edge_segment_after) {
-    tp.edge_segment_after = false;
-    push_segment(tp, tl.segment_from(tl.edge()));
-  }
-  if (pts >= tl.out(tl.edge())) {
-    const GstClockTime rt = pts - tl.out(tl.edge()) + tl.base();
-    p->max_rt = std::max(p->max_rt, rt);
-  } else {
-    p->max_rt = std::max(p->max_rt, tl.base());
-  }
-  return ret;
-}
-
-void post_lagged(GstArclySrc* self, std::uint64_t dropped) {
-  SrcPrivate* p = self->priv;
-  p->stats.lag_events.fetch_add(1, std::memory_order_relaxed);
-  const std::uint64_t total =
-      p->stats.dropped.fetch_add(dropped, std::memory_order_relaxed) + dropped;
-  GST_WARNING_OBJECT(self,
-                     "subscriber lagged: %" G_GUINT64_FORMAT
-                     " frames dropped, resuming at "
-                     "the newest keyframe",
-                     dropped);
-  GstStructure* s =
-      gst_structure_new("arcly-lagged", "stream", G_TYPE_STRING, p->run.stream_key.c_str(),
-                        "dropped", G_TYPE_UINT64, static_cast<guint64>(dropped), "total-dropped",
-                        G_TYPE_UINT64, static_cast<guint64>(total), nullptr);
-  gst_element_post_message(element_of(self), gst_message_new_element(GST_OBJECT(self), s));
-}
-
-void push_eos_all(GstArclySrc* self) {
-  for (auto& [track, tp] : self->priv->pads) gst_pad_push_event(tp.pad, gst_event_new_eos());
-}
-
-// Finds the publisher; null when interrupted, or failed (error posted, `failed` set).
-arcly::StreamHandle acquire_stream(GstArclySrc* self) {
-  SrcPrivate* p = self->priv;
-  if (p->initial_stream) return std::exchange(p->initial_stream, nullptr);
-  if (p->resume_stream) return std::exchange(p->resume_stream, nullptr);
-  const auto stop = p->interrupt.get_token();
-  // After the first publisher, persist waits for the next one without limit.
-  const bool forever = p->restart || p->run.wait_ms < 0;
-  const auto timeout = std::chrono::milliseconds(forever ? -1 : p->run.wait_ms);
-  while (!stop.stop_requested()) {
-    try {
-      arcly::StreamHandle s = p->run.wait_ms == 0 && !p->restart
-                                  ? p->engine->get_stream(*p->key)
-                                  : p->engine->wait_for_stream(*p->key, timeout, stop);
-      if (s && s->instance() != p->last_instance && !s->closed()) return s;
-      // The old publish is still registered while it winds down: look again shortly.
-      std::unique_lock lock(p->lock);
-      p->cond.wait_for(lock, stop, std::chrono::milliseconds(20), [] { return false; });
-    } catch (const arcly::Error& e) {
-      if (e.code() == arcly::Errc::Cancelled || stop.stop_requested()) return nullptr;
-      p->failed = true;
-      if (e.code() == arcly::Errc::Timeout || e.code() == arcly::Errc::StreamNotFound) {
-        GST_ELEMENT_ERROR(element_of(self), RESOURCE, NOT_FOUND,
-                          ("stream %s is not being published (waited %d ms)",
-                           p->run.stream_key.c_str(), p->run.wait_ms),
-                          ("%s", e.what()));
-      } else {
-        GST_ELEMENT_ERROR(element_of(self), RESOURCE, OPEN_READ,
-                          ("cannot play stream %s", p->run.stream_key.c_str()), ("%s", e.what()));
-      }
-      return nullptr;
-    }
-  }
-  return nullptr;
-}
-
-// Subscribes and reads what the cache offers right now (configs, cached GOP, the
-// first live frame), so the live edge is known before anything is pushed.
-// FALSE when the publish ended before we could join it.
-bool subscribe(GstArclySrc* self, const arcly::StreamHandle& stream) {
-  SrcPrivate* p = self->priv;
-  arcly::SubscribeOptions options;
-  options.start = p->run.start == StartMode::NextKeyframe && !p->resuming
-                      ? arcly::StartAt::NextKeyframe
-                      : arcly::StartAt::Keyframe;
-  options.resilient = true;
-  if (p->run.start == StartMode::Keyframe && !p->resuming)
-    options.preroll = std::chrono::milliseconds(p->run.preroll_ms);
-  {
-    std::lock_guard lock(p->lock);
-    p->seen_pauses = p->pauses;
-  }
-  try {
-    p->sub.emplace(stream->subscribe(options));
-  } catch (const arcly::Error& e) {
-    if (e.code() != arcly::Errc::StreamClosed) throw;
-    GST_INFO_OBJECT(self, "publish #%" G_GUINT64_FORMAT " of %s ended before we joined it",
-                    stream->instance(), p->run.stream_key.c_str());
-    p->last_instance = stream->instance();
-    return false;
-  }
-  p->last_instance = stream->instance();
-  p->stats.publishers.fetch_add(1, std::memory_order_relaxed);
-  p->timeline.reset();
-  p->backlog.clear();
-  for (;;) {
-    arcly::Received r = p->sub->try_recv();
-    if (r.status != arcly::RecvStatus::Frame) break;
-    const bool live = !r.frame->is_config() && !p->sub->from_cache(r.frame);
-    p->backlog.push_back(std::move(r.frame));
-    if (live) break;
-  }
-  GST_INFO_OBJECT(self, "subscribed to %s (publish #%" G_GUINT64_FORMAT "): %zu frames cached",
-                  p->run.stream_key.c_str(), stream->instance(), p->backlog.size());
-  return true;
-}
-
-GstFlowReturn handle(GstArclySrc* self, const arcly::FrameRef& frame, bool discont) {
-  if (frame->is_config()) {
-    on_config(self, frame);
-    return GST_FLOW_OK;
-  }
-  return on_media(self, frame, discont);
-}
-
-Step finish_flow(GstArclySrc* self, GstFlowReturn ret) {
-  if (ret == GST_FLOW_OK) return Step::Continue;
-  GST_INFO_OBJECT(self, "pausing task: %s", gst_flow_get_name(ret));
-  if (ret == GST_FLOW_FLUSHING) return Step::Pause;
-  if (ret == GST_FLOW_EOS) {
-    push_eos_all(self);
-    return Step::Pause;
-  }
-  if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
-    GST_ELEMENT_FLOW_ERROR(element_of(self), ret);
-    push_eos_all(self);
-  }
-  return Step::Pause;
-}
-
-// The publisher ended: wait for the next one (persist) or EOS.
-Step on_publisher_ended(GstArclySrc* self) {
-  SrcPrivate* p = self->priv;
-  p->sub.reset();
-  p->backlog.clear();
-  if (p->run.persist) {
-    GST_INFO_OBJECT(self, "publisher of %s ended; waiting for the next one",
-                    p->run.stream_key.c_str());
-    p->restart = true;
-    return Step::Continue;
-  }
-  GST_INFO_OBJECT(self, "publisher of %s ended: EOS", p->run.stream_key.c_str());
-  if (p->pads.empty()) {
-    GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                      ("stream %s ended before it had any track", p->run.stream_key.c_str()),
-                      ("the publisher sent no caps on any pad"));
-  }
-  push_eos_all(self);
-  return Step::Pause;
-}
-
-// After a blocking call returned without a result: an EOS to push or a stop.
-Step after_interrupt(SrcPrivate* p) {
-  if (p->failed || p->stop.stop_requested()) return Step::Pause;
-  return eos_requested(p) ? Step::Continue : Step::Pause;
-}
-
-Step step(GstArclySrc* self) {
-  SrcPrivate* p = self->priv;
-  if (p->stop.stop_requested() || p->failed) return Step::Pause;
-
-  // EOS sent to the element (as basesrc does): pushed on every pad from here,
-  // the streaming thread, so nothing follows it.
-  if (eos_requested(p)) {
-    GST_INFO_OBJECT(self, "EOS requested: pushing EOS on %zu pads", p->pads.size());
-    if (p->pads.empty())
-      GST_WARNING_OBJECT(self, "EOS requested before any pad existed: nothing to push it on");
-    push_eos_all(self);
-    return Step::Pause;
-  }
-
-  if (p->sub) {
-    bool playing = false;
-    std::uint64_t pauses = 0;
-    {
-      std::lock_guard lock(p->lock);
-      playing = p->playing;
-      pauses = p->pauses;
-    }
-    if (!playing || pauses != p->seen_pauses) {
-      // A live source pushes nothing in PAUSED. Let go of the subscription (no
-      // backlog builds up) and join the same publisher again on PLAYING, at the
-      // live edge, as a late joiner does: DISCONT, keyframe, clipped catch-up.
-      GST_DEBUG_OBJECT(self, "paused: leaving the subscription until PLAYING");
-      p->resume_stream = p->sub->stream();
-      p->sub.reset();
-      p->backlog.clear();
-      p->restart = p->restart || p->timeline.started();
-      p->resuming = p->timeline.started();
-      p->timeline.reset();
-      return Step::Continue;
-    }
-  }
-
-  if (!p->sub) {
-    if (!wait_playing(p)) return after_interrupt(p);
-    arcly::StreamHandle stream = acquire_stream(self);
-    if (!stream) return after_interrupt(p);
-    if (!subscribe(self, stream)) return on_publisher_ended(self);
-    return Step::Continue;
-  }
-
-  if (!p->backlog.empty()) {
-    arcly::FrameRef f = std::move(p->backlog.front());
-    p->backlog.pop_front();
-    return finish_flow(self, handle(self, f, false));
-  }
-
-  arcly::Received r =
-      p->sub->recv(std::chrono::steady_clock::time_point::max(), p->interrupt.get_token());
-  switch (r.status) {
-    case arcly::RecvStatus::Frame:
-      if (r.discont) {
-        for (auto& [track, tp] : p->pads) tp.discont = true;  // every track skipped
-        if (r.skipped > 0) post_lagged(self, r.skipped);
-      }
-      return finish_flow(self, handle(self, r.frame, r.discont));
-    case arcly::RecvStatus::Lagged:  // strict mode only; resilient reports via discont
-      post_lagged(self, r.skipped);
-      for (auto& [track, tp] : p->pads) tp.discont = true;
-      return Step::Continue;
-    case arcly::RecvStatus::Closed:
-      return on_publisher_ended(self);
-    case arcly::RecvStatus::Empty:
-    case arcly::RecvStatus::Timeout:
-      return Step::Continue;
-    case arcly::RecvStatus::Cancelled:
-      return after_interrupt(p);
-  }
-  return Step::Continue;
+GstClockTime SrcHost::running_time_now() {
+  GstClock* clock = gst_element_get_clock(element_);
+  if (!clock) return 0;
+  const GstClockTime now = gst_clock_get_time(clock);
+  gst_object_unref(clock);
+  const GstClockTime base = gst_element_get_base_time(element_);
+  return now > base ? now - base : 0;
 }
 
 void task_loop(gpointer data) {
   auto* self = static_cast<GstArclySrc*>(data);
   SrcPrivate* p = self->priv;
-  Step s = Step::Pause;
-  try {
-    s = step(self);
-  } catch (const std::exception& e) {
-    p->failed = true;
-    GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                      ("playing stream %s failed", p->run.stream_key.c_str()), ("%s", e.what()));
-    push_eos_all(self);
-  }
-  if (s == Step::Pause) {
+  // `run` only changes with the task stopped.
+  if (p->run->step() == arcly::gst::SubscriberDriver::Step::Pause) {
     // Never turn a stop into a pause: the state change stops under the same lock.
     std::lock_guard lock(p->task_state_lock);
-    if (!p->stop.stop_requested()) gst_task_pause(p->task);
+    if (!p->run->stop_requested()) gst_task_pause(p->task);
   }
 }
 
+// READY->PAUSED: a driver for this run on a snapshot of the settings.
 bool prepare(GstArclySrc* self) {
   SrcPrivate* p = self->priv;
+  GST_OBJECT_LOCK(self);
+  const Settings settings = p->settings;
+  GST_OBJECT_UNLOCK(self);
   std::string message;
   bool not_found = false;
   try {
-    GST_OBJECT_LOCK(self);
-    p->run = p->settings;
-    GST_OBJECT_UNLOCK(self);
-    p->key = arcly::gst::parse_stream_key(p->run.stream_key, "arclysrc");
-    p->engine = arcly::gst::engine_for(p->run.engine_name);
-    p->initial_stream.reset();
-    if (p->run.wait_ms == 0) {
-      not_found = true;
-      p->initial_stream = p->engine->get_stream(*p->key);
-    }
+    auto driver = std::make_unique<arcly::gst::SubscriberDriver>(settings, p->host, p->stats);
+    std::lock_guard state_lock(p->task_state_lock);
+    p->run = std::move(driver);
     return true;
+  } catch (const arcly::Error& e) {
+    not_found = e.code() == arcly::Errc::StreamNotFound;
+    message = e.what();
   } catch (const std::exception& e) {
     message = e.what();
   }
@@ -768,34 +284,34 @@ bool prepare(GstArclySrc* self) {
   return false;
 }
 
-void reset_run(GstArclySrc* self) {
+void start_task(GstArclySrc* self) {
   SrcPrivate* p = self->priv;
-  p->sub.reset();
-  p->backlog.clear();
-  p->initial_stream.reset();
-  p->timeline.reset();
-  p->restart = false;
-  p->seen_pauses = 0;
-  p->resume_stream.reset();
-  p->resuming = false;
-  p->live_edge_timeline = false;
-  p->failed = false;
-  p->last_instance = 0;
-  p->max_out = 0;
-  p->max_rt = 0;
-  p->no_more_pads = false;
-  for (auto& [track, tp] : p->pads) {
-    gst_flow_combiner_remove_pad(p->combiner, tp.pad);
-    gst_pad_set_active(tp.pad, FALSE);
-    gst_element_remove_pad(element_of(self), tp.pad);
+  gchar* name = g_strdup_printf("%s:task", GST_OBJECT_NAME(self));
+  gst_object_set_name(GST_OBJECT(p->task), name);
+  g_free(name);
+  p->stats.reset();
+  gst_task_start(p->task);
+}
+
+// Stops and joins the task, then the run's pads and driver go away.
+void end_run(GstArclySrc* self) {
+  SrcPrivate* p = self->priv;
+  {
+    std::lock_guard state_lock(p->task_state_lock);
+    if (p->run) p->run->stop();
+    gst_task_stop(p->task);
   }
-  p->pads.clear();
-  p->pad_counts.clear();
-  gst_flow_combiner_reset(p->combiner);
+  gst_task_join(p->task);
+  std::unique_ptr<arcly::gst::SubscriberDriver> run;
+  {
+    std::lock_guard state_lock(p->task_state_lock);
+    run = std::move(p->run);
+  }
+  if (run) run->remove_tracks();
 }
 
 GstStructure* make_stats(GstArclySrc* self) {
-  const Stats& s = self->priv->stats;
+  const arcly::gst::SubscriberStats& s = self->priv->stats;
   return gst_structure_new("arclysrc-stats", "frames", G_TYPE_UINT64,
                            static_cast<guint64>(s.frames.load()), "bytes", G_TYPE_UINT64,
                            static_cast<guint64>(s.bytes.load()), "keyframes", G_TYPE_UINT64,
@@ -805,50 +321,9 @@ GstStructure* make_stats(GstArclySrc* self) {
                            static_cast<guint64>(s.publishers.load()), nullptr);
 }
 
-}  // namespace
-
-namespace {
-
-// Stops and joins the task; every blocking call it makes watches `interrupt`.
-void stop_task(GstArclySrc* self) {
-  SrcPrivate* p = self->priv;
-  {
-    std::lock_guard state_lock(p->task_state_lock);
-    p->stop.request_stop();
-    p->interrupt.request_stop();
-    gst_task_stop(p->task);
-  }
-  {
-    std::lock_guard lock(p->lock);
-    p->cond.notify_all();
-  }
-  gst_task_join(p->task);
-}
-
-void start_task(GstArclySrc* self) {
-  SrcPrivate* p = self->priv;
-  {
-    std::lock_guard lock(p->lock);
-    p->playing = false;
-    p->pauses = 0;
-    p->eos_requested = false;
-  }
-  {
-    std::lock_guard state_lock(p->task_state_lock);
-    p->stop = std::stop_source();
-    p->interrupt = std::stop_source();
-  }
-  gchar* name = g_strdup_printf("%s:task", GST_OBJECT_NAME(self));
-  gst_object_set_name(GST_OBJECT(p->task), name);
-  g_free(name);
-  p->group_id = gst_util_group_id_next();
-  p->stats.frames = 0;
-  p->stats.bytes = 0;
-  p->stats.keyframes = 0;
-  p->stats.dropped = 0;
-  p->stats.lag_events = 0;
-  p->stats.publishers = 0;
-  gst_task_start(p->task);
+void set_playing(SrcPrivate* p, bool playing) {
+  std::lock_guard state_lock(p->task_state_lock);
+  if (p->run) p->run->set_playing(playing);
 }
 
 }  // namespace
@@ -880,22 +355,16 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
       if (!prepare(self)) return GST_STATE_CHANGE_FAILURE;
       start_task(self);
       break;
-    case GST_STATE_CHANGE_PAUSED_TO_PLAYING: {
-      std::lock_guard lock(p->lock);
-      p->playing = true;
-      p->cond.notify_all();
+    case GST_STATE_CHANGE_PAUSED_TO_PLAYING:
+      set_playing(p, true);
       break;
-    }
-    case GST_STATE_CHANGE_PLAYING_TO_PAUSED: {
+    case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
       // Before chaining up: the task stops pushing at its next frame.
-      std::lock_guard lock(p->lock);
-      p->playing = false;
-      ++p->pauses;
+      set_playing(p, false);
       break;
-    }
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       // Stop the task first so it cannot push while the pads go away.
-      stop_task(self);
+      end_run(self);
       break;
     default:
       break;
@@ -903,29 +372,13 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
 
   ret = GST_ELEMENT_CLASS(gst_arcly_src_parent_class)->change_state(element, transition);
   if (ret == GST_STATE_CHANGE_FAILURE) {
-    if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
-      // The element stays in READY: nothing of this run may keep going.
-      stop_task(self);
-      reset_run(self);
-    }
+    // The element stays in READY: nothing of this run may keep going.
+    if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) end_run(self);
     return ret;
   }
-
-  switch (transition) {
-    case GST_STATE_CHANGE_READY_TO_PAUSED:
-    case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
-      ret = GST_STATE_CHANGE_NO_PREROLL;
-      break;
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      reset_run(self);
-      break;
-    case GST_STATE_CHANGE_READY_TO_NULL:
-      p->engine.reset();
-      p->key.reset();
-      break;
-    default:
-      break;
-  }
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED ||
+      transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED)
+    ret = GST_STATE_CHANGE_NO_PREROLL;
   return ret;
 }
 
@@ -939,16 +392,10 @@ static gboolean gst_arcly_src_send_event(GstElement* element, GstEvent* event) {
     return GST_ELEMENT_CLASS(gst_arcly_src_parent_class)->send_event(element, event);
   gst_event_unref(event);
   std::lock_guard state_lock(p->task_state_lock);
-  if (gst_task_get_state(p->task) == GST_TASK_STOPPED) {
+  if (!p->run || !p->run->request_eos()) {
     GST_DEBUG_OBJECT(self, "EOS refused: not streaming");
     return FALSE;
   }
-  {
-    std::lock_guard lock(p->lock);
-    p->eos_requested = true;
-    p->cond.notify_all();
-  }
-  p->interrupt.request_stop();
   return TRUE;
 }
 
@@ -1049,24 +496,22 @@ static void gst_arcly_src_finalize(GObject* object) {
   auto* self = GST_ARCLY_SRC(object);
   SrcPrivate* p = self->priv;
   // Every way out of PAUSED (including a failed READY->PAUSED) joins the task.
-  if (gst_task_get_state(p->task) != GST_TASK_STOPPED)
+  if (gst_task_get_state(p->task) != GST_TASK_STOPPED || p->run)
     g_critical("arclysrc %s finalized with its streaming task still running",
                GST_OBJECT_NAME(self));
   gst_object_unref(p->task);
   g_rec_mutex_clear(&p->task_lock);
-  gst_flow_combiner_free(p->combiner);
   delete p;
   self->priv = nullptr;
   G_OBJECT_CLASS(gst_arcly_src_parent_class)->finalize(object);
 }
 
 static void gst_arcly_src_init(GstArclySrc* self) {
-  auto* p = new SrcPrivate;
+  auto* p = new SrcPrivate(element_of(self));
   self->priv = p;
   g_rec_mutex_init(&p->task_lock);
   p->task = gst_task_new(GST_DEBUG_FUNCPTR(task_loop), self, nullptr);
   gst_task_set_lock(p->task, &p->task_lock);
-  p->combiner = gst_flow_combiner_new();
   GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SOURCE);
 }
 
@@ -1157,7 +602,7 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
       "arcly project");
   GST_DEBUG_CATEGORY_INIT(gst_arcly_src_debug, "arclysrc", 0, "arcly stream subscriber");
   gst_type_mark_as_plugin_api(GST_TYPE_ARCLY_SRC_START, static_cast<GstPluginAPIFlags>(0));
-  (void)publisher_meta_caps();
+  (void)arcly::gst::publisher_meta_caps();
 }
 
 // --- GstURIHandler ---

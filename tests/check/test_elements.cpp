@@ -13,6 +13,8 @@
 #include "caps_track.hpp"
 #include "engine_registry.hpp"
 #include "helpers.hpp"
+#include "timeline.hpp"
+#include "track_output.hpp"
 
 namespace {
 
@@ -620,6 +622,151 @@ GST_START_TEST(test_properties_documented) {
 }
 GST_END_TEST;
 
+namespace {
+
+arcly::FrameRef frame_ref(arcly::MediaFrame f, std::uint64_t position = 0) {
+  return arcly::FrameRef::adopt(new arcly::detail::FrameNode(position, std::move(f)));
+}
+
+arcly::MediaFrame video_frame(std::int64_t pts_ms, bool keyframe, std::int64_t dts_ms = -1) {
+  const std::uint8_t payload[] = {1, 2, 3, 4};
+  arcly::MediaFrame f = arcly::MediaFrame::video(
+      pts_ms * GST_MSECOND,
+      dts_ms >= 0 ? std::optional<std::int64_t>(dts_ms * GST_MSECOND) : std::nullopt,
+      arcly::Bytes::copy_from(payload, sizeof(payload)), arcly::CodecId::Other, keyframe, 0);
+  return f;
+}
+
+// Drains the harness's events up to (and not including) the next buffer.
+std::vector<GstEventType> event_types(GstHarness* h, GstSegment* last_segment = nullptr) {
+  std::vector<GstEventType> out;
+  while (GstEvent* e = gst_harness_try_pull_event(h)) {
+    out.push_back(GST_EVENT_TYPE(e));
+    if (last_segment && GST_EVENT_TYPE(e) == GST_EVENT_SEGMENT) {
+      const GstSegment* s = nullptr;
+      gst_event_parse_segment(e, &s);
+      gst_segment_copy_into(s, last_segment);
+    }
+    gst_event_unref(e);
+  }
+  return out;
+}
+
+}  // namespace
+
+// TrackOutput on a bare pad under GstHarness: the announcement, the live-edge
+// segments (keyframe shown, catch-up decode-only and clipped), DISCONT after a
+// (re)start, the publisher meta, caps changes, decode timestamps that never go
+// backwards, SPARSE data tracks.
+GST_START_TEST(test_track_output) {
+  GstHarness* h = gst_harness_new_empty();
+  GstPad* pad = gst_pad_new("video_0", GST_PAD_SRC);
+  arcly::TrackInfo info;
+  info.track = 0;
+  info.kind = arcly::MediaKind::Video;
+  info.description = "video/x-arcly-test, width=(int)1";
+  GstCaps* caps = gst_caps_from_string(info.description.c_str());
+  arcly::gst::TrackOutput out(pad, info, caps, "test/0", 7);
+  gst_caps_unref(caps);
+  gst_harness_add_element_src_pad(h, pad);
+
+  // Live edge at 1100 ms, keyframe at 1000 ms, the subscriber's running time 5 s.
+  arcly::gst::Timeline tl;
+  tl.start(1000 * GST_MSECOND, 1100 * GST_MSECOND, 5 * GST_SECOND, 0);
+  auto push = [&](arcly::MediaFrame f) {
+    auto r = out.push(frame_ref(std::move(f)), tl, true);
+    fail_unless_equals_int(r.flow, GST_FLOW_OK);
+    return gst_harness_pull(h);
+  };
+  GstBuffer* key = push(video_frame(1000, true, 990));
+  // The sticky announcement reaches the peer with the first data: STREAM_START
+  // (group 7, not sparse), CAPS, then the segment.
+  GstEvent* e = gst_harness_pull_event(h);
+  fail_unless_equals_int(GST_EVENT_TYPE(e), GST_EVENT_STREAM_START);
+  guint group = 0;
+  GstStreamFlags flags = GST_STREAM_FLAG_NONE;
+  fail_unless(gst_event_parse_group_id(e, &group) && group == 7);
+  gst_event_parse_stream_flags(e, &flags);
+  fail_if(flags & GST_STREAM_FLAG_SPARSE);
+  gst_event_unref(e);
+  e = gst_harness_pull_event(h);
+  fail_unless_equals_int(GST_EVENT_TYPE(e), GST_EVENT_CAPS);
+  gst_event_unref(e);
+  auto pull_segment = [h](GstSegment* into) {
+    GstEvent* ev = gst_harness_pull_event(h);
+    fail_unless(ev && GST_EVENT_TYPE(ev) == GST_EVENT_SEGMENT, "expected a segment");
+    const GstSegment* s = nullptr;
+    gst_event_parse_segment(ev, &s);
+    gst_segment_copy_into(s, into);
+    gst_event_unref(ev);
+  };
+  GstSegment seg;
+  pull_segment(&seg);
+  // The keyframe is shown (inside its segment) and marked DISCONT.
+  fail_unless(GST_BUFFER_FLAG_IS_SET(key, GST_BUFFER_FLAG_DISCONT));
+  fail_if(GST_BUFFER_FLAG_IS_SET(key, GST_BUFFER_FLAG_DECODE_ONLY));
+  fail_unless_equals_uint64(th::publisher_ts(key), 1000 * GST_MSECOND);
+  fail_unless_equals_uint64(gst_segment_to_running_time(&seg, GST_FORMAT_TIME, GST_BUFFER_PTS(key)),
+                            5 * GST_SECOND);
+  // Right after it a segment from the live edge: the catch-up is decode-only
+  // and clipped, the edge plays at the running time the keyframe did.
+  pull_segment(&seg);
+  fail_unless(event_types(h).empty());
+  GstBuffer* catchup = push(video_frame(1033, false, 1033));
+  fail_unless(event_types(h).empty());
+  fail_unless(GST_BUFFER_FLAG_IS_SET(catchup, GST_BUFFER_FLAG_DECODE_ONLY));
+  fail_if(GST_BUFFER_FLAG_IS_SET(catchup, GST_BUFFER_FLAG_DISCONT));
+  fail_if(gst_segment_clip(&seg, GST_FORMAT_TIME, GST_BUFFER_PTS(catchup),
+                           GST_BUFFER_PTS(catchup) + 1, nullptr, nullptr),
+          "the catch-up frame is inside the segment");
+  GstBuffer* edge = push(video_frame(1100, false, 1000));  // DTS behind the last one
+  fail_if(GST_BUFFER_FLAG_IS_SET(edge, GST_BUFFER_FLAG_DECODE_ONLY));
+  fail_unless_equals_uint64(
+      gst_segment_to_running_time(&seg, GST_FORMAT_TIME, GST_BUFFER_PTS(edge)), 5 * GST_SECOND);
+  fail_unless(GST_BUFFER_DTS(edge) >= GST_BUFFER_DTS(catchup), "DTS went backwards");
+  fail_unless_equals_uint64(GST_BUFFER_PTS(edge) - GST_BUFFER_PTS(key), 100 * GST_MSECOND);
+  gst_buffer_unref(key);
+  gst_buffer_unref(catchup);
+  gst_buffer_unref(edge);
+
+  // New caps before the next buffer; a restart gives a segment and DISCONT.
+  arcly::MediaFrame config =
+      arcly::MediaFrame::config(arcly::MediaKind::Video, arcly::CodecId::Other, 0, {});
+  auto new_info = std::make_shared<arcly::TrackInfo>(info);
+  new_info->description = "video/x-arcly-test, width=(int)2";
+  config.info = new_info;
+  out.on_config(config);
+  tl.start(2000 * GST_MSECOND, 2000 * GST_MSECOND, 6 * GST_SECOND, 0);
+  out.restart();
+  GstBuffer* again = push(video_frame(2000, true));
+  auto types = event_types(h);
+  fail_unless(types.size() == 2 && types[0] == GST_EVENT_CAPS && types[1] == GST_EVENT_SEGMENT);
+  fail_unless(GST_BUFFER_FLAG_IS_SET(again, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref(again);
+  fail_unless(out.push_eos());
+  gst_harness_teardown(h);
+
+  // A data track is SPARSE.
+  h = gst_harness_new_empty();
+  GstPad* data_pad = gst_pad_new("data_0", GST_PAD_SRC);
+  info.kind = arcly::MediaKind::Data;
+  info.description = "application/x-klv";
+  caps = gst_caps_from_string(info.description.c_str());
+  arcly::gst::TrackOutput data(data_pad, info, caps, "test/1", 7);
+  gst_caps_unref(caps);
+  gst_harness_add_element_src_pad(h, data_pad);
+  tl.start(0, 0, 0, 0);
+  arcly::MediaFrame klv = video_frame(0, true);
+  klv.kind = arcly::MediaKind::Data;
+  fail_unless_equals_int(data.push(frame_ref(std::move(klv)), tl, false).flow, GST_FLOW_OK);
+  e = gst_harness_pull_event(h);
+  gst_event_parse_stream_flags(e, &flags);
+  fail_unless(flags & GST_STREAM_FLAG_SPARSE, "a data track is not SPARSE");
+  gst_event_unref(e);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
 // caps_track: codecs, in-band parameter sets, config payloads.
 GST_START_TEST(test_caps_track) {
   using arcly::CodecId;
@@ -692,6 +839,7 @@ static Suite* arcly_elements_suite() {
   tcase_add_test(tc, test_src_failed_start_stops_task);
   tcase_add_test(tc, test_properties_documented);
   tcase_add_test(tc, test_caps_track);
+  tcase_add_test(tc, test_track_output);
   return s;
 }
 
