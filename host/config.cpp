@@ -360,6 +360,18 @@ Config parse(GKeyFile* kf, const std::string& base_dir) {
       if (auto v = s.seconds("max-age"))
         r.max_age = std::chrono::duration_cast<std::chrono::seconds>(*v);
       if (auto v = s.bytes("max-bytes")) r.max_bytes = *v;
+      if (auto v = s.str("min-free")) {
+        if (!v->empty() && v->back() == '%') {
+          char* end = nullptr;
+          const double pct = std::strtod(v->c_str(), &end);
+          if (end != v->c_str() + v->size() - 1 || !(pct > 0 && pct < 100))
+            s.problem("min-free", "'" + *v + "' is not a size or a percentage from 0 to 100");
+          else
+            r.min_free_percent = pct;
+        } else if (auto b = s.bytes("min-free")) {
+          r.min_free_bytes = *b;
+        }
+      }
       c.records.push_back(std::move(r));
     } else if (type == "output") {
       OutputConfig o;
