@@ -77,12 +77,6 @@ std::string formats_that_take(const std::string& caps_name) {
   return out;
 }
 
-std::int64_t wall_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 std::chrono::milliseconds next_retry_delay(std::chrono::milliseconds previous,
@@ -131,6 +125,7 @@ class RecorderSet::Recorder {
     }
     if (auto stream = set_.engine_->find_stream(key_)) {
       trigger_ts_ = stream->gop().newest_pts();
+      join_steady_ns_ = Clocks::now().steady_ns;
     }
     g_object_set(src, "engine", set_.engine_name_.c_str(), "stream", key_.str().c_str(), "wait",
                  2000, "preroll", static_cast<guint>(set_.config_.preroll.count()), nullptr);
@@ -309,21 +304,22 @@ class RecorderSet::Recorder {
   static gchar* on_format_location(GstElement*, guint fragment_id, GstSample* sample,
                                    gpointer self) {
     auto* r = static_cast<Recorder*>(self);
-    std::int64_t wall = wall_now_ns();
-    std::int64_t steady = Clocks::now().steady_ns;
-    // The publisher's timestamp is on its pipeline clock: for the ingest workers in
-    // this process the system clock (monotonic), so it converts to wall time.
+    const Clocks now = Clocks::now();
+    std::int64_t wall = now.wall_ns;
+    std::int64_t steady = now.steady_ns;
+    // Publisher timestamps run with the publisher's clock from its own origin: the
+    // newest one when the recorder joined (trigger) anchors them to the monotonic
+    // clock, and the wall clock of now converts that (a clock step since the join
+    // does not move the names).
     GstBuffer* buf = sample ? gst_sample_get_buffer(sample) : nullptr;
     static GstCaps* ref = gst_caps_new_empty_simple("timestamp/x-arcly-publisher");
-    if (auto* meta = buf ? gst_buffer_get_reference_timestamp_meta(buf, ref) : nullptr) {
-      GstClock* clock = gst_system_clock_obtain();
-      const GstClockTime now = gst_clock_get_time(clock);
-      gst_object_unref(clock);
-      const std::int64_t age =
-          static_cast<std::int64_t>(now) - static_cast<std::int64_t>(meta->timestamp);
-      if (age >= 0 && age < 3600 * static_cast<std::int64_t>(GST_SECOND)) {
-        wall -= age;
-        steady -= age;
+    auto* meta = buf ? gst_buffer_get_reference_timestamp_meta(buf, ref) : nullptr;
+    if (meta && r->trigger_ts_ >= 0) {
+      const std::int64_t capture_steady =
+          r->join_steady_ns_ + (static_cast<std::int64_t>(meta->timestamp) - r->trigger_ts_);
+      if (capture_steady <= now.steady_ns) {
+        wall -= now.steady_ns - capture_steady;
+        steady = capture_steady;
       }
     }
     r->set_.disk_->make_room();
@@ -457,6 +453,7 @@ class RecorderSet::Recorder {
   std::uint64_t dropped_frames_ = 0;
   bool has_video_ = false;
   std::int64_t trigger_ts_ = -1;
+  std::int64_t join_steady_ns_ = 0;  // monotonic time when trigger_ts_ was the newest
   std::atomic<std::int64_t> first_ts_{-1};
   std::atomic<bool> finishing_{false};
   std::mutex captures_mutex_;
