@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <set>
 
 #include "arcly/error.hpp"
 #include "segment_file.hpp"
@@ -229,11 +230,19 @@ class RecorderSet::Recorder {
     return s;
   }
   std::string current() const { return current_; }
+  // The segments splitmuxsink was given and did not close (after teardown).
+  std::vector<std::string> unfinished() {
+    std::lock_guard lock(captures_mutex_);
+    return {handed_out_.begin(), handed_out_.end()};
+  }
 
  private:
   void on_element_message(const GstStructure* s) {
     const bool opened = gst_structure_has_name(s, "splitmuxsink-fragment-opened");
     const bool closed = gst_structure_has_name(s, "splitmuxsink-fragment-closed");
+    // After an error splitmuxsink still "closes" the segment it could not write:
+    // not a finished segment; reap() recovers what it holds.
+    if (closed && state_ == State::Failed) return;
     if (opened || closed) {
       RecorderEvent e;
       e.location =
@@ -254,6 +263,10 @@ class RecorderSet::Recorder {
         e.capture_start_ns = current_capture_ns_;
       } else {
         set_.disk_->segment_closed(e.location);
+        {
+          std::lock_guard lock(captures_mutex_);
+          handed_out_.erase(e.location);
+        }
         if (e.location == current_) current_.clear();
       }
       event(opened ? "segment-opened" : "segment-closed", std::move(e));
@@ -333,6 +346,7 @@ class RecorderSet::Recorder {
       {
         std::lock_guard lock(r->captures_mutex_);
         r->captures_[path.string()] = wall;
+        r->handed_out_.insert(path.string());
       }
       return g_strdup(path.c_str());
     } catch (const Error& e) {
@@ -458,6 +472,7 @@ class RecorderSet::Recorder {
   std::atomic<bool> finishing_{false};
   std::mutex captures_mutex_;
   std::map<std::string, std::int64_t> captures_;  // location -> capture time, until opened
+  std::set<std::string> handed_out_;              // locations given to splitmuxsink, not closed
 };
 
 RecorderSet::RecorderSet(RecordConfig config, std::shared_ptr<Engine> engine,
@@ -518,40 +533,41 @@ void RecorderSet::reap(const std::string& key, Recorder& r, Clock::time_point no
     retry_delay_.erase(key);
     failed_.erase(key);
   }
-  const std::string last = r.current();
   r.teardown();
-  if (state != Recorder::State::Failed || last.empty()) return;
-  const auto rec = recover_unfinished(last, config_.format);
-  disk_->segment_gone(last);
-  RecorderEvent e;
-  e.recorder = config_.name;
-  e.key = key;
-  switch (rec.outcome) {
-    case Recovery::Kept:
-      disk_->segment_closed(rec.path);
-      e.type = "segment-recovered";
-      e.location = rec.path;
-      e.message =
-          "the unfinished segment of the failed attempt was cut after its last complete "
-          "fragment (" +
-          std::to_string(rec.size) + " bytes) and stays playable";
-      break;
-    case Recovery::SetAside:
-      disk_->segment_closed(rec.path);
-      e.type = "segment-set-aside";
-      e.location = rec.path;
-      e.message = "the unfinished segment of the failed attempt was set aside";
-      break;
-    case Recovery::Removed:
-      e.type = "segment-removed";
-      e.location = last;
-      e.message = "the failed attempt's segment held no complete fragment";
-      break;
-    case Recovery::Missing:
-      return;
+  if (state != Recorder::State::Failed) return;
+  for (const auto& last : r.unfinished()) {
+    const auto rec = recover_unfinished(last, config_.format);
+    disk_->segment_gone(last);
+    RecorderEvent e;
+    e.recorder = config_.name;
+    e.key = key;
+    switch (rec.outcome) {
+      case Recovery::Kept:
+        disk_->segment_closed(rec.path);
+        e.type = "segment-recovered";
+        e.location = rec.path;
+        e.message =
+            "the unfinished segment of the failed attempt was cut after its last complete "
+            "fragment (" +
+            std::to_string(rec.size) + " bytes) and stays playable";
+        break;
+      case Recovery::SetAside:
+        disk_->segment_closed(rec.path);
+        e.type = "segment-set-aside";
+        e.location = rec.path;
+        e.message = "the unfinished segment of the failed attempt was set aside";
+        break;
+      case Recovery::Removed:
+        e.type = "segment-removed";
+        e.location = last;
+        e.message = "the failed attempt's segment held no complete fragment";
+        break;
+      case Recovery::Missing:
+        continue;
+    }
+    GST_INFO("[record %s] %s %s", config_.name.c_str(), e.type.c_str(), e.location.c_str());
+    if (observer_) observer_(e);
   }
-  GST_INFO("[record %s] %s %s", config_.name.c_str(), e.type.c_str(), e.location.c_str());
-  if (observer_) observer_(e);
 }
 
 void RecorderSet::run(std::stop_token stop) {
@@ -622,10 +638,9 @@ void RecorderSet::stop(std::chrono::milliseconds timeout, bool streams_live) {
     if (r->state() == Recorder::State::Failed) {
       reap(key, *r, Clock::now());
     } else {
-      const std::string open = r->current();
       r->teardown();
       // Not finalized in time: what is on disk up to its last fragment stays.
-      if (!open.empty()) disk_->segment_closed(open);
+      for (const auto& open : r->unfinished()) disk_->segment_closed(open);
     }
   }
   recorders_.clear();

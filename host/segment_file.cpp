@@ -121,14 +121,17 @@ std::uint64_t fragmented_mp4_complete_end(const std::string& path) {
     }
     if (size < 8 || pos + size > static_cast<std::uint64_t>(file_size)) break;  // cut short
     pos += size;
-    if (type == "moof") {
-      moof_pending = true;
-    } else if (type == "mdat" && moof_pending) {
-      moof_pending = false;
+    // Whole index boxes end a playable prefix: mp4mux's first-moov-then-finalise
+    // writes each fragment's mdat before the moof that describes it. In the usual
+    // order (moof, then mdat) the mdat completes the fragment.
+    if (type == "moov" || type == "moof") {
       complete = pos;
-    } else if (!moof_pending && type != "mdat") {
-      // ftyp, moov, mfra, free ...: whole boxes between fragments are kept, but they
-      // only count as footage once a fragment follows.
+      moof_pending = type == "moof";
+    } else if (type == "mdat" && moof_pending) {
+      complete = pos;
+      moof_pending = false;
+    } else if (type != "free" && type != "skip") {
+      moof_pending = false;
     }
   }
   ::close(fd);

@@ -54,8 +54,9 @@ struct RecoveryResult {
 };
 RecoveryResult recover_unfinished(const std::string& path, RecordFormat format);
 
-// The end offset of the last complete fragment (moof followed by its whole mdat)
-// of a fragmented MP4, or 0 when it has none. Reads box headers only.
+// The end offset of the playable prefix of a fragmented MP4 (up to its last whole
+// moov or moof, or the whole mdat after a moof), or 0 when it has none. Reads box
+// headers only.
 std::uint64_t fragmented_mp4_complete_end(const std::string& path);
 
 }  // namespace arcly::host

@@ -197,6 +197,48 @@ START_TEST(the_start_up_walk_indexes_segments_only_and_reports_what_it_cannot_re
 }
 END_TEST
 
+// An MP4 as mp4mux's first-moov-then-finalise writes it, cut mid-fragment: the
+// recovery keeps everything up to the last whole moof.
+START_TEST(an_unfinished_fragmented_mp4_is_cut_after_its_last_whole_fragment) {
+  const std::string path =
+      (fs::temp_directory_path() / ("arcly-recover-" + std::to_string(getpid()) + ".mp4")).string();
+  std::string data;
+  auto box = [&](const char* type, std::uint32_t size) {
+    const char h[8] = {static_cast<char>(size >> 24),
+                       static_cast<char>(size >> 16),
+                       static_cast<char>(size >> 8),
+                       static_cast<char>(size),
+                       type[0],
+                       type[1],
+                       type[2],
+                       type[3]};
+    data.append(h, 8);
+    data.append(size - 8, '\0');
+  };
+  box("ftyp", 32);
+  box("free", 8);
+  box("mdat", 5000);
+  box("moov", 1000);
+  box("free", 8);
+  box("mdat", 4000);
+  box("moof", 272);
+  const std::size_t whole = data.size();
+  box("free", 8);
+  box("mdat", 4000);
+  data.resize(data.size() - 1500);  // the write that failed
+  std::ofstream(path, std::ios::binary) << data;
+  ck_assert_int_eq(fragmented_mp4_complete_end(path), whole);
+  const auto r = recover_unfinished(path, RecordFormat::Mp4);
+  ck_assert(r.outcome == Recovery::Kept);
+  ck_assert_int_eq(r.size, whole);
+  ck_assert_int_eq(fs::file_size(path), whole);
+  // Nothing but a header: nothing to keep.
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << data.substr(0, 100);
+  ck_assert(recover_unfinished(path, RecordFormat::Mp4).outcome == Recovery::Removed);
+  ck_assert(!fs::exists(path));
+}
+END_TEST
+
 START_TEST(retry_backoff_doubles_to_30_s_and_resets_after_a_healthy_minute) {
   auto d = next_retry_delay(0ms, 0s);
   ck_assert_int_eq(d.count(), 1000);
@@ -218,6 +260,7 @@ int main() {
        min_free_deletes_the_oldest_across_cameras_and_says_when_it_cannot,
        streams_no_section_matches_keep_the_longest_max_age,
        the_start_up_walk_indexes_segments_only_and_reports_what_it_cannot_read,
+       an_unfinished_fragmented_mp4_is_cut_after_its_last_whole_fragment,
        retry_backoff_doubles_to_30_s_and_resets_after_a_healthy_minute},
       60);
 }
