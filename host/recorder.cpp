@@ -50,8 +50,12 @@ class RecorderSet::Recorder {
           gst_util_set_object_arg(G_OBJECT(muxer), "fragment-mode", "first-moov-then-finalise");
         }
         break;
-      case RecordFormat::Mkv: muxer = gst_element_factory_make("matroskamux", nullptr); break;
-      case RecordFormat::Ts: muxer = gst_element_factory_make("mpegtsmux", nullptr); break;
+      case RecordFormat::Mkv:
+        muxer = gst_element_factory_make("matroskamux", nullptr);
+        break;
+      case RecordFormat::Ts:
+        muxer = gst_element_factory_make("mpegtsmux", nullptr);
+        break;
     }
     if (!src || !mux || !muxer) {
       fail("missing element (arclysrc, splitmuxsink or the muxer): check the installation");
@@ -91,6 +95,11 @@ class RecorderSet::Recorder {
         case GST_MESSAGE_ERROR: {
           GError* err = nullptr;
           gst_message_parse_error(m, &err, nullptr);
+          // After finish() the source's next push meets EOS: not a recording error.
+          if (finishing_ && GST_MESSAGE_SRC(m) == GST_OBJECT(src_)) {
+            g_clear_error(&err);
+            break;
+          }
           fail(std::string(GST_MESSAGE_SRC_NAME(m)) + ": " + (err ? err->message : "error"));
           g_clear_error(&err);
           break;
@@ -107,7 +116,9 @@ class RecorderSet::Recorder {
           const bool closed = gst_structure_has_name(s, "splitmuxsink-fragment-closed");
           if (opened || closed) {
             RecorderEvent e;
-            e.location = gst_structure_get_string(s, "location") ? gst_structure_get_string(s, "location") : "";
+            e.location = gst_structure_get_string(s, "location")
+                             ? gst_structure_get_string(s, "location")
+                             : "";
             GstClockTime rt = GST_CLOCK_TIME_NONE;
             gst_structure_get_clock_time(s, "running-time", &rt);
             e.running_time_ns = GST_CLOCK_TIME_IS_VALID(rt) ? static_cast<std::int64_t>(rt) : -1;
@@ -119,11 +130,30 @@ class RecorderSet::Recorder {
           }
           break;
         }
-        default: break;
+        default:
+          break;
       }
       gst_message_unref(m);
     }
     gst_object_unref(bus);
+  }
+
+  // Ends the recording while its stream is still live (a section removed or changed
+  // by a reload, or a stream that did not end at shutdown): EOS into every branch
+  // behind arclysrc, so splitmuxsink finalizes the open segment and the pipeline
+  // posts EOS. Any thread.
+  void finish() {
+    if (!pipeline_ || finishing_.exchange(true)) return;
+    gst_element_foreach_src_pad(
+        src_,
+        [](GstElement*, GstPad* pad, gpointer) -> gboolean {
+          if (GstPad* peer = gst_pad_get_peer(pad)) {
+            gst_pad_send_event(peer, gst_event_new_eos());
+            gst_object_unref(peer);
+          }
+          return TRUE;
+        },
+        nullptr);
   }
 
   // Stops now (the open fragment stays on disk, playable).
@@ -140,7 +170,9 @@ class RecorderSet::Recorder {
     RecorderStatus s;
     s.recorder = set_.config_.name;
     s.key = key_.str();
-    s.state = state_ == State::Recording ? "recording" : state_ == State::Finished ? "finished" : "error";
+    s.state = state_ == State::Recording  ? "recording"
+              : state_ == State::Finished ? "finished"
+                                          : "error";
     s.error = error_;
     s.segments = segments_;
     s.current = current_;
@@ -153,7 +185,8 @@ class RecorderSet::Recorder {
     if (state_ == State::Failed) return;
     state_ = State::Failed;
     error_ = std::move(why);
-    GST_WARNING("[record %s] %s: %s", set_.config_.name.c_str(), key_.str().c_str(), error_.c_str());
+    GST_WARNING("[record %s] %s: %s", set_.config_.name.c_str(), key_.str().c_str(),
+                error_.c_str());
     RecorderEvent e;
     e.message = error_;
     event("recorder-error", std::move(e));
@@ -204,11 +237,16 @@ class RecorderSet::Recorder {
     gst_caps_unref(caps);
     const char* parser = nullptr;
     bool video = false;
-    if (name == "video/x-h264") parser = "h264parse", video = true;
-    else if (name == "video/x-h265") parser = "h265parse", video = true;
-    else if (name == "audio/mpeg") parser = "aacparse";
-    else if (name == "audio/x-opus") parser = "opusparse";
-    else if (name == "audio/x-alaw" || name == "audio/x-mulaw") parser = "identity";
+    if (name == "video/x-h264")
+      parser = "h264parse", video = true;
+    else if (name == "video/x-h265")
+      parser = "h265parse", video = true;
+    else if (name == "audio/mpeg")
+      parser = "aacparse";
+    else if (name == "audio/x-opus")
+      parser = "opusparse";
+    else if (name == "audio/x-alaw" || name == "audio/x-mulaw")
+      parser = "identity";
     GstBin* bin = GST_BIN(r->pipeline_);
     if (!parser || (video && r->has_video_)) {
       GstElement* sink = gst_element_factory_make("fakesink", nullptr);
@@ -254,6 +292,7 @@ class RecorderSet::Recorder {
   bool has_video_ = false;
   std::int64_t trigger_ts_ = -1;
   std::atomic<std::int64_t> first_ts_{-1};
+  std::atomic<bool> finishing_{false};
 };
 
 RecorderSet::RecorderSet(RecordConfig config, std::shared_ptr<Engine> engine,
@@ -270,7 +309,9 @@ RecorderSet::RecorderSet(RecordConfig config, std::shared_ptr<Engine> engine,
   thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
-RecorderSet::~RecorderSet() { stop(0ms); }
+RecorderSet::~RecorderSet() {
+  stop(0ms);
+}
 
 void RecorderSet::run(std::stop_token stop) {
   auto last_retention = Clock::now() - 1h;
@@ -298,10 +339,11 @@ void RecorderSet::run(std::stop_token stop) {
         }
         if (state == Recorder::State::Failed) {
           auto& delay = retry_delay_[it->first];
-          delay = delay.count() == 0 ? 1000ms : std::min(delay * 2, std::chrono::milliseconds(30000));
+          delay =
+              delay.count() == 0 ? 1000ms : std::min(delay * 2, std::chrono::milliseconds(30000));
           retry_at_[it->first] = now + delay;
-          GST_WARNING("[record %s] %s: retrying in %lld ms", config_.name.c_str(), it->first.c_str(),
-                      static_cast<long long>(delay.count()));
+          GST_WARNING("[record %s] %s: retrying in %lld ms", config_.name.c_str(),
+                      it->first.c_str(), static_cast<long long>(delay.count()));
         } else {
           retry_delay_.erase(it->first);
           retry_at_.erase(it->first);
@@ -311,7 +353,8 @@ void RecorderSet::run(std::stop_token stop) {
         // The open segment of a failed attempt was never finalized: keep it for
         // inspection as "<name>.partial", not as a recording (empty ones go).
         std::error_code ec;
-        if (state == Recorder::State::Failed && !last.empty() && std::filesystem::exists(last, ec)) {
+        if (state == Recorder::State::Failed && !last.empty() &&
+            std::filesystem::exists(last, ec)) {
           if (std::filesystem::file_size(last, ec) == 0) {
             std::filesystem::remove(last, ec);
           } else {
@@ -350,8 +393,9 @@ void RecorderSet::apply_retention() {
     const auto full = storage_.local_path(o.path).string();
     return std::find(open.begin(), open.end(), full) != open.end();
   });
-  std::sort(objects.begin(), objects.end(),
-            [](const StoredObject& a, const StoredObject& b) { return a.modified_ns < b.modified_ns; });
+  std::sort(objects.begin(), objects.end(), [](const StoredObject& a, const StoredObject& b) {
+    return a.modified_ns < b.modified_ns;
+  });
   std::uint64_t total = 0;
   for (const auto& o : objects) total += o.size;
   const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -377,19 +421,30 @@ void RecorderSet::apply_retention() {
   }
 }
 
-void RecorderSet::stop(std::chrono::milliseconds timeout) {
+void RecorderSet::stop(std::chrono::milliseconds timeout, bool streams_live) {
   thread_.request_stop();
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mutex_);
-  const auto deadline = Clock::now() + timeout;
-  for (auto& [key, r] : recorders_) {
-    while (r->state() == Recorder::State::Recording && Clock::now() < deadline) {
+  const auto now = Clock::now();
+  const auto deadline = now + timeout;
+  // Streams that are ending bring their own EOS; give them half the time before
+  // ending the recordings ourselves. Live streams are ended at once.
+  const auto finish_at = streams_live ? now : now + timeout / 2;
+  bool finished = false;
+  for (;;) {
+    bool recording = false;
+    for (auto& [key, r] : recorders_) {
       r->poll();
-      std::this_thread::sleep_for(20ms);
+      recording |= r->state() == Recorder::State::Recording;
     }
-    r->poll();
-    r->teardown();
+    if (!recording || Clock::now() >= deadline) break;
+    if (!finished && Clock::now() >= finish_at) {
+      for (auto& [key, r] : recorders_) r->finish();
+      finished = true;
+    }
+    std::this_thread::sleep_for(20ms);
   }
+  for (auto& [key, r] : recorders_) r->teardown();
   recorders_.clear();
 }
 

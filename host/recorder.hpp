@@ -39,13 +39,14 @@
 namespace arcly::host {
 
 struct RecorderEvent {
-  std::string type;      // "segment-opened", "segment-closed", "recorder-error", "recorder-started", "recorder-finished"
+  std::string type;  // "segment-opened", "segment-closed", "recorder-error", "recorder-started",
+                     // "recorder-finished"
   std::string recorder;  // [record NAME]
   std::string key;
   std::string location;  // path of the segment (when relevant)
   std::string message;   // error text
   std::int64_t running_time_ns = -1;
-  std::int64_t first_publisher_ts = -1;  // publisher timestamp of the first recorded frame
+  std::int64_t first_publisher_ts = -1;    // publisher timestamp of the first recorded frame
   std::int64_t trigger_publisher_ts = -1;  // newest publisher timestamp when the recorder joined
 };
 
@@ -68,10 +69,12 @@ class RecorderSet {
   RecorderSet(const RecorderSet&) = delete;
   RecorderSet& operator=(const RecorderSet&) = delete;
 
-  // Stops following new streams; recorders whose stream ended are finalized.
-  // Waits up to `timeout` for every recorder to finish its file, then stops the
-  // rest (their last fragment is still on disk).
-  void stop(std::chrono::milliseconds timeout);
+  // Stops following new streams and finalizes every recording: streams that are
+  // ending (shutdown) bring their own EOS; recordings of streams that stay live
+  // (`streams_live`, a reload that removed the section) are ended with an EOS of
+  // their own. Waits up to `timeout` in all, then stops what is left (its last
+  // fragment is still on disk). Sets may be stopped in parallel.
+  void stop(std::chrono::milliseconds timeout, bool streams_live = false);
   std::vector<RecorderStatus> status() const;
   const RecordConfig& config() const { return config_; }
 

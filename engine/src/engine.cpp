@@ -1,5 +1,6 @@
 #include "arcly/engine.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <thread>
 
@@ -39,12 +40,18 @@ EngineBuilder& EngineBuilder::accept_any_application(AppSpec defaults) {
   return *this;
 }
 
+EngineBuilder& EngineBuilder::reap_in_background(bool on) {
+  reap_in_background_ = on;
+  return *this;
+}
+
 std::shared_ptr<Engine> EngineBuilder::build() {
   for (const auto& [name, spec] : apps_) spec.validate();
   if (any_app_) any_app_->validate();
-  auto engine = std::shared_ptr<Engine>(new Engine(apps_, any_app_));
+  std::shared_ptr<Engine> engine(new Engine(apps_, any_app_));
   engine->workers_ = workers_;
   engine->worker_observer_ = worker_observer_;
+  if (reap_in_background_) engine->start_reaper();
   return engine;
 }
 
@@ -61,6 +68,37 @@ EngineBuilder& EngineBuilder::on_worker_event(WorkerObserver observer) {
 
 Engine::Engine(std::map<std::string, AppSpec> apps, std::optional<AppSpec> any_app)
     : apps_(std::move(apps)), any_app_(std::move(any_app)) {}
+
+Engine::~Engine() {
+  if (reaper_.joinable()) {
+    reaper_.request_stop();
+    reaper_.join();
+  }
+}
+
+void Engine::start_reaper() {
+  std::chrono::nanoseconds shortest{0};
+  auto consider = [&](const AppSpec& spec) {
+    if (spec.idle_timeout.count() > 0 && (shortest.count() == 0 || spec.idle_timeout < shortest)) {
+      shortest = spec.idle_timeout;
+    }
+  };
+  for (const auto& [name, spec] : apps_) consider(spec);
+  if (any_app_) consider(*any_app_);
+  if (shortest.count() == 0) return;
+  reaper_period_ = std::clamp<std::chrono::nanoseconds>(shortest / 4, std::chrono::milliseconds(10),
+                                                        std::chrono::seconds(1));
+  // The thread only touches `this`; the destructor joins it before anything dies.
+  reaper_ = std::jthread([this](std::stop_token stop) {
+    std::unique_lock lock(reaper_mutex_);
+    while (!reaper_cv_.wait_for(lock, stop, reaper_period_, [] { return false; })) {
+      if (stop.stop_requested()) return;
+      lock.unlock();
+      reap_idle();
+      lock.lock();
+    }
+  });
+}
 
 const AppSpec& Engine::spec_for(const StreamKey& key) const {
   if (auto it = apps_.find(key.app()); it != apps_.end()) return it->second;
@@ -175,9 +213,9 @@ std::vector<StreamHandle> Engine::streams() const {
 std::size_t Engine::reap_idle(std::chrono::steady_clock::time_point now) {
   std::size_t reaped = 0;
   for (const auto& s : streams()) {
-    const auto idle = s->idle_timeout();
-    if (idle.count() == 0 || now - s->last_frame_at() <= idle) continue;
-    if (end_publish(s)) ++reaped;
+    if (!s->close_if_idle(now)) continue;
+    end_publish(s);  // unregisters it (a no-op if it was replaced meanwhile)
+    ++reaped;
   }
   return reaped;
 }

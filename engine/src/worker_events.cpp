@@ -73,7 +73,7 @@ void run_workers(const IngestContext& ctx,
     std::vector<std::jthread> threads;
     threads.reserve(workers.size());
     for (const auto& worker : workers) {
-      threads.emplace_back([&, worker] {
+      auto run = [&, worker] {
         report(*worker, WorkerState::Started, {});
         try {
           worker->serve(ctx, inner.get_token());
@@ -85,7 +85,16 @@ void run_workers(const IngestContext& ctx,
           return;
         }
         report(*worker, WorkerState::Stopped, {});
-      });
+      };
+      try {
+        threads.emplace_back(std::move(run));
+      } catch (const std::exception& e) {
+        // No thread for this worker: the ones already running stop too (they watch
+        // `inner`, not their jthread's own token), and serve() reports instead of
+        // waiting forever.
+        failed(*worker, std::string("could not be started: ") + e.what());
+        break;
+      }
     }
   }  // jthreads join here
   if (!failure.empty()) throw Error(Errc::WorkerFailed, failure);

@@ -10,6 +10,7 @@
 #include "arcly/inbound.hpp"
 #include "arcly/media_frame.hpp"
 #include "arcly/qos.hpp"
+#include "arcly/readiness.hpp"
 #include "arcly/record.hpp"
 #include "arcly/stream.hpp"
 #include "arcly/stream_key.hpp"

@@ -4,6 +4,12 @@
 // is published by start_publish(key) and ends with end_publish(key) (or when the
 // idle reaper finds it silent): its subscribers then drain and see Closed.
 //
+// Idle reaper. If any application has an idle timeout, the engine runs its own
+// reaper thread (started by build(), stopped and joined by the engine's
+// destructor) that calls reap_idle() every quarter of the shortest timeout
+// (between 10 ms and 1 s). A program that wants to drive reaping itself builds
+// the engine with reap_in_background(false) and calls reap_idle().
+//
 // Errors (arcly::Error): a duplicate publish is StreamAlreadyPublishing, a full
 // application PublisherLimitReached, an unconfigured application
 // UnknownApplication (unless the engine accepts any application), a missing
@@ -22,6 +28,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -122,7 +129,8 @@ class Engine final : public PublishRegistry,
   std::optional<AppSpec> application(const std::string& app) const;
 
   // Ends every publish whose last frame (or start, if none) is older than its
-  // app's idle timeout at `now`. Returns how many were ended.
+  // app's idle timeout at `now`; each check-and-end is atomic with that stream's
+  // publishes (Stream::close_if_idle). Returns how many were ended.
   std::size_t reap_idle(std::chrono::steady_clock::time_point now);
   std::size_t reap_idle() { return reap_idle(std::chrono::steady_clock::now()); }
 
@@ -140,9 +148,16 @@ class Engine final : public PublishRegistry,
   // Ends every publish (subscribers see Closed).
   void close_all();
 
+  // Stops and joins the reaper thread (if any).
+  ~Engine() override;
+
+  // The period of the engine's own reaper (zero if it runs none).
+  std::chrono::nanoseconds reaper_period() const { return reaper_period_; }
+
  private:
   friend class EngineBuilder;
   Engine(std::map<std::string, AppSpec> apps, std::optional<AppSpec> any_app);
+  void start_reaper();
   const AppSpec& spec_for(const StreamKey& key) const;  // throws UnknownApplication
 
   const std::map<std::string, AppSpec> apps_;
@@ -158,6 +173,11 @@ class Engine final : public PublishRegistry,
   std::vector<std::shared_ptr<InboundProtocol>> workers_;
   WorkerObserver worker_observer_;
   WorkerTally worker_tally_;
+
+  std::chrono::nanoseconds reaper_period_{0};
+  std::mutex reaper_mutex_;
+  std::condition_variable_any reaper_cv_;
+  std::jthread reaper_;  // last: stopped first
 };
 
 class EngineBuilder {
@@ -166,6 +186,9 @@ class EngineBuilder {
   EngineBuilder& application(AppSpec spec);
   // Accept keys of any application, using `defaults` (its name is ignored).
   EngineBuilder& accept_any_application(AppSpec defaults = AppSpec{});
+  // Whether the engine runs its own idle reaper thread (default: yes, when an
+  // application has an idle timeout). Off: the program calls reap_idle().
+  EngineBuilder& reap_in_background(bool on);
   // Registers an ingest worker that Engine::serve(stop) runs. Throws
   // Error{InvalidArgument} for a null worker.
   EngineBuilder& protocol(std::shared_ptr<InboundProtocol> worker);
@@ -179,6 +202,7 @@ class EngineBuilder {
   WorkerObserver worker_observer_;
   std::map<std::string, AppSpec> apps_;
   std::optional<AppSpec> any_app_;
+  bool reap_in_background_ = true;
 };
 
 }  // namespace arcly
