@@ -129,7 +129,11 @@ class Bus {
   void retire_aux(const void* object, void (*free)(const void*));
 
  private:
+#ifdef ARCLY_BUS_PADDED_SLOTS  // only for bus-bench's comparison (see bus.cpp)
+  struct alignas(kCacheLine) Slot : std::atomic<detail::FrameNode*> {};
+#else
   using Slot = std::atomic<detail::FrameNode*>;  // 8 bytes, no padding (see bus.cpp)
+#endif
 
   Slot& slot(std::uint64_t position) const {
     const std::size_t i = position & mask_;
