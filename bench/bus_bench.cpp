@@ -190,7 +190,11 @@ void print(const char* name, int subs, std::uint64_t frames, const Result& r) {
 
 // ---- Paced fan-out through the readiness interface (issue 9) ----
 
-constexpr int kDispatchers = 2;
+// One dispatcher thread per core by default; ARCLY_BENCH_DISPATCHERS overrides.
+const int kDispatchers = [] {
+  const char* v = std::getenv("ARCLY_BENCH_DISPATCHERS");
+  return v ? std::max(1, std::atoi(v)) : 2;
+}();
 
 struct PacedResult {
   double cpu_ns_per_subscriber_frame = 0;
