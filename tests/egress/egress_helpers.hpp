@@ -135,6 +135,10 @@ struct LogLines {
   }
 };
 
+inline std::string build_dir_file(const std::string& name) {
+  return ingest_testing::build_dir() + "/" + name;
+}
+
 // Sends bytes and hangs up without waiting for an answer.
 inline void poke(int port, const std::string& bytes) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
