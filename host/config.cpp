@@ -168,6 +168,24 @@ void check_launch(Section& s, const std::string& key, const std::string& descrip
   g_clear_error(&err);
 }
 
+// `tokens=PATTERN:TOKEN;…` of a listener into `tokens`. A problem quotes only the
+// pattern part, never a token.
+void read_tokens(Section& s, const std::string& text, std::map<std::string, std::string>& tokens,
+                 bool empty_token_ok) {
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ';')) {
+    const std::string t = trim_copy(item);
+    if (t.empty()) continue;
+    const auto colon = t.rfind(':');
+    if (colon == std::string::npos || colon == 0 || (!empty_token_ok && colon + 1 == t.size())) {
+      s.problem("tokens", "'" + t.substr(0, t.find(':')) + "…' should be PATTERN:TOKEN");
+    } else {
+      tokens[t.substr(0, colon)] = t.substr(colon + 1);
+    }
+  }
+}
+
 // ---- the section readers ---------------------------------------------------------
 
 void read_app(Section& s, const std::string& name, Config& c) {
@@ -302,19 +320,7 @@ void read_srt(Section& s, const std::string& name, Config& c) {
          }},
         {"tokens", false,
          [](Section& s, const std::string& text, SrtConfig& sc) {
-           std::istringstream in(text);
-           std::string item;
-           while (std::getline(in, item, ';')) {
-             const std::string t = trim_copy(item);
-             if (t.empty()) continue;
-             const auto colon = t.rfind(':');
-             // Never quote a token: only the pattern part.
-             if (colon == std::string::npos || colon == 0) {
-               s.problem("tokens", "'" + t.substr(0, t.find(':')) + "…' should be PATTERN:TOKEN");
-             } else {
-               sc.srt.tokens[t.substr(0, colon)] = t.substr(colon + 1);
-             }
-           }
+           read_tokens(s, text, sc.srt.tokens, /*empty_token_ok=*/true);
          }},
         field<SrtConfig, std::string>("streamid", kText,
                                       [](SrtConfig& sc, std::string id) { sc.srt.streamid = id; }),
@@ -369,19 +375,7 @@ void read_rtmp(Section& s, const std::string& name, Config& c) {
        }},
       {"tokens", false,
        [](Section& s, const std::string& text, RtmpConfig& rc) {
-         std::istringstream in(text);
-         std::string item;
-         while (std::getline(in, item, ';')) {
-           const std::string t = trim_copy(item);
-           if (t.empty()) continue;
-           const auto colon = t.rfind(':');
-           // Never quote a token: only the pattern part.
-           if (colon == std::string::npos || colon == 0 || colon + 1 == t.size()) {
-             s.problem("tokens", "'" + t.substr(0, t.find(':')) + "…' should be PATTERN:TOKEN");
-           } else {
-             rc.rtmp.tokens[t.substr(0, colon)] = t.substr(colon + 1);
-           }
-         }
+         read_tokens(s, text, rc.rtmp.tokens, /*empty_token_ok=*/false);
        }},
       field<RtmpConfig, std::uint64_t>(
           "max-connections", count(1, 100000),
