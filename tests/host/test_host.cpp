@@ -261,8 +261,20 @@ START_TEST(sigkill_leaves_playable_files) {
     fs::remove(json);
     Process arcly({arcly_bin(), "run", conf, "--stats-json", json});
     ck_assert(wait_for_text(json, "segment-opened", 30s));
-    // Wait for a few fragments' worth of media (the frame counter, not the clock).
+    // Wait for a few fragments' worth of media (the frame counter, not the clock),
+    // then until the recorder has put a decodable fragment on disk: the stream
+    // runs ahead of a recorder slowed down by sanitizers.
     ck_assert(wait_for_regex(json, "\"keyframes\":([4-9]|[1-9][0-9])", 30s));
+    const std::string under = dir + "/" + format, ext = std::string(".") + format;
+    const auto on_disk = [&] {
+      const auto now = files_under(under, ext);
+      if (now.size() != 1) return false;
+      const auto probe = ffprobe(now[0]);
+      return probe.ok && probe.video && probe.first_is_key;
+    };
+    for (auto until = std::chrono::steady_clock::now() + 60s;
+         !on_disk() && std::chrono::steady_clock::now() < until;)
+      std::this_thread::sleep_for(200ms);  // polling the file, not a timing assertion
     arcly.stop(SIGKILL);
     const auto files = files_under(dir + "/" + format, std::string(".") + format);
     ck_assert_msg(files.size() == 1, "%s: %zu files", format, files.size());
