@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "arcly/error.hpp"
+#include "http/server.hpp"
 #include "requirements.hpp"
 #include "url.hpp"
 
@@ -191,10 +192,31 @@ Config parse(GKeyFile* kf, const std::string& base_dir) {
         space == std::string::npos ? "" : std::string(trim(group.substr(space + 1)));
     Section s(kf, group, problems);
     c.sections[type + " " + name] = section_text(kf, groups[i]);
-    static const std::set<std::string> kTypes{"app", "rtsp", "srt", "pipeline", "record", "output"};
+    static const std::set<std::string> kTypes{"app",    "rtsp",   "srt", "pipeline",
+                                              "record", "output", "http"};
     if (!kTypes.contains(type)) {
       s.section_problem("unknown section type '" + type +
-                        "' (expected app, rtsp, srt, pipeline, record or output)");
+                        "' (expected app, rtsp, srt, pipeline, record, output or http)");
+      continue;
+    }
+    if (type == "http") {
+      if (!name.empty()) s.section_problem("takes no name: write [http]");
+      HttpConfig h;
+      if (auto v = s.str("listen")) {
+        h.listen = *v;
+        std::string host, why;
+        std::uint16_t port = 0;
+        if (!http::parse_listen(*v, host, port, &why)) s.problem("listen", why);
+      }
+      if (auto v = s.str("token")) h.token = *v;
+      if (auto v = s.str("read-token")) h.read_token = *v;
+      if (auto v = s.str("web-dir")) h.web_dir = *v;
+      if (!base_dir.empty() && !h.web_dir.empty() && !g_path_is_absolute(h.web_dir.c_str()))
+        h.web_dir = (std::filesystem::path(base_dir) / h.web_dir).lexically_normal().string();
+      if (!h.token.empty() && h.token == h.read_token)
+        s.problem("read-token", "is the same as token (give read-only clients their own)");
+      c.http = h;
+      s.check_unknown_keys();
       continue;
     }
     if (name.empty()) {
@@ -360,6 +382,14 @@ Config parse(GKeyFile* kf, const std::string& base_dir) {
       if (auto v = s.seconds("max-age"))
         r.max_age = std::chrono::duration_cast<std::chrono::seconds>(*v);
       if (auto v = s.bytes("max-bytes")) r.max_bytes = *v;
+      if (auto v = s.str("mode")) {
+        if (*v == "continuous")
+          r.mode = RecordMode::Continuous;
+        else if (*v == "events")
+          r.mode = RecordMode::Events;
+        else
+          s.problem("mode", "'" + *v + "' is not continuous or events");
+      }
       c.records.push_back(std::move(r));
     } else if (type == "output") {
       OutputConfig o;
@@ -493,10 +523,19 @@ std::string explain(const Config& c) {
   for (const auto& r : c.records) {
     out << "record " << r.name << ": " << r.pattern << " -> " << r.dir << " ("
         << format_extension(r.format) << ", " << r.segment.count() << " s segments, pre-roll "
-        << r.preroll.count() / 1000.0 << " s)\n";
+        << r.preroll.count() / 1000.0 << " s"
+        << (r.mode == RecordMode::Events ? ", on events only" : "") << ")\n";
   }
   for (const auto& o : c.outputs)
     out << "output " << o.name << ": " << o.key.str() << " ! " << o.pipeline << "\n";
+  if (c.http) {
+    // The tokens are secrets: only whether they are set.
+    out << "http: " << c.http->listen << ", admin token "
+        << (c.http->token.empty() ? "not set" : "set") << ", read-only token "
+        << (c.http->read_token.empty() ? "not set" : "set")
+        << (c.http->token.empty() && c.http->read_token.empty() ? " (loopback clients only)" : "")
+        << "\n";
+  }
   return out.str();
 }
 

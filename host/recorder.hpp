@@ -18,7 +18,15 @@
 // Errors (unwritable dir, full disk) are kept in the recorder's state, logged,
 // and retried with backoff; nothing else stops.
 //
+// Event clips (mode=events, POST /v1/events): trigger() starts a recorder with
+// `preroll = pre`, so the clip begins at the cached keyframe at or before
+// now - pre (as far back as the app's cache window holds), and ends it at the
+// first frame whose publisher timestamp passes trigger + post (EOS into every
+// branch: the file is finalized at once). A second trigger on the same key while
+// the clip is open moves its end instead of writing an overlapping file.
+//
 // Threads: RecorderSet runs its own thread; events are delivered on it.
+// trigger() and events() may be called from any thread.
 #pragma once
 
 #include <gst/gst.h>
@@ -59,6 +67,26 @@ struct RecorderStatus {
   std::string current;
 };
 
+// One event and the clip that holds it.
+struct EventClip {
+  std::string id;
+  std::string key;
+  std::string label;
+  std::string recorder;
+  std::string clip;      // id of the clip (its first event's id)
+  std::string extended;  // when this event extended an open clip: that clip's id
+  std::string state;     // recording, finalized, failed
+  std::string file;
+  std::string error;
+  std::int64_t created_unix_ms = 0;
+  std::int64_t pre_ms = 0;
+  std::int64_t post_ms = 0;
+  std::int64_t pre_obtained_ms = -1;
+  std::int64_t trigger_ts = -1;
+  std::int64_t first_ts = -1;
+  std::int64_t end_ts = -1;
+};
+
 class RecorderSet {
  public:
   using Observer = std::function<void(const RecorderEvent&)>;
@@ -76,12 +104,20 @@ class RecorderSet {
   // fragment is still on disk). Sets may be stopped in parallel.
   void stop(std::chrono::milliseconds timeout, bool streams_live = false);
   std::vector<RecorderStatus> status() const;
+  // Starts or extends the clip of `key` (mode=events). Throws arcly::Error
+  // StreamNotFound when nobody publishes it.
+  EventClip trigger(const StreamKey& key, std::chrono::milliseconds pre,
+                    std::chrono::milliseconds post, const std::string& label);
+  std::vector<EventClip> events() const;
+  // Paths of the segments and clips open now.
+  std::vector<std::string> open_files() const;
   const RecordConfig& config() const { return config_; }
 
  private:
   class Recorder;
   void run(std::stop_token stop);
   void apply_retention();
+  void poll_clips();
 
   RecordConfig config_;
   std::shared_ptr<Engine> engine_;
@@ -90,6 +126,14 @@ class RecorderSet {
   FileStorage storage_;
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // by key
+  struct ClipState {
+    std::string file, state = "recording", error;
+    std::int64_t first_ts = -1, end_ts = -1;
+  };
+  std::map<std::string, std::unique_ptr<Recorder>> clips_;  // open clips, by key
+  std::map<std::string, ClipState> clip_states_;            // by clip id
+  std::vector<EventClip> events_;                           // oldest first, bounded
+  std::uint64_t next_event_ = 1;
   std::map<std::string, std::chrono::steady_clock::time_point> retry_at_;
   std::map<std::string, std::chrono::milliseconds> retry_delay_;
   std::jthread thread_;
