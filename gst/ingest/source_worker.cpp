@@ -1,12 +1,13 @@
 #include "source_worker.hpp"
 
+
 #include <functional>
 
 #include "arcly/error.hpp"
-#include "backoff.hpp"
 #include "caps_track.hpp"
 #include "gst_ptr.hpp"
 #include "track_publisher.hpp"
+#include "backoff.hpp"
 #include "url.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(arcly_ingest_debug);
@@ -32,44 +33,30 @@ void ensure_debug_category() {
 
 std::string_view state_name(WorkerState state) {
   switch (state) {
-    case WorkerState::Idle:
-      return "idle";
-    case WorkerState::Connecting:
-      return "connecting";
-    case WorkerState::Listening:
-      return "listening";
-    case WorkerState::Live:
-      return "live";
-    case WorkerState::Retrying:
-      return "retrying";
-    case WorkerState::Stopped:
-      return "stopped";
+    case WorkerState::Idle: return "idle";
+    case WorkerState::Connecting: return "connecting";
+    case WorkerState::Listening: return "listening";
+    case WorkerState::Live: return "live";
+    case WorkerState::Retrying: return "retrying";
+    case WorkerState::Stopped: return "stopped";
   }
   return "idle";
 }
 
 std::string_view failure_name(FailureKind kind) {
   switch (kind) {
-    case FailureKind::None:
-      return "none";
-    case FailureKind::Error:
-      return "error";
-    case FailureKind::Auth:
-      return "authentication";
-    case FailureKind::EndOfStream:
-      return "end-of-stream";
-    case FailureKind::Timeout:
-      return "timeout";
-    case FailureKind::Refused:
-      return "refused";
+    case FailureKind::None: return "none";
+    case FailureKind::Error: return "error";
+    case FailureKind::Auth: return "authentication";
+    case FailureKind::EndOfStream: return "end-of-stream";
+    case FailureKind::Timeout: return "timeout";
+    case FailureKind::Refused: return "refused";
   }
   return "none";
 }
 
 struct SourceWorker::Track {
-  Track(SourceWorker* w, std::uint32_t track_id) : worker(w), id(track_id) {
-    publisher.emplace(id);
-  }
+  Track(SourceWorker* w, std::uint32_t track_id) : worker(w), id(track_id) { publisher.emplace(id); }
   ~Track() {
     gst_clear_caps(&last_caps);
     gst_clear_caps(&in_caps);
@@ -124,9 +111,7 @@ void SourceWorker::note_rejected(std::string why) {
   stats_cv_.notify_all();
 }
 
-std::optional<StreamKey> SourceWorker::current_key() {
-  return settings_.key;
-}
+std::optional<StreamKey> SourceWorker::current_key() { return settings_.key; }
 
 void SourceWorker::publisher_left() {
   {
@@ -143,9 +128,7 @@ void SourceWorker::publisher_left() {
   stats_cv_.notify_all();
 }
 
-void SourceWorker::touch_watchdog() {
-  last_frame_ns_.store(now_ns(), std::memory_order_relaxed);
-}
+void SourceWorker::touch_watchdog() { last_frame_ns_.store(now_ns(), std::memory_order_relaxed); }
 
 std::shared_ptr<PublishRegistry> SourceWorker::registry() const {
   std::lock_guard lock(media_mutex_);
@@ -157,23 +140,18 @@ bool SourceWorker::holds_key(const StreamKey& key) const {
   return session_ && session_->key() == key;
 }
 
-std::vector<GstElement*> SourceWorker::media_elements(GstElement* source) {
-  return {source};
-}
+std::vector<GstElement*> SourceWorker::media_elements(GstElement* source) { return {source}; }
 
-std::optional<Failure> SourceWorker::on_element_message(GstMessage*) {
-  return std::nullopt;
-}
+std::optional<Failure> SourceWorker::on_element_message(GstMessage*) { return std::nullopt; }
 
 Failure SourceWorker::classify_error(GstMessage* message) {
   GError* err = nullptr;
   gchar* debug = nullptr;
   gst_message_parse_error(message, &err, &debug);
   Failure f;
-  f.kind =
-      err && err->domain == GST_RESOURCE_ERROR && err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED
-          ? FailureKind::Auth
-          : FailureKind::Error;
+  f.kind = err && err->domain == GST_RESOURCE_ERROR && err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED
+               ? FailureKind::Auth
+               : FailureKind::Error;
   const gchar* from = GST_MESSAGE_SRC_NAME(message);
   f.message = redact(std::string(from ? from : "pipeline") + ": " +
                      (err && err->message ? err->message : "unknown error"));
@@ -234,8 +212,8 @@ void SourceWorker::on_parsed_pad_added(GstElement* element, GstPad* pad, gpointe
 void SourceWorker::attach_sink(GstPad* pad, GstBin* bin) {
   GstCaps* caps = gst_pad_get_current_caps(pad);
   if (!caps) caps = gst_pad_query_caps(pad, nullptr);
-  const MediaKind kind =
-      caps && gst_caps_is_fixed(caps) ? gst::describe_caps(caps).kind : MediaKind::Data;
+  const MediaKind kind = caps && gst_caps_is_fixed(caps) ? gst::describe_caps(caps).kind
+                                                         : MediaKind::Data;
   if (caps) gst_caps_unref(caps);
   Track* track = nullptr;
   {
@@ -258,11 +236,11 @@ void SourceWorker::attach_sink(GstPad* pad, GstBin* bin) {
                nullptr);
   gst_bin_add(bin, sink);
   GstPad* sinkpad = gst_element_get_static_pad(sink, "sink");
-  gst_pad_add_probe(
-      sinkpad,
-      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
-                                   GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-      &SourceWorker::on_probe, track, nullptr);
+  gst_pad_add_probe(sinkpad,
+                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
+                                                 GST_PAD_PROBE_TYPE_BUFFER_LIST |
+                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                    &SourceWorker::on_probe, track, nullptr);
   gst_pad_link(pad, sinkpad);
   gst_object_unref(sinkpad);
   gst_element_sync_state_with_parent(sink);
@@ -351,9 +329,9 @@ void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
   const std::int64_t out_pts = *pts + ts_offset_;
   std::optional<std::int64_t> out_dts;
   if (dts) out_dts = *dts + ts_offset_;
-  const std::int64_t duration = GST_BUFFER_DURATION_IS_VALID(buffer)
-                                    ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
-                                    : 0;
+  const std::int64_t duration =
+      GST_BUFFER_DURATION_IS_VALID(buffer) ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
+                                           : 0;
   std::vector<MediaFrame> frames;
   const bool caps_changed = !track.last_caps || !gst_caps_is_equal(track.last_caps, caps);
   if (caps_changed) {
@@ -518,9 +496,9 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
       gst_message_unref(m);
     }
   }
-  const auto mask =
-      static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT |
-                                  GST_MESSAGE_WARNING | GST_MESSAGE_APPLICATION);
+  const auto mask = static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS |
+                                                GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING |
+                                                GST_MESSAGE_APPLICATION);
   // A stop request wakes the loop through the bus, so it can sleep long between
   // watchdog checks (16 idle cameras should not cost 320 wake-ups a second).
   std::stop_callback wake(stop, [&bus] {
@@ -530,12 +508,8 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
   while (result.kind == FailureKind::None && !stop.stop_requested()) {
     if (GstMessage* m = gst_bus_timed_pop_filtered(GST_BUS(bus.get()), 250 * GST_MSECOND, mask)) {
       switch (GST_MESSAGE_TYPE(m)) {
-        case GST_MESSAGE_ERROR:
-          result = classify_error(m);
-          break;
-        case GST_MESSAGE_EOS:
-          result = {FailureKind::EndOfStream, "the source ended (EOS)"};
-          break;
+        case GST_MESSAGE_ERROR: result = classify_error(m); break;
+        case GST_MESSAGE_EOS: result = {FailureKind::EndOfStream, "the source ended (EOS)"}; break;
         case GST_MESSAGE_ELEMENT:
           if (auto f = on_element_message(m)) result = std::move(*f);
           break;
@@ -547,8 +521,7 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
           g_clear_error(&err);
           break;
         }
-        default:
-          break;
+        default: break;
       }
       gst_message_unref(m);
     }
@@ -613,8 +586,7 @@ void SourceWorker::serve(IngestContext ctx, std::stop_token stop) {
     const auto deadline = Clock::now() + delay;
     std::unique_lock lock(wait_mutex);
     while (!stop.stop_requested() && Clock::now() < deadline) {
-      wait_cv.wait_until(lock, stop, std::min(deadline, Clock::now() + 100ms),
-                         [] { return false; });
+      wait_cv.wait_until(lock, stop, std::min(deadline, Clock::now() + 100ms), [] { return false; });
       check_grace(Clock::now());
     }
   }
@@ -633,8 +605,8 @@ PipelineWorker::PipelineWorker(WorkerSettings settings, std::string description)
 
 GstElement* PipelineWorker::make_source() {
   GError* err = nullptr;
-  GstElement* bin = gst_parse_bin_from_description_full(description_.c_str(), FALSE, nullptr,
-                                                        GST_PARSE_FLAG_FATAL_ERRORS, &err);
+  GstElement* bin = gst_parse_bin_from_description_full(
+      description_.c_str(), FALSE, nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &err);
   if (!bin) {
     std::string why = err ? err->message : "unknown error";
     g_clear_error(&err);

@@ -53,7 +53,7 @@ struct Failure {
 };
 
 struct WorkerSettings {
-  std::string name = "source";   // shown in logs and stats (e.g. the config section)
+  std::string name = "source";  // shown in logs and stats (e.g. the config section)
   std::optional<StreamKey> key;  // the key published (an SRT listener takes it per caller)
   std::chrono::milliseconds timeout{5000};
   std::chrono::milliseconds backoff_initial{500};
@@ -72,8 +72,8 @@ struct WorkerStats {
   std::optional<StreamKey> key;  // the key being published, if any
   bool in_grace = false;         // session kept attached while reconnecting
   std::chrono::milliseconds retry_in{0};
-  std::uint64_t rejected = 0;  // publishers refused before any media (SRT callers)
-  std::string last_rejection;  // why the last one was refused
+  std::uint64_t rejected = 0;   // publishers refused before any media (SRT callers)
+  std::string last_rejection;   // why the last one was refused
 };
 
 class SourceWorker : public InboundProtocol {
@@ -150,9 +150,8 @@ class SourceWorker : public InboundProtocol {
   const IngestContext* ctx_ = nullptr;
   std::optional<PublishSession> session_;
   std::optional<std::chrono::steady_clock::time_point> grace_until_;
-  std::map<std::string, std::unique_ptr<Track>>
-      tracks_;                           // "video#0" -> track, kept across attempts
-  std::map<std::string, int> ordinals_;  // per attempt: next ordinal per kind
+  std::map<std::string, std::unique_ptr<Track>> tracks_;  // "video#0" -> track, kept across attempts
+  std::map<std::string, int> ordinals_;                   // per attempt: next ordinal per kind
   bool attempt_active_ = false;
   bool attempt_live_ = false;
   bool need_offset_ = false;
