@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -203,8 +204,14 @@ std::string render_metrics(ControlTarget& target) {
   for (const auto& r : target.recorders()) {
     if (seen[r.name]) continue;
     seen[r.name] = true;
+    // A directory not made yet (no recording so far) lives on its parent's filesystem.
+    std::filesystem::path dir = r.dir;
+    std::error_code ec;
+    while (!dir.empty() && !std::filesystem::exists(dir, ec) && dir.has_parent_path() &&
+           dir.parent_path() != dir)
+      dir = dir.parent_path();
     struct statvfs st {};
-    if (statvfs(r.dir.c_str(), &st) == 0)
+    if (statvfs(dir.c_str(), &st) == 0)
       x.sample("arcly_recording_filesystem_free_bytes", {{"recorder", r.name}, {"dir", r.dir}},
                static_cast<double>(st.f_bavail) * static_cast<double>(st.f_frsize));
   }

@@ -198,36 +198,61 @@ struct Server::Impl {
     return std::string_view(path) == "/healthz" || static_files().contains(path);
   }
 
+  // A refusal before the body: libsoup would still read (and buffer) the whole
+  // body before answering, so when one is coming the connection is taken over,
+  // the answer written on it and the connection closed.
+  void refuse_early(SoupServerMessage* msg, const char* path, const Response& r,
+                    bool body_follows) {
+    log(msg, path, r.status);
+    if (!body_follows) {
+      respond(msg, r);
+      return;
+    }
+    std::string text = "HTTP/1.1 " + std::to_string(r.status) + " " +
+                       soup_status_get_phrase(static_cast<guint>(r.status)) +
+                       "\r\nServer: arcly\r\nContent-Type: " + r.content_type +
+                       "\r\nContent-Length: " + std::to_string(r.body.size()) +
+                       "\r\nConnection: close\r\n";
+    for (const auto& [k, v] : r.headers) text += k + ": " + v + "\r\n";
+    text += "\r\n" + r.body;
+    GIOStream* stream = soup_server_message_steal_connection(msg);
+    if (!stream) return;
+    g_output_stream_write_all(g_io_stream_get_output_stream(stream), text.data(), text.size(),
+                              nullptr, nullptr, nullptr);
+    g_io_stream_close(stream, nullptr, nullptr);
+    g_object_unref(stream);
+  }
+
   // After the headers, before the body: refuse early what needs no body read.
   static void on_early(SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*,
                        gpointer self) {
     auto* impl = static_cast<Impl*>(self);
     const std::string method = soup_server_message_get_method(msg);
-    if (!is_public(method, path)) {
-      std::optional<Response> denied;
-      impl->role_of(msg, denied);
-      if (denied) {
-        impl->log(msg, path, denied->status);
-        respond(msg, *denied);
-        return;
-      }
-    }
     SoupMessageHeaders* h = soup_server_message_get_request_headers(msg);
     const goffset length = soup_message_headers_get_content_length(h);
     const auto encoding = soup_message_headers_get_encoding(h);
-    if (encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_EOF) {
-      Response r = error_response(411, "a request body needs a Content-Length", "Content-Length");
-      impl->log(msg, path, r.status);
-      respond(msg, r);
+    const bool chunked = encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_EOF;
+    const bool body_follows = chunked || (encoding == SOUP_ENCODING_CONTENT_LENGTH && length > 0);
+    if (chunked) {
+      impl->refuse_early(
+          msg, path, error_response(411, "a request body needs a Content-Length", "Content-Length"),
+          true);
       return;
     }
     if (length > static_cast<goffset>(impl->config.max_body)) {
-      Response r = error_response(413,
-                                  "the body is " + std::to_string(length) + " bytes; at most " +
-                                      std::to_string(impl->config.max_body) + " are accepted",
-                                  "body");
-      impl->log(msg, path, r.status);
-      respond(msg, r);
+      impl->refuse_early(
+          msg, path,
+          error_response(413,
+                         "the body is " + std::to_string(length) + " bytes; at most " +
+                             std::to_string(impl->config.max_body) + " are accepted",
+                         "body"),
+          true);
+      return;
+    }
+    if (!is_public(method, path)) {
+      std::optional<Response> denied;
+      impl->role_of(msg, denied);
+      if (denied) impl->refuse_early(msg, path, *denied, body_follows);
     }
   }
 
