@@ -16,7 +16,10 @@
 //   [http]              listen=127.0.0.1:9090, token, read-token, web-dir
 //
 // load() never throws for a bad file: every problem is collected, each naming its
-// section and key, so `arcly check` can list them all at once.
+// section and key, so `arcly check` can list them all at once. Values are read by
+// one table per section type (config.cpp) over the value types of config_values.hpp;
+// the defaults are the member initializers below. Problems refuse the file;
+// warnings (things that work but probably not as meant) are listed by `check`.
 #pragma once
 
 #include <chrono>
@@ -26,6 +29,7 @@
 #include <vector>
 
 #include "arcly/engine.hpp"
+#include "config_values.hpp"
 #include "rtsp_worker.hpp"
 #include "source_worker.hpp"
 #include "srt_worker.hpp"
@@ -70,6 +74,19 @@ struct PipelineConfig {
   std::string source;
 };
 
+// Frames per second a cache must be sized for: 30 fps video and its audio (~47/s).
+inline constexpr std::size_t kFramesPerSecondBound = 90;
+// The bitrate assumed for a camera whose configuration does not state one (bit/s).
+inline constexpr double kAssumedBitrate = 1e6;
+
+// A port a section listens on (checked for clashes, and for "address in use").
+struct ListenerUse {
+  std::string section;   // "srt contrib"
+  std::string key;       // "listen"
+  std::string protocol;  // "udp" or "tcp"
+  values::ListenAddress address;
+};
+
 // [http]: the control plane (host/http/). Off unless the section is there.
 struct HttpConfig {
   std::string listen = "127.0.0.1:9090";
@@ -85,8 +102,10 @@ struct Config {
   std::vector<PipelineConfig> pipelines;
   std::vector<RecordConfig> records;
   std::vector<OutputConfig> outputs;
+  std::vector<ListenerUse> listeners;
   std::optional<HttpConfig> http;
   std::vector<std::string> problems;  // "[section] key: what is wrong"
+  std::vector<std::string> warnings;  // "[section] key: what may not be meant"
   // Every section as written ("rtsp cam1" -> its keys and values, in order): what a
   // reload compares to tell unchanged sections from changed ones.
   std::map<std::string, std::string> sections;
@@ -100,7 +119,13 @@ Config load_file(const std::string& path);
 Config load_text(const std::string& text, const std::string& origin = "<text>",
                  const std::string& base_dir = "");
 
-// Human summary for `arcly check` (what would run).
+// What only `arcly check` looks at, because a running arcly holds these itself:
+// recording directories that cannot be written (with the OS reason) and listen
+// ports another process holds ("address in use").
+std::vector<std::string> check_environment(const Config& config);
+
+// Human summary for `arcly check` (what would run): retention, join delay, each
+// listener's passphrase and allow state (never their values); then the warnings.
 std::string explain(const Config& config);
 
 }  // namespace arcly::host
