@@ -5,6 +5,7 @@
 // edge (the newest frame published when the request came, recognised by its
 // publisher timestamp), and that last picture is scaled and encoded to JPEG.
 // No waiting for the next keyframe, and no decoder kept per camera.
+// ?start=next-keyframe instead waits for the next keyframe (the benchmark's baseline).
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -117,6 +118,14 @@ Response Api::snapshot(const Request& r) {
       return error_response(400, "'width' must be a number of pixels from 16 to 3840", "width");
     width = static_cast<int>(w);
   }
+  // start=next-keyframe: what a hub without a cache must do (wait for the next
+  // keyframe) — the baseline the snapshot benchmark compares against.
+  bool from_cache = true;
+  if (auto it = r.query.find("start"); it != r.query.end()) {
+    if (it->second != "cache" && it->second != "next-keyframe")
+      return error_response(400, "'start' must be cache or next-keyframe", "start");
+    from_cache = it->second == "cache";
+  }
   auto engine = target_.engine();
   StreamHandle stream = engine->find_stream(*key);
   if (!stream)
@@ -134,7 +143,7 @@ Response Api::snapshot(const Request& r) {
   }
   g_object_set(src, "engine", gst::kDefaultEngineName, "stream", key->str().c_str(), "wait", 1000,
                nullptr);
-  gst_util_set_object_arg(G_OBJECT(src), "start", "keyframe");
+  gst_util_set_object_arg(G_OBJECT(src), "start", from_cache ? "keyframe" : "next-keyframe");
   g_signal_connect(src, "pad-added", G_CALLBACK(on_pad_added), &d);
   gst_bin_add(GST_BIN(d.pipeline), src);
   gst_element_set_state(d.pipeline, GST_STATE_PLAYING);
@@ -167,7 +176,7 @@ Response Api::snapshot(const Request& r) {
     last = s;
     const std::int64_t ts = publisher_ts(gst_sample_get_buffer(s));
     // The live edge of the request, or (no timestamps) the first frame is all we know.
-    if (ts < 0 || ts >= live_edge) break;
+    if (ts < 0 || ts >= live_edge || !from_cache) break;
   }
   gst_object_unref(bus);
   gst_element_set_state(d.pipeline, GST_STATE_NULL);
