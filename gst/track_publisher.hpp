@@ -28,6 +28,10 @@ class TrackPublisher {
   // New caps: the CONFIG frame announcing them (pts = `pts`).
   MediaFrame on_caps(const GstCaps* caps, std::int64_t pts);
 
+  // The config of the current caps again (pts = `pts`), for a new publish
+  // instance of the same pad. Requires has_caps().
+  MediaFrame current_config(std::int64_t pts) const { return make_config(pts); }
+
   // One buffer: a CONFIG frame first when in-band parameter sets changed, then
   // the media frame wrapping the buffer's memory. Keyframe = no DELTA_UNIT flag.
   std::vector<MediaFrame> on_buffer(GstBuffer* buffer, std::int64_t pts,

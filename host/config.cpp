@@ -330,7 +330,7 @@ void read_srt(Section& s, const std::string& name, Config& c) {
   if (listen && !sc.srt.uri.empty()) {
     try {
       auto u = ingest::parse_url(sc.srt.uri);
-      if (u.port > 0) c.listeners.push_back({"srt " + name, "listen", "udp", {u.host, u.port}});
+      if (u.port > 0) c.listeners.push_back({"srt " + name, "listen", "udp", {u.host, static_cast<std::uint16_t>(u.port)}});
     } catch (const Error&) {
     }
   }

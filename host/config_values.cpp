@@ -173,35 +173,13 @@ bool patterns_overlap(const std::string& a, const std::string& b) {
   return globs_meet(a, b);
 }
 
-std::string ListenAddress::str() const {
-  const bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
 std::optional<ListenAddress> parse_listen(std::string_view text, std::string* why) {
-  const std::string t(trim(text));
-  const auto colon = t.rfind(':');
-  auto bad = [&](const std::string& what) {
-    say(why,
-        "'" + t + "' " + what + " (expected HOST:PORT or :PORT, e.g. :8554 or 127.0.0.1:9090)");
+  try {
+    return ListenAddress::parse(trim(text));
+  } catch (const std::exception& e) {
+    say(why, e.what());
     return std::nullopt;
-  };
-  if (colon == std::string::npos) return bad("has no port");
-  ListenAddress a;
-  a.host = t.substr(0, colon);
-  if (a.host.size() >= 2 && a.host.front() == '[' && a.host.back() == ']')
-    a.host = a.host.substr(1, a.host.size() - 2);
-  else if (a.host.find(':') != std::string::npos)
-    return bad("has an IPv6 host without [brackets]");
-  for (char c : a.host) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':'))
-      return bad("has a bad host");
   }
-  std::string port_why;
-  auto port = parse_count(t.substr(colon + 1), &port_why, 1, 65535);
-  if (!port) return bad("has a bad port");
-  a.port = static_cast<int>(*port);
-  return a;
 }
 
 std::optional<std::string> parse_choice(std::string_view text,

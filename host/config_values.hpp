@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "arcly/stream_key.hpp"
+#include "arcly/tcp_server.hpp"
 
 namespace arcly::host::values {
 
@@ -40,12 +41,9 @@ bool pattern_matches(const std::string& pattern, const std::string& key);
 // Whether some key could match both patterns.
 bool patterns_overlap(const std::string& a, const std::string& b);
 
-// "HOST:PORT", ":PORT" (every address), "[v6]:PORT"; port 1–65535.
-struct ListenAddress {
-  std::string host;  // empty = every address
-  int port = 0;
-  std::string str() const;
-};
+// "HOST:PORT", ":PORT" (every address), "[v6]:PORT": the engine's own type, so the
+// config, the TCP accept loop and the servers read addresses alike.
+using ListenAddress = arcly::ListenAddress;
 std::optional<ListenAddress> parse_listen(std::string_view text, std::string* why);
 
 // One of `choices`.

@@ -424,6 +424,136 @@ GST_START_TEST(test_pause_resume) {
 }
 GST_END_TEST;
 
+// A live source pushes nothing in PAUSED and resumes at the live edge: after a
+// pause of two seconds the output jumps to the publisher's present (DISCONT, a
+// keyframe first) instead of playing on from where it stopped, two seconds
+// behind live for ever. A sync=true sink on the real clock.
+GST_START_TEST(test_pause_resumes_at_live_edge) {
+  GstElement* pub = th::launch(th::h264_camera(10) + "! arclysink name=pub stream=live/pz");
+  th::play(pub);
+  GstElement* pubsink = th::by_name(pub, "pub");
+  th::wait_stat(pubsink, "frames", 5);
+  GstElement* sub = th::launch("arclysrc stream=live/pz ! appsink name=out sync=true");
+  th::play(sub);
+  GstElement* out = th::by_name(sub, "out");
+  GstClockTime last_ts = 0, last_rt = 0;
+  for (int i = 0; i < 10; ++i) {
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr);
+    last_ts = th::publisher_ts(gst_sample_get_buffer(s));
+    last_rt = running_time(s);
+    gst_sample_unref(s);
+  }
+  fail_unless(gst_element_set_state(sub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  // Two seconds of the publisher's stream go by (60 frames at 30 fps).
+  GstStructure* st = nullptr;
+  g_object_get(pubsink, "stats", &st, nullptr);
+  guint64 published = 0;
+  gst_structure_get_uint64(st, "frames", &published);
+  gst_structure_free(st);
+  th::wait_stat(pubsink, "frames", published + 60);
+  th::play(sub);
+
+  // The sample that was prerolling may come first; within a few samples the
+  // output must be at the live edge (a keyframe at most one GOP, 333 ms, old).
+  bool jumped = false;
+  for (int i = 0; i < 8 && !jumped; ++i) {
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr, "no data after resuming");
+    GstBuffer* b = gst_sample_get_buffer(s);
+    const GstClockTime ts = th::publisher_ts(b);
+    fail_unless(running_time(s) >= last_rt, "running time went backwards after the pause");
+    if (ts >= last_ts + 1500 * GST_MSECOND) {
+      jumped = true;
+      fail_unless(GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DISCONT), "no DISCONT at the jump");
+    }
+    last_rt = running_time(s);
+    gst_sample_unref(s);
+  }
+  fail_unless(jumped, "the output resumed where it paused, behind live by the pause");
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+// PLAYING -> PAUSED -> PLAYING before the first publisher changes nothing: the
+// stream then starts with one DISCONT and no re-anchoring after it.
+GST_START_TEST(test_pause_before_first_publisher) {
+  GstElement* sub = th::launch("arclysrc stream=live/pfirst ! appsink name=out sync=false");
+  th::play(sub);
+  fail_unless(gst_element_set_state(sub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  th::play(sub);
+  GstElement* pub = th::launch(th::h264_camera(15) + "! arclysink stream=live/pfirst");
+  th::play(pub);
+  GstElement* out = th::by_name(sub, "out");
+  int disconts = 0;
+  for (int i = 0; i < 30; ++i) {
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr);
+    if (GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(s), GST_BUFFER_FLAG_DISCONT)) ++disconts;
+    gst_sample_unref(s);
+  }
+  fail_unless_equals_int(disconts, 1);
+  th::stop(pub);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+// EOS sent to arclysrc ends every pad from the streaming thread: a two-track
+// MP4 recording is finalized and playable. (The publisher ends with EOS on both
+// of its pads at once, the arclysink `eos` race TSan found.)
+GST_START_TEST(test_eos_event_finalizes_two_track_recording) {
+  const char* dir = g_getenv("ARCLY_TEST_OUTDIR");
+  gchar* path = g_build_filename(dir ? dir : ".", "eos-av.mp4", nullptr);
+  GstElement* pub = th::launch(th::h264_camera(30) +
+                               "! arclysink name=pub stream=live/eosav "
+                               "audiotestsrc is-live=true ! avenc_aac ! pub.");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 20);
+  GstElement* rec = th::launch(
+      std::string("arclysrc name=src stream=live/eosav start=keyframe "
+                  "src.video_0 ! queue ! h264parse ! mp4mux name=mux ! filesink location=") +
+      path + " src.audio_0 ! queue ! aacparse ! mux.");
+  th::play(rec);
+  GstElement* src = th::by_name(rec, "src");
+  th::wait_stat(src, "frames", 150);  // video and audio frames: about two seconds
+  fail_unless(gst_element_send_event(src, gst_event_new_eos()));
+  GstMessage* m =
+      th::wait_message(rec, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "recorder not finalized: %s",
+              m ? th::error_text(m).c_str() : "no EOS");
+  gst_message_unref(m);
+  th::stop(rec);
+
+  gst_element_send_event(pub, gst_event_new_eos());
+  m = th::wait_message(pub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "publisher: %s",
+              th::error_text(m).c_str());
+  gst_message_unref(m);
+  th::stop(pub);
+
+  GError* err = nullptr;
+  GstDiscoverer* d = gst_discoverer_new(10 * GST_SECOND, &err);
+  fail_unless(d != nullptr);
+  gchar* uri = gst_filename_to_uri(path, nullptr);
+  GstDiscovererInfo* info = gst_discoverer_discover_uri(d, uri, &err);
+  fail_unless(info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK, "%s",
+              err ? err->message : "discoverer failed");
+  GList* videos = gst_discoverer_info_get_video_streams(info);
+  GList* audios = gst_discoverer_info_get_audio_streams(info);
+  fail_unless_equals_int(g_list_length(videos), 1);
+  fail_unless_equals_int(g_list_length(audios), 1);
+  fail_unless(gst_discoverer_info_get_duration(info) >= GST_SECOND);
+  gst_discoverer_stream_info_list_free(videos);
+  gst_discoverer_stream_info_list_free(audios);
+  g_object_unref(info);
+  g_object_unref(d);
+  g_free(uri);
+  g_free(path);
+}
+GST_END_TEST;
+
 // start=keyframe preroll=MS reaches back into an engine's cache window.
 GST_START_TEST(test_keyframe_preroll_window) {
   auto engine = arcly::Engine::builder()
@@ -510,6 +640,9 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_uri_playback);
   tcase_add_test(tc, test_mp4_recording_with_pre_event_footage);
   tcase_add_test(tc, test_pause_resume);
+  tcase_add_test(tc, test_pause_resumes_at_live_edge);
+  tcase_add_test(tc, test_pause_before_first_publisher);
+  tcase_add_test(tc, test_eos_event_finalizes_two_track_recording);
   tcase_add_test(tc, test_keyframe_preroll_window);
   tcase_add_test(tc, test_publisher_stop_sends_eos);
   tcase_add_test(tc, test_h265_late_joiner);

@@ -1,0 +1,450 @@
+// SubscriberDriver (see subscriber_driver.hpp).
+#include "subscriber_driver.hpp"
+
+#include <gst/base/gstflowcombiner.h>
+
+#include <chrono>
+
+#include "arcly/error.hpp"
+#include "caps_track.hpp"
+#include "gst_ptr.hpp"
+#include "keys.hpp"
+
+GST_DEBUG_CATEGORY_STATIC(arcly_subscriber_debug);
+#define GST_CAT_DEFAULT arcly_subscriber_debug
+
+namespace arcly::gst {
+
+void SubscriberStats::reset() {
+  frames = 0;
+  bytes = 0;
+  keyframes = 0;
+  dropped = 0;
+  lag_events = 0;
+  publishers = 0;
+}
+
+namespace {
+
+StreamKey parse_key(const SubscriberSettings& s) {
+  static const bool once = [] {
+    GST_DEBUG_CATEGORY_INIT(arcly_subscriber_debug, "arclysubscriber", 0,
+                            "arcly subscriber driver");
+    return true;
+  }();
+  (void)once;
+  return parse_stream_key(s.stream_key, "arclysrc");
+}
+
+}  // namespace
+
+SubscriberDriver::SubscriberDriver(const SubscriberSettings& settings, SubscriberHost& host,
+                                   SubscriberStats& stats)
+    : settings_(settings),
+      host_(host),
+      stats_(stats),
+      engine_(engine_for(settings.engine_name)),
+      key_(parse_key(settings)),
+      group_id_(gst_util_group_id_next()),
+      combiner_(gst_flow_combiner_new()) {
+  try {
+    if (settings_.wait_ms == 0) initial_stream_ = engine_->get_stream(key_);
+  } catch (...) {
+    gst_flow_combiner_free(combiner_);
+    throw;
+  }
+}
+
+SubscriberDriver::~SubscriberDriver() {
+  sub_.reset();
+  tracks_.clear();
+  gst_flow_combiner_free(combiner_);
+}
+
+void SubscriberDriver::set_playing(bool playing) {
+  std::lock_guard lock(lock_);
+  if (playing_ && !playing) ++pauses_;
+  playing_ = playing;
+  cond_.notify_all();
+}
+
+bool SubscriberDriver::request_eos() {
+  if (stop_.stop_requested()) return false;
+  {
+    std::lock_guard lock(lock_);
+    eos_requested_ = true;
+    cond_.notify_all();
+  }
+  interrupt_.request_stop();
+  return true;
+}
+
+void SubscriberDriver::stop() {
+  stop_.request_stop();
+  interrupt_.request_stop();
+  std::lock_guard lock(lock_);
+  cond_.notify_all();
+}
+
+void SubscriberDriver::remove_tracks() {
+  for (auto& [track, out] : tracks_) {
+    gst_flow_combiner_remove_pad(combiner_, out->pad());
+    gst_pad_set_active(out->pad(), FALSE);
+    host_.remove_pad(out->pad());
+  }
+  tracks_.clear();
+  pad_counts_.clear();
+  gst_flow_combiner_reset(combiner_);
+}
+
+// Live-source semantics: nothing is pushed until PLAYING. FALSE when
+// interrupted (stop, or an EOS to push).
+bool SubscriberDriver::wait_playing() {
+  std::unique_lock lock(lock_);
+  cond_.wait(lock, interrupt_.get_token(), [this] { return playing_ || eos_requested_; });
+  return playing_ && !eos_requested_;
+}
+
+bool SubscriberDriver::eos_requested() {
+  std::lock_guard lock(lock_);
+  return eos_requested_;
+}
+
+// After a blocking call returned without a result: an EOS to push, or a stop.
+SubscriberDriver::Step SubscriberDriver::after_interrupt() {
+  if (failed_ || stop_.stop_requested()) return Step::Pause;
+  return eos_requested() ? Step::Continue : Step::Pause;
+}
+
+void SubscriberDriver::mark_all_discont() {
+  for (auto& [track, out] : tracks_) out->mark_discont();
+}
+
+TrackOutput* SubscriberDriver::open_track(const TrackInfo& info, GstCaps* caps) {
+  const std::string prefix(pad_prefix(info.kind));
+  const std::string name = prefix + "_" + std::to_string(pad_counts_[info.kind]++);
+  GstPad* pad = host_.new_pad(info, name);
+  const std::string id =
+      host_.stream_id(pad, settings_.stream_key + "/" + std::to_string(info.track));
+  auto out = std::make_unique<TrackOutput>(pad, info, caps, id, group_id_);
+  TrackOutput* raw = out.get();
+  tracks_.insert_or_assign(info.track, std::move(out));
+  gst_flow_combiner_add_pad(combiner_, raw->pad());
+  GST_INFO_OBJECT(host_.log_object(), "track %u -> pad %s caps %" GST_PTR_FORMAT, info.track,
+                  name.c_str(), static_cast<void*>(caps));
+  host_.add_pad(raw->pad());
+  return raw;
+}
+
+void SubscriberDriver::on_config(const FrameRef& frame) {
+  const MediaFrame& f = *frame;
+  auto it = tracks_.find(f.track);
+  if (it == tracks_.end()) {
+    if (!f.info) return;
+    CapsPtr caps(caps_from_track(*f.info));
+    if (!caps) {
+      GST_WARNING_OBJECT(host_.log_object(), "track %u has unparsable caps '%s', ignored", f.track,
+                         f.info->description.c_str());
+      return;
+    }
+    open_track(*f.info, caps.get())->on_config(f);
+    return;
+  }
+  it->second->on_config(f);
+}
+
+// Starts the timeline at the first media frame after a (re)subscription.
+void SubscriberDriver::start_timeline(const MediaFrame& first, bool from_cache) {
+  std::int64_t anchor = first.pts;
+  std::int64_t edge = anchor;
+  // A resume after a pause joins at the live edge whatever `start` says.
+  live_edge_timeline_ = settings_.start == StartMode::LiveEdge || resuming_;
+  resuming_ = false;
+  if (live_edge_timeline_) {
+    // The live edge: newest cached frame (video if there is video).
+    bool have_video = false;
+    std::int64_t video_edge = anchor, any_edge = anchor;
+    for (const auto& ref : backlog_) {
+      if (ref->is_config()) continue;
+      any_edge = std::max(any_edge, ref->pts);
+      if (ref->kind == MediaKind::Video) {
+        have_video = true;
+        video_edge = std::max(video_edge, ref->pts);
+      }
+    }
+    edge = have_video || first.kind == MediaKind::Video ? video_edge : any_edge;
+  }
+  GstClockTime base = host_.running_time_now();
+  GstClockTime floor = 0;
+  if (restart_) {
+    base = std::max(base, max_rt_ + 1);
+    floor = max_out_ + GST_MSECOND;
+  }
+  timeline_.start(anchor, edge, base, floor);
+  for (auto& [track, out] : tracks_) out->restart();
+  GST_INFO_OBJECT(
+      host_.log_object(),
+      "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT " base %" GST_TIME_FORMAT,
+      anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)), GST_TIME_ARGS(base));
+  // Joining a running stream, the cache announced every track already. Joining
+  // a stream that is just starting, its other tracks may still be on their way:
+  // give them a second of stream time before declaring the pad set complete.
+  const bool joined_running = from_cache || restart_;
+  no_more_pads_at_ = joined_running ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
+}
+
+GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
+  const MediaFrame& f = *frame;
+  if (!timeline_.started()) start_timeline(f, sub_ && sub_->from_cache(frame));
+  if (!no_more_pads_ && !tracks_.empty() && f.pts >= no_more_pads_at_) {
+    no_more_pads_ = true;
+    host_.no_more_pads();
+  }
+  auto it = tracks_.find(f.track);
+  if (it == tracks_.end()) {
+    GST_LOG_OBJECT(host_.log_object(), "frame of track %u without a pad (no config yet), dropped",
+                   f.track);
+    return GST_FLOW_OK;
+  }
+  TrackOutput& out = *it->second;
+  if (discont) out.mark_discont();
+  const TrackOutput::Pushed pushed = out.push(frame, timeline_, live_edge_timeline_);
+  if (!GST_CLOCK_TIME_IS_VALID(pushed.pts)) return GST_FLOW_OK;
+
+  stats_.frames.fetch_add(1, std::memory_order_relaxed);
+  stats_.bytes.fetch_add(f.payload.size(), std::memory_order_relaxed);
+  if (f.is_keyframe()) stats_.keyframes.fetch_add(1, std::memory_order_relaxed);
+  max_out_ = std::max(max_out_, pushed.pts);
+  const GstClockTime edge_out = timeline_.out(timeline_.edge());
+  if (pushed.pts >= edge_out)
+    max_rt_ = std::max(max_rt_, pushed.pts - edge_out + timeline_.base());
+  else
+    max_rt_ = std::max(max_rt_, timeline_.base());
+  return gst_flow_combiner_update_pad_flow(combiner_, out.pad(), pushed.flow);
+}
+
+void SubscriberDriver::post_lagged(std::uint64_t dropped) {
+  stats_.lag_events.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t total =
+      stats_.dropped.fetch_add(dropped, std::memory_order_relaxed) + dropped;
+  GST_WARNING_OBJECT(host_.log_object(),
+                     "subscriber lagged: %" G_GUINT64_FORMAT
+                     " frames dropped, resuming at the newest keyframe",
+                     dropped);
+  host_.post_element_message(
+      gst_structure_new("arcly-lagged", "stream", G_TYPE_STRING, settings_.stream_key.c_str(),
+                        "dropped", G_TYPE_UINT64, static_cast<guint64>(dropped), "total-dropped",
+                        G_TYPE_UINT64, static_cast<guint64>(total), nullptr));
+}
+
+void SubscriberDriver::push_eos_all() {
+  for (auto& [track, out] : tracks_) out->push_eos();
+}
+
+// Finds the publisher; null when interrupted, or failed (error posted, failed_ set).
+StreamHandle SubscriberDriver::acquire_stream() {
+  if (initial_stream_) return std::exchange(initial_stream_, nullptr);
+  if (resume_stream_) return std::exchange(resume_stream_, nullptr);
+  const auto stop = interrupt_.get_token();
+  // After the first publisher, persist waits for the next one without limit.
+  const bool forever = restart_ || settings_.wait_ms < 0;
+  const auto timeout = std::chrono::milliseconds(forever ? -1 : settings_.wait_ms);
+  while (!stop.stop_requested()) {
+    try {
+      StreamHandle s = settings_.wait_ms == 0 && !restart_
+                           ? engine_->get_stream(key_)
+                           : engine_->wait_for_stream(key_, timeout, stop);
+      if (s && s->instance() != last_instance_ && !s->closed()) return s;
+      // The old publish is still registered while it winds down: look again shortly.
+      std::unique_lock lock(lock_);
+      cond_.wait_for(lock, stop, std::chrono::milliseconds(20), [] { return false; });
+    } catch (const Error& e) {
+      if (e.code() == Errc::Cancelled || stop.stop_requested()) return nullptr;
+      failed_ = true;
+      if (e.code() == Errc::Timeout || e.code() == Errc::StreamNotFound) {
+        host_.post_error(GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+                         "stream " + settings_.stream_key + " is not being published (waited " +
+                             std::to_string(settings_.wait_ms) + " ms)",
+                         e.what());
+      } else {
+        host_.post_error(GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
+                         "cannot play stream " + settings_.stream_key, e.what());
+      }
+      return nullptr;
+    }
+  }
+  return nullptr;
+}
+
+// Subscribes and reads what the cache offers right now (configs, cached GOP, the
+// first live frame), so the live edge is known before anything is pushed.
+// FALSE when the publish ended before we could join it.
+bool SubscriberDriver::subscribe(const StreamHandle& stream) {
+  SubscribeOptions options;
+  options.start = settings_.start == StartMode::NextKeyframe && !resuming_ ? StartAt::NextKeyframe
+                                                                           : StartAt::Keyframe;
+  options.resilient = true;
+  if (settings_.start == StartMode::Keyframe && !resuming_)
+    options.preroll = std::chrono::milliseconds(settings_.preroll_ms);
+  {
+    std::lock_guard lock(lock_);
+    seen_pauses_ = pauses_;
+  }
+  last_instance_ = stream->instance();
+  try {
+    sub_.emplace(stream->subscribe(options));
+  } catch (const Error& e) {
+    if (e.code() != Errc::StreamClosed) throw;
+    GST_INFO_OBJECT(host_.log_object(),
+                    "publish #%" G_GUINT64_FORMAT " of %s ended before we joined it",
+                    stream->instance(), settings_.stream_key.c_str());
+    return false;
+  }
+  stats_.publishers.fetch_add(1, std::memory_order_relaxed);
+  timeline_.reset();
+  backlog_.clear();
+  for (;;) {
+    Received r = sub_->try_recv();
+    if (r.status != RecvStatus::Frame) break;
+    const bool live = !r.frame->is_config() && !sub_->from_cache(r.frame);
+    backlog_.push_back(std::move(r.frame));
+    if (live) break;
+  }
+  GST_INFO_OBJECT(host_.log_object(),
+                  "subscribed to %s (publish #%" G_GUINT64_FORMAT "): %zu frames cached",
+                  settings_.stream_key.c_str(), stream->instance(), backlog_.size());
+  return true;
+}
+
+GstFlowReturn SubscriberDriver::handle(const FrameRef& frame, bool discont) {
+  if (frame->is_config()) {
+    on_config(frame);
+    return GST_FLOW_OK;
+  }
+  return on_media(frame, discont);
+}
+
+SubscriberDriver::Step SubscriberDriver::finish_flow(GstFlowReturn ret) {
+  if (ret == GST_FLOW_OK) return Step::Continue;
+  GST_INFO_OBJECT(host_.log_object(), "pausing: %s", gst_flow_get_name(ret));
+  if (ret == GST_FLOW_FLUSHING) return Step::Pause;
+  if (ret == GST_FLOW_EOS) {
+    push_eos_all();
+    return Step::Pause;
+  }
+  if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
+    failed_ = true;
+    host_.post_error(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED, "Internal data stream error.",
+                     std::string("streaming stopped, reason ") + gst_flow_get_name(ret));
+    push_eos_all();
+  }
+  return Step::Pause;
+}
+
+// The publisher ended: wait for the next one (persist) or EOS.
+SubscriberDriver::Step SubscriberDriver::on_publisher_ended() {
+  sub_.reset();
+  backlog_.clear();
+  if (settings_.persist) {
+    GST_INFO_OBJECT(host_.log_object(), "publisher of %s ended; waiting for the next one",
+                    settings_.stream_key.c_str());
+    restart_ = true;
+    return Step::Continue;
+  }
+  GST_INFO_OBJECT(host_.log_object(), "publisher of %s ended: EOS", settings_.stream_key.c_str());
+  if (tracks_.empty()) {
+    host_.post_error(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                     "stream " + settings_.stream_key + " ended before it had any track",
+                     "the publisher sent no caps on any pad");
+  }
+  push_eos_all();
+  return Step::Pause;
+}
+
+SubscriberDriver::Step SubscriberDriver::step() {
+  try {
+    return step_unguarded();
+  } catch (const std::exception& e) {
+    failed_ = true;
+    host_.post_error(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                     "playing stream " + settings_.stream_key + " failed", e.what());
+    push_eos_all();
+    return Step::Pause;
+  }
+}
+
+SubscriberDriver::Step SubscriberDriver::step_unguarded() {
+  if (stop_.stop_requested() || failed_) return Step::Pause;
+
+  // EOS sent to the element (as basesrc does): pushed on every pad from here,
+  // the streaming thread, so nothing follows it.
+  if (eos_requested()) {
+    GST_INFO_OBJECT(host_.log_object(), "EOS requested: pushing EOS on %zu pads", tracks_.size());
+    if (tracks_.empty())
+      GST_WARNING_OBJECT(host_.log_object(),
+                         "EOS requested before any pad existed: nothing to push it on");
+    push_eos_all();
+    return Step::Pause;
+  }
+
+  if (sub_) {
+    bool playing = false;
+    std::uint64_t pauses = 0;
+    {
+      std::lock_guard lock(lock_);
+      playing = playing_;
+      pauses = pauses_;
+    }
+    if (!playing || pauses != seen_pauses_) {
+      // A live source pushes nothing in PAUSED. Let go of the subscription (no
+      // backlog builds up) and join the same publisher again on PLAYING, at the
+      // live edge, as a late joiner does: DISCONT, keyframe, clipped catch-up.
+      GST_DEBUG_OBJECT(host_.log_object(), "paused: leaving the subscription until PLAYING");
+      resume_stream_ = sub_->stream();
+      sub_.reset();
+      backlog_.clear();
+      restart_ = restart_ || timeline_.started();
+      resuming_ = timeline_.started();
+      timeline_.reset();
+      return Step::Continue;
+    }
+  }
+
+  if (!sub_) {
+    if (!wait_playing()) return after_interrupt();
+    StreamHandle stream = acquire_stream();
+    if (!stream) return after_interrupt();
+    if (!subscribe(stream)) return on_publisher_ended();
+    return Step::Continue;
+  }
+
+  if (!backlog_.empty()) {
+    FrameRef f = std::move(backlog_.front());
+    backlog_.pop_front();
+    return finish_flow(handle(f, false));
+  }
+
+  Received r = sub_->recv(std::chrono::steady_clock::time_point::max(), interrupt_.get_token());
+  switch (r.status) {
+    case RecvStatus::Frame:
+      if (r.discont) {
+        mark_all_discont();  // every track skipped
+        if (r.skipped > 0) post_lagged(r.skipped);
+      }
+      return finish_flow(handle(r.frame, r.discont));
+    case RecvStatus::Lagged:  // strict mode only; resilient reports via discont
+      post_lagged(r.skipped);
+      mark_all_discont();
+      return Step::Continue;
+    case RecvStatus::Closed:
+      return on_publisher_ended();
+    case RecvStatus::Empty:
+    case RecvStatus::Timeout:
+      return Step::Continue;
+    case RecvStatus::Cancelled:
+      return after_interrupt();
+  }
+  return Step::Continue;
+}
+
+}  // namespace arcly::gst

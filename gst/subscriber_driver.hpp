@@ -1,0 +1,175 @@
+// SubscriberDriver — one subscriber of a stream key, driven by one streaming
+// thread: the state machine behind arclysrc (and later the RTSP/SRT egress),
+// the way gstsrtobject.c sits behind srtsrc and srtsink.
+//
+// It finds the publisher (wait=0 at once, a bounded or endless wait, or the
+// next publisher after one ended with `persist`), subscribes with the start
+// mode, reads what the cache offers before pushing anything (so the live edge is
+// known), starts the Timeline, opens one TrackOutput per track (through its
+// Host, which makes and adds the pads), and follows lag, caps changes and
+// publisher restarts. Live-source semantics: nothing is pushed unless PLAYING; a
+// pause lets go of the subscription and PLAYING joins the same publisher again
+// at the live edge (keyframe, clipped catch-up, DISCONT) on a running time that
+// continues. EOS requested by the application is pushed on every pad from the
+// streaming thread.
+//
+// Threads: step() and remove_tracks() on the streaming thread (or with it
+// joined); set_playing(), request_eos() and stop() from any thread. Errors are
+// posted through the Host with a human text and a debug detail apart.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+#include "arcly/engine.hpp"
+#include "arcly/frame_ref.hpp"
+#include "arcly/stream_key.hpp"
+#include "arcly/subscription.hpp"
+#include "engine_registry.hpp"
+#include "timeline.hpp"
+#include "track_output.hpp"
+
+typedef struct _GstFlowCombiner GstFlowCombiner;
+
+namespace arcly::gst {
+
+enum class StartMode { LiveEdge = 0, Keyframe = 1, NextKeyframe = 2 };
+
+// What a subscriber is told to do; snapshotted when a run starts.
+struct SubscriberSettings {
+  std::string stream_key;
+  std::string engine_name = kDefaultEngineName;
+  int wait_ms = -1;  // 0: must be published now; -1: wait forever
+  StartMode start = StartMode::LiveEdge;
+  bool persist = false;
+  unsigned latency_ms = 30;
+  unsigned preroll_ms = 0;  // with StartMode::Keyframe
+};
+
+// Counters any thread may read while the driver runs.
+struct SubscriberStats {
+  std::atomic<std::uint64_t> frames{0};
+  std::atomic<std::uint64_t> bytes{0};
+  std::atomic<std::uint64_t> keyframes{0};
+  std::atomic<std::uint64_t> dropped{0};
+  std::atomic<std::uint64_t> lag_events{0};
+  std::atomic<std::uint64_t> publishers{0};  // publish instances followed
+  void reset();
+};
+
+// The element (or egress) around a driver. Called on the streaming thread.
+class SubscriberHost {
+ public:
+  virtual ~SubscriberHost() = default;
+  // A new, unparented source pad named `name` for `info` (from the host's
+  // template, its query/event functions set). The driver announces the track
+  // on it, then calls add_pad().
+  virtual GstPad* new_pad(const TrackInfo& info, const std::string& name) = 0;
+  // The STREAM_START id of a pad (gst_pad_create_stream_id on the element).
+  virtual std::string stream_id(GstPad* pad, const std::string& track) = 0;
+  virtual void add_pad(GstPad* pad) = 0;
+  // Called with the streaming thread stopped.
+  virtual void remove_pad(GstPad* pad) = 0;
+  virtual void no_more_pads() = 0;
+  virtual void post_element_message(GstStructure* structure) = 0;  // transfer full
+  virtual void post_error(GQuark domain, gint code, const std::string& text,
+                          const std::string& debug) = 0;
+  virtual GstClockTime running_time_now() = 0;
+  // For log lines.
+  virtual GstObject* log_object() = 0;
+};
+
+class SubscriberDriver {
+ public:
+  enum class Step { Continue, Pause };
+
+  // Resolves the key and the engine; with wait=0 looks the stream up now.
+  // Throws arcly::Error (InvalidKey, StreamNotFound, ...) with the message to
+  // show the user.
+  SubscriberDriver(const SubscriberSettings& settings, SubscriberHost& host,
+                   SubscriberStats& stats);
+  ~SubscriberDriver();
+  SubscriberDriver(const SubscriberDriver&) = delete;
+  SubscriberDriver& operator=(const SubscriberDriver&) = delete;
+
+  const SubscriberSettings& settings() const { return settings_; }
+
+  // Any thread.
+  void set_playing(bool playing);
+  // FALSE when the run already ended (stopped).
+  bool request_eos();
+  // Ends the run: every blocking call returns, step() returns Pause.
+  void stop();
+  bool stop_requested() const { return stop_.stop_requested(); }
+
+  // Streaming thread: one bounded piece of work.
+  Step step();
+  // With the streaming thread stopped: the pads go away (through the host).
+  void remove_tracks();
+
+ private:
+  Step step_unguarded();
+  bool wait_playing();
+  bool eos_requested();
+  Step after_interrupt();
+  StreamHandle acquire_stream();
+  bool subscribe(const StreamHandle& stream);
+  Step on_publisher_ended();
+  void start_timeline(const MediaFrame& first, bool from_cache);
+  GstFlowReturn handle(const FrameRef& frame, bool discont);
+  void on_config(const FrameRef& frame);
+  GstFlowReturn on_media(const FrameRef& frame, bool discont);
+  TrackOutput* open_track(const TrackInfo& info, GstCaps* caps);
+  Step finish_flow(GstFlowReturn ret);
+  void post_lagged(std::uint64_t dropped);
+  void push_eos_all();
+  void mark_all_discont();
+
+  const SubscriberSettings settings_;
+  SubscriberHost& host_;
+  SubscriberStats& stats_;
+  std::shared_ptr<Engine> engine_;
+  StreamKey key_;
+  const guint group_id_;
+
+  // Run control, shared with the application's threads.
+  std::mutex lock_;
+  std::condition_variable_any cond_;
+  bool playing_ = false;        // guarded by lock_
+  std::uint64_t pauses_ = 0;    // guarded by lock_: PLAYING->PAUSED changes
+  bool eos_requested_ = false;  // guarded by lock_
+  std::stop_source stop_;       // the run ends
+  std::stop_source interrupt_;  // wakes blocking calls: stop, or an EOS to push
+
+  // Streaming thread only.
+  StreamHandle initial_stream_;  // wait=0: found at construction
+  std::optional<Subscription> sub_;
+  std::uint64_t last_instance_ = 0;
+  std::deque<FrameRef> backlog_;  // read ahead at (re)start
+  bool restart_ = false;          // the next timeline continues the running time
+  std::uint64_t seen_pauses_ = 0;
+  StreamHandle resume_stream_;  // after a pause: the publisher to join again
+  bool resuming_ = false;       // the next timeline starts at the live edge
+  bool live_edge_timeline_ = false;
+  bool failed_ = false;  // an error was posted: only pause from now on
+  Timeline timeline_;
+  std::map<std::uint32_t, std::unique_ptr<TrackOutput>> tracks_;
+  std::map<MediaKind, guint> pad_counts_;
+  GstFlowCombiner* combiner_;
+  bool no_more_pads_ = false;
+  std::int64_t no_more_pads_at_ = 0;  // publisher ts after which the track set is final
+  GstClockTime max_out_ = 0;          // highest output pts so far
+  GstClockTime max_rt_ = 0;           // highest running time so far
+};
+
+}  // namespace arcly::gst
