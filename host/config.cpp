@@ -330,7 +330,9 @@ void read_srt(Section& s, const std::string& name, Config& c) {
   if (listen && !sc.srt.uri.empty()) {
     try {
       auto u = ingest::parse_url(sc.srt.uri);
-      if (u.port > 0) c.listeners.push_back({"srt " + name, "listen", "udp", {u.host, static_cast<std::uint16_t>(u.port)}});
+      if (u.port > 0)
+        c.listeners.push_back(
+            {"srt " + name, "listen", "udp", {u.host, static_cast<std::uint16_t>(u.port)}});
     } catch (const Error&) {
     }
   }
@@ -409,6 +411,25 @@ void read_record(Section& s, const std::string& name, Config& c, const std::stri
                                          r.mode = m == "events" ? RecordMode::Events
                                                                 : RecordMode::Continuous;
                                        }),
+      {"min-free", false,
+       [](Section& s, const std::string& text, RecordConfig& r) {
+         // Bytes, or a share of the filesystem ("5%").
+         if (!text.empty() && text.back() == '%') {
+           char* end = nullptr;
+           const double pct = std::strtod(text.c_str(), &end);
+           if (end != text.c_str() + text.size() - 1 || !(pct > 0 && pct < 100)) {
+             s.problem("min-free", "'" + text + "' is not a size or a percentage from 0 to 100");
+           } else {
+             r.min_free_percent = pct;
+           }
+           return;
+         }
+         std::string why;
+         if (auto b = v::parse_size(text, &why))
+           r.min_free_bytes = *b;
+         else
+           s.problem("min-free", why + ", nor a percentage such as 5%");
+       }},
   };
   read_fields(s, fields, r);
   if (!base_dir.empty() && !r.dir.empty() && !g_path_is_absolute(r.dir.c_str())) {
@@ -837,6 +858,10 @@ std::string explain(const Config& c) {
         << v::show_duration(r.preroll) << ", join delay " << v::show_duration(r.join_delay)
         << ", keep " << (r.max_age.count() ? v::show_duration(r.max_age) : std::string("forever"))
         << " / " << (r.max_bytes ? v::show_size(r.max_bytes) : std::string("no size bound"))
+        << ", min-free "
+        << (r.min_free_percent > 0 ? std::to_string(r.min_free_percent).substr(0, 4) + " %"
+            : r.min_free_bytes     ? v::show_size(r.min_free_bytes)
+                                   : std::string("none"))
         << (r.mode == RecordMode::Events ? ", on events only" : "") << ")\n";
   }
   for (const auto& o : c.outputs)

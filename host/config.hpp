@@ -11,6 +11,7 @@
 //                       timeout, grace, backoff-initial, backoff-max
 //   [record cam1]       key (or a pattern such as live/*), dir, format=mp4|mkv|ts,
 //                       segment, pre-roll, join-delay, max-age, max-bytes,
+//                       min-free (bytes, or % of the filesystem),
 //                       mode=continuous|events
 //   [output monitor]    key, pipeline=<what follows arclysrc, gst-launch syntax>
 //   [http]              listen=127.0.0.1:9090, token, read-token, web-dir
@@ -52,7 +53,9 @@ struct RecordConfig {
   std::chrono::milliseconds preroll{0};
   std::chrono::milliseconds join_delay{0};  // join a stream this long after it appears
   std::chrono::seconds max_age{0};          // 0 = keep forever
-  std::uint64_t max_bytes = 0;              // 0 = no bound
+  std::uint64_t max_bytes = 0;              // per camera, open segment included; 0 = no bound
+  std::uint64_t min_free_bytes = 0;         // keep this much free on dir's filesystem
+  double min_free_percent = 0;              // ... or this share of it (min-free=5%)
 };
 
 struct OutputConfig {

@@ -63,6 +63,18 @@ std::string iso_now() {
   return buf;
 }
 
+std::string iso_ns(std::int64_t ns) {
+  if (ns < 0) return "";
+  const std::time_t t = static_cast<std::time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ns / 1'000'000 % 1000));
+  return out;
+}
+
 std::string human_duration(std::chrono::seconds s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s.count() / 3600),
@@ -536,11 +548,17 @@ void Host::print_status(bool) {
   }
   for (const auto& [section, r] : recorders_) {
     for (const auto& st : r->status()) {
-      std::snprintf(line, sizeof line, "%s[record %s] %s %s segments=%llu %s%s\n", tty_ ? "  " : "",
+      std::string extra;
+      if (st.lag_events > 0)
+        extra += " lagged=" + std::to_string(st.lag_events) +
+                 " lost-frames=" + std::to_string(st.dropped_frames);
+      if (!st.error.empty()) extra += " error: " + st.error;
+      if (st.retry_in_ms >= 0)
+        extra += " (retry in " + std::to_string(st.retry_in_ms / 1000) + " s)";
+      std::snprintf(line, sizeof line, "%s[record %s] %s %s segments=%llu %s", tty_ ? "  " : "",
                     st.recorder.c_str(), st.key.c_str(), st.state.c_str(),
-                    static_cast<unsigned long long>(st.segments), st.current.c_str(),
-                    st.error.empty() ? "" : (" error: " + st.error).c_str());
-      out << line;
+                    static_cast<unsigned long long>(st.segments), st.current.c_str());
+      out << line << extra << "\n";
     }
   }
   std::fputs(out.str().c_str(), stdout);
@@ -586,7 +604,25 @@ void Host::write_json() {
     for (const auto& st : r->status()) {
       o << (first ? "" : ",") << "{\"recorder\":\"" << json_escape(st.recorder) << "\",\"key\":\""
         << json_escape(st.key) << "\",\"state\":\"" << st.state << "\",\"segments\":" << st.segments
-        << ",\"current\":\"" << json_escape(st.current) << "\",\"error\":\""
+        << ",\"current\":\"" << json_escape(st.current) << "\",\"capture_start\":\""
+        << iso_ns(st.capture_start_ns) << "\",\"lag_events\":" << st.lag_events
+        << ",\"dropped_frames\":" << st.dropped_frames << ",\"retry_in\":"
+        << (st.retry_in_ms < 0 ? -1.0 : static_cast<double>(st.retry_in_ms) / 1000.0)
+        << ",\"error\":\"" << json_escape(st.error) << "\"}";
+      first = false;
+    }
+  }
+  o << "],\"storage\":[";
+  {
+    std::set<std::string> dirs;
+    first = true;
+    for (const auto& [section, r] : recorders_) {
+      const auto st = r->storage_status();
+      if (!dirs.insert(st.dir).second) continue;
+      o << (first ? "" : ",") << "{\"dir\":\"" << json_escape(st.dir)
+        << "\",\"indexed\":" << (st.indexed ? "true" : "false") << ",\"segments\":" << st.segments
+        << ",\"bytes\":" << st.bytes << ",\"free\":" << st.free_bytes
+        << ",\"min_free\":" << st.min_free_bytes << ",\"deleted\":" << st.deleted << ",\"error\":\""
         << json_escape(st.error) << "\"}";
       first = false;
     }
@@ -601,7 +637,8 @@ void Host::write_json() {
         << json_escape(e.location) << "\",\"message\":\"" << json_escape(e.message)
         << "\",\"running_time\":" << e.running_time_ns
         << ",\"first_publisher_ts\":" << e.first_publisher_ts
-        << ",\"trigger_publisher_ts\":" << e.trigger_publisher_ts << "}";
+        << ",\"trigger_publisher_ts\":" << e.trigger_publisher_ts << ",\"capture_start\":\""
+        << iso_ns(e.capture_start_ns) << "\",\"dropped\":" << e.dropped << "}";
       first = false;
     }
     pending_events_.clear();

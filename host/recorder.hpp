@@ -16,7 +16,17 @@
 // Element messages of splitmuxsink become events: segment-opened / -closed with
 // the location and timestamps, logged and reported to the host's observer.
 // Errors (unwritable dir, full disk) are kept in the recorder's state, logged,
-// and retried with backoff; nothing else stops.
+// and retried with backoff (1 s doubling to 30 s; back to 1 s after a recorder ran
+// healthily for a minute); nothing else stops. A track the format cannot hold
+// (G.711 or MJPEG in MP4, ...) is an error naming the codec and what would hold
+// it; it is not retried until the stream is published anew. A recorder that falls
+// behind its stream (slow or stalled disk) loses footage: arclysrc resumes at the
+// newest keyframe and says how many frames it dropped; each time is counted,
+// logged and reported (recorder-lagged), and shown in the status.
+//
+// Segment files are named after the capture time of their first frame (see
+// segment_file.hpp) and kept by the storage's retention (retention.hpp); what a
+// failed attempt wrote is recovered into a playable file where the format allows.
 //
 // Event clips (mode=events, POST /v1/events): trigger() starts a recorder with
 // `preroll = pre`, so the clip begins at the cached keyframe at or before
@@ -43,6 +53,7 @@
 #include "arcly/engine.hpp"
 #include "arcly/record.hpp"
 #include "config.hpp"
+#include "retention.hpp"
 
 namespace arcly::host {
 
@@ -56,6 +67,8 @@ struct RecorderEvent {
   std::int64_t running_time_ns = -1;
   std::int64_t first_publisher_ts = -1;    // publisher timestamp of the first recorded frame
   std::int64_t trigger_publisher_ts = -1;  // newest publisher timestamp when the recorder joined
+  std::int64_t capture_start_ns = -1;  // segment-opened: wall-clock capture time of its first frame
+  std::uint64_t dropped = 0;           // recorder-lagged: frames lost this time
 };
 
 struct RecorderStatus {
@@ -65,6 +78,10 @@ struct RecorderStatus {
   std::string error;
   std::uint64_t segments = 0;
   std::string current;
+  std::int64_t capture_start_ns = -1;  // of the current segment
+  std::uint64_t lag_events = 0;        // times the recorder fell behind and resynced
+  std::uint64_t dropped_frames = 0;    // frames lost by those
+  std::int64_t retry_in_ms = -1;       // an error waiting for its retry; -1 = none planned
 };
 
 // One event and the clip that holds it.
@@ -86,6 +103,12 @@ struct EventClip {
   std::int64_t first_ts = -1;
   std::int64_t end_ts = -1;
 };
+
+// The delay before retrying a failed recorder: 1 s, doubling up to 30 s, and back to
+// 1 s when the attempt that failed had run healthily for `kHealthyPeriod`.
+inline constexpr std::chrono::seconds kHealthyPeriod{60};
+std::chrono::milliseconds next_retry_delay(std::chrono::milliseconds previous,
+                                           std::chrono::steady_clock::duration ran_for);
 
 class RecorderSet {
  public:
@@ -111,19 +134,27 @@ class RecorderSet {
   std::vector<EventClip> events() const;
   // Paths of the segments and clips open now.
   std::vector<std::string> open_files() const;
+  Storage::Status storage_status() const { return disk_->status(); }
   const RecordConfig& config() const { return config_; }
 
  private:
   class Recorder;
+  struct Failure {
+    std::string error;
+    std::chrono::steady_clock::time_point retry_at;
+    std::uint64_t instance = 0;      // the stream instance it failed on
+    bool until_republished = false;  // a refused codec: no retry on the same publish
+  };
   void run(std::stop_token stop);
-  void apply_retention();
   void poll_clips();
+  void reap(const std::string& key, Recorder& r, std::chrono::steady_clock::time_point now);
 
   RecordConfig config_;
   std::shared_ptr<Engine> engine_;
   std::string engine_name_;
   Observer observer_;
-  FileStorage storage_;
+  FileStorage storage_;            // paths: a key never escapes dir
+  std::shared_ptr<Storage> disk_;  // index and retention, shared by the sections on dir
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // by key
   struct ClipState {
@@ -134,7 +165,7 @@ class RecorderSet {
   std::map<std::string, ClipState> clip_states_;            // by clip id
   std::vector<EventClip> events_;                           // oldest first, bounded
   std::uint64_t next_event_ = 1;
-  std::map<std::string, std::chrono::steady_clock::time_point> retry_at_;
+  std::map<std::string, Failure> failed_;  // by key: waiting for a retry
   std::map<std::string, std::chrono::milliseconds> retry_delay_;
   std::jthread thread_;
 };
