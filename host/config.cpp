@@ -169,6 +169,24 @@ void check_launch(Section& s, const std::string& key, const std::string& descrip
   g_clear_error(&err);
 }
 
+// `tokens=PATTERN:TOKEN;…` of a listener into `tokens`. A problem quotes only the
+// pattern part, never a token.
+void read_tokens(Section& s, const std::string& text, std::map<std::string, std::string>& tokens,
+                 bool empty_token_ok) {
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ';')) {
+    const std::string t = trim_copy(item);
+    if (t.empty()) continue;
+    const auto colon = t.rfind(':');
+    if (colon == std::string::npos || colon == 0 || (!empty_token_ok && colon + 1 == t.size())) {
+      s.problem("tokens", "'" + t.substr(0, t.find(':')) + "…' should be PATTERN:TOKEN");
+    } else {
+      tokens[t.substr(0, colon)] = t.substr(colon + 1);
+    }
+  }
+}
+
 // ---- the section readers ---------------------------------------------------------
 
 void read_app(Section& s, const std::string& name, Config& c) {
@@ -303,19 +321,7 @@ void read_srt(Section& s, const std::string& name, Config& c) {
          }},
         {"tokens", false,
          [](Section& s, const std::string& text, SrtConfig& sc) {
-           std::istringstream in(text);
-           std::string item;
-           while (std::getline(in, item, ';')) {
-             const std::string t = trim_copy(item);
-             if (t.empty()) continue;
-             const auto colon = t.rfind(':');
-             // Never quote a token: only the pattern part.
-             if (colon == std::string::npos || colon == 0) {
-               s.problem("tokens", "'" + t.substr(0, t.find(':')) + "…' should be PATTERN:TOKEN");
-             } else {
-               sc.srt.tokens[t.substr(0, colon)] = t.substr(colon + 1);
-             }
-           }
+           read_tokens(s, text, sc.srt.tokens, /*empty_token_ok=*/true);
          }},
         field<SrtConfig, std::string>("streamid", kText,
                                       [](SrtConfig& sc, std::string id) { sc.srt.streamid = id; }),
@@ -338,6 +344,57 @@ void read_srt(Section& s, const std::string& name, Config& c) {
   }
   check_worker(s, sc.worker);
   c.srt.push_back(std::move(sc));
+}
+
+// [rtmp NAME]: an RTMP publish server; rtmp://HOST:PORT/APP/STREAM publishes APP/STREAM.
+void read_rtmp(Section& s, const std::string& name, Config& c) {
+  RtmpConfig rc;
+  rc.rtmp.name = name;
+  static const std::vector<Field<RtmpConfig>> fields{
+      {"listen", true,
+       [](Section& s, const std::string& text, RtmpConfig& rc) {
+         std::string why;
+         if (v::parse_listen(text, &why))
+           rc.rtmp.listen = text;
+         else
+           s.problem("listen", why);
+       }},
+      field<RtmpConfig, StreamKey>("key", kKey,
+                                   [](RtmpConfig& rc, StreamKey k) { rc.rtmp.key = k; }),
+      {"allow", false,
+       [](Section& s, const std::string& text, RtmpConfig& rc) {
+         rc.rtmp.allow.clear();
+         for (const auto& p : v::split_list(text)) {
+           std::string why;
+           if (v::parse_key_pattern(p, &why))
+             rc.rtmp.allow.push_back(p);
+           else
+             s.problem("allow", why);
+         }
+         if (rc.rtmp.allow.empty())
+           s.problem("allow", "names no key pattern (leave it out to allow any key)");
+       }},
+      {"tokens", false,
+       [](Section& s, const std::string& text, RtmpConfig& rc) {
+         read_tokens(s, text, rc.rtmp.tokens, /*empty_token_ok=*/false);
+       }},
+      field<RtmpConfig, std::uint64_t>(
+          "max-connections", count(1, 100000),
+          [](RtmpConfig& rc, auto n) { rc.rtmp.max_connections = static_cast<std::size_t>(n); }),
+      field<RtmpConfig, std::chrono::milliseconds>(
+          "handshake-timeout", kDuration,
+          [](RtmpConfig& rc, auto d) { rc.rtmp.handshake_timeout = d; }),
+      field<RtmpConfig, std::chrono::milliseconds>(
+          "idle-timeout", kDuration, [](RtmpConfig& rc, auto d) { rc.rtmp.idle_timeout = d; }),
+  };
+  read_fields(s, fields, rc);
+  if (rc.rtmp.handshake_timeout.count() <= 0)
+    s.problem("handshake-timeout", "must be more than 0 seconds");
+  if (rc.rtmp.idle_timeout.count() <= 0) s.problem("idle-timeout", "must be more than 0 seconds");
+  std::string why;
+  if (auto a = v::parse_listen(rc.rtmp.listen, &why); a && s.raw("listen"))
+    c.listeners.push_back({"rtmp " + name, "listen", "tcp", *a});
+  c.rtmp.push_back(std::move(rc));
 }
 
 void read_pipeline(Section& s, const std::string& name, Config& c) {
@@ -501,6 +558,8 @@ const std::vector<SectionType>& section_types() {
        [](Section& s, const std::string& n, Config& c, const std::string&) { read_rtsp(s, n, c); }},
       {"srt",
        [](Section& s, const std::string& n, Config& c, const std::string&) { read_srt(s, n, c); }},
+      {"rtmp",
+       [](Section& s, const std::string& n, Config& c, const std::string&) { read_rtmp(s, n, c); }},
       {"pipeline", [](Section& s, const std::string& n, Config& c,
                       const std::string&) { read_pipeline(s, n, c); }},
       {"record", [](Section& s, const std::string& n, Config& c,
@@ -571,6 +630,14 @@ bool publishable(const Config& c, const std::string& pattern) {
     }
     if (s.srt.allow.empty() || key_ok(s.srt.default_key)) return true;
     for (const auto& a : s.srt.allow)
+      if (v::patterns_overlap(a, pattern)) return true;
+  }
+  for (const auto& r : c.rtmp) {
+    if (r.rtmp.key) {
+      if (key_ok(r.rtmp.key)) return true;
+      continue;
+    }
+    for (const auto& a : r.rtmp.allow)
       if (v::patterns_overlap(a, pattern)) return true;
   }
   return false;
@@ -848,6 +915,18 @@ std::string explain(const Config& c) {
       out << "-> " << (s.worker.key ? s.worker.key->str() : "?");
     }
     out << "\n";
+  }
+  for (const auto& r : c.rtmp) {
+    // Patterns and timeouts only: tokens are counted, never shown.
+    out << "rtmp " << r.rtmp.name << ": listen " << r.rtmp.listen << ", "
+        << (r.rtmp.key ? "every publish -> " + r.rtmp.key->str()
+                       : "allow " + std::to_string(r.rtmp.allow.size()) + " pattern(s)")
+        << ", "
+        << (r.rtmp.tokens.empty() ? "no tokens"
+                                  : std::to_string(r.rtmp.tokens.size()) + " token(s)")
+        << ", at most " << r.rtmp.max_connections << " connections, publish within "
+        << v::show_duration(r.rtmp.handshake_timeout) << ", idle "
+        << v::show_duration(r.rtmp.idle_timeout) << "\n";
   }
   for (const auto& p : c.pipelines)
     out << "pipeline " << p.worker.name << ": -> " << (p.worker.key ? p.worker.key->str() : "?")

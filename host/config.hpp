@@ -7,6 +7,8 @@
 //   [srt contrib]       listen=srt://:9000 | connect=srt://host:port (+ streamid, key),
 //                       passphrase, pbkeylen, latency, default-key, allow, tokens,
 //                       timeout, grace, backoff-initial, backoff-max
+//   [rtmp in]           listen=:1935 (HOST:PORT or :PORT), allow, tokens, key,
+//                       max-connections, handshake-timeout, idle-timeout
 //   [pipeline test]     source=<gst-launch description ending in encoded streams>, key,
 //                       timeout, grace, backoff-initial, backoff-max
 //   [record cam1]       key (or a pattern such as live/*), dir, format=mp4|mkv|ts,
@@ -31,6 +33,7 @@
 
 #include "arcly/engine.hpp"
 #include "config_values.hpp"
+#include "rtmp_worker.hpp"
 #include "rtsp_worker.hpp"
 #include "source_worker.hpp"
 #include "srt_worker.hpp"
@@ -72,6 +75,9 @@ struct SrtConfig {
   ingest::WorkerSettings worker;
   ingest::SrtSettings srt;
 };
+struct RtmpConfig {
+  ingest::RtmpSettings rtmp;  // rtmp.name is the section name
+};
 struct PipelineConfig {
   ingest::WorkerSettings worker;
   std::string source;
@@ -102,6 +108,7 @@ struct Config {
   std::vector<AppSpec> apps;
   std::vector<RtspConfig> rtsp;
   std::vector<SrtConfig> srt;
+  std::vector<RtmpConfig> rtmp;
   std::vector<PipelineConfig> pipelines;
   std::vector<RecordConfig> records;
   std::vector<OutputConfig> outputs;

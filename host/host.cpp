@@ -149,6 +149,17 @@ struct Host::Output {
   }
 };
 
+// One [rtmp NAME] server under its own Engine::serve thread.
+struct Host::RtmpRun {
+  std::shared_ptr<ingest::RtmpWorker> worker;
+  std::stop_source stop;
+  std::jthread thread;
+  std::mutex mutex;
+  std::string failure;     // the server could not run (e.g. its port is taken); by mutex
+  ingest::RtmpStats seen;  // what the event log last reported
+  bool failure_logged = false;
+};
+
 struct Host::Seen {
   struct Worker {
     ingest::WorkerState state = ingest::WorkerState::Idle;
@@ -262,6 +273,39 @@ void Host::log_events() {
   }
 }
 
+// What changed on each RTMP server since the last look: listening, publishers
+// accepted and refused (with the last reason), connections cut off.
+void Host::log_rtmp_events() {
+  for (auto& [section, run] : rtmp_) {
+    const auto s = run->worker->stats();
+    auto& seen = run->seen;
+    const std::string tag = "[" + section + "] ";
+    if (s.listening && !seen.listening) log(tag + "listening on port " + std::to_string(s.port));
+    if (s.publishes > seen.publishes)
+      log(tag + std::to_string(s.publishes - seen.publishes) + " publish(es) accepted; " +
+          std::to_string(s.live) + " live");
+    if (s.refused > seen.refused) {
+      const auto n = s.refused - seen.refused;
+      log(tag + "refused " + std::to_string(n) +
+          (n == 1 ? " publisher: " : " publishers, the last: ") + s.last_refusal);
+    }
+    if (s.timeouts + s.protocol_errors + s.over_limit >
+        seen.timeouts + seen.protocol_errors + seen.over_limit) {
+      log(tag + "connections cut off so far: " + std::to_string(s.timeouts) + " timed out, " +
+          std::to_string(s.protocol_errors) + " broke the protocol, " +
+          std::to_string(s.over_limit) + " over the limit");
+    }
+    {
+      std::lock_guard lock(run->mutex);
+      if (!run->failure.empty() && !run->failure_logged) {
+        log(tag + "failed: " + run->failure);
+        run->failure_logged = true;
+      }
+    }
+    seen = s;
+  }
+}
+
 void Host::start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker) {
   auto run = std::make_unique<WorkerRun>();
   run->worker = std::move(worker);
@@ -289,6 +333,24 @@ void Host::start_sections(const Config& c, const std::set<std::string>& only, bo
   for (const auto& sc : c.srt) {
     if (wanted("srt " + sc.worker.name))
       start_worker("srt " + sc.worker.name, std::make_shared<ingest::SrtWorker>(sc.worker, sc.srt));
+  }
+  for (const auto& rc : c.rtmp) {
+    const std::string section = "rtmp " + rc.rtmp.name;
+    if (!wanted(section)) continue;
+    auto run = std::make_unique<RtmpRun>();
+    run->worker = std::make_shared<ingest::RtmpWorker>(rc.rtmp);
+    RtmpRun* r = run.get();
+    std::shared_ptr<Engine> engine = engine_;
+    r->thread = std::jthread([r, engine] {
+      try {
+        engine->serve({r->worker}, r->stop.get_token());
+      } catch (const std::exception& e) {
+        std::lock_guard lock(r->mutex);
+        r->failure = e.what();
+      }
+    });
+    std::lock_guard lock(sections_mutex_);
+    rtmp_[section] = std::move(run);
   }
   for (const auto& p : c.pipelines) {
     if (wanted("pipeline " + p.worker.name))
@@ -327,6 +389,16 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
     workers.push_back(std::move(it->second));
     it = workers_.erase(it);
   }
+  std::vector<std::unique_ptr<RtmpRun>> servers;
+  for (auto it = rtmp_.begin(); it != rtmp_.end();) {
+    if (!sections.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    it->second->stop.request_stop();
+    servers.push_back(std::move(it->second));
+    it = rtmp_.erase(it);
+  }
   std::vector<std::unique_ptr<RecorderSet>> sets;
   for (auto it = recorders_.begin(); it != recorders_.end();) {
     if (!sections.contains(it->first)) {
@@ -347,6 +419,7 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
   }
   lock.unlock();
   workers.clear();  // joins every serve thread (all were asked to stop first)
+  servers.clear();
   {
     std::vector<std::jthread> stoppers;
     for (auto& set : sets) {
@@ -465,6 +538,7 @@ int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag
         print_status(false);
       else
         log_events();
+      log_rtmp_events();
       write_json();
     }
   }
@@ -479,6 +553,11 @@ int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag
     ingest.insert(section);
     std::lock_guard lock(w->mutex);
     if (!w->failure.empty()) serve_error = w->failure;
+  }
+  for (auto& [section, r] : rtmp_) {
+    ingest.insert(section);
+    std::lock_guard lock(r->mutex);
+    if (!r->failure.empty()) serve_error = r->failure;
   }
   stop_sections(ingest, false);
   engine_->close_all();
@@ -596,6 +675,25 @@ void Host::write_json() {
       << ",\"reconnects\":" << s.reconnects << ",\"last_failure\":\""
       << ingest::failure_name(s.last_failure.kind) << "\",\"last_error\":\""
       << json_escape(s.last_failure.message) << "\",\"rejected\":" << s.rejected << "}";
+    first = false;
+  }
+  for (const auto& [section, run] : rtmp_) {
+    const auto s = run->worker->stats();
+    std::string failure;
+    {
+      std::lock_guard lock(run->mutex);
+      failure = run->failure;
+    }
+    o << (first ? "" : ",") << "{\"name\":\"" << json_escape(run->worker->settings().name)
+      << "\",\"protocol\":\"rtmp\",\"state\":\""
+      << (s.listening       ? "listening"
+          : failure.empty() ? "idle"
+                            : "failed")
+      << "\",\"port\":" << s.port << ",\"connections\":" << s.connections
+      << ",\"publishes\":" << s.publishes << ",\"live\":" << s.live << ",\"rejected\":" << s.refused
+      << ",\"last_error\":\"" << json_escape(failure.empty() ? s.last_refusal : failure)
+      << "\",\"timeouts\":" << s.timeouts << ",\"protocol_errors\":" << s.protocol_errors
+      << ",\"over_limit\":" << s.over_limit << ",\"frames\":" << s.frames << "}";
     first = false;
   }
   o << "],\"recorders\":[";

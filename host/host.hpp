@@ -73,13 +73,15 @@ class Host final : public http::ControlTarget {
     std::mutex mutex;
     std::string failure;  // a worker that gave up (max attempts); protected by mutex
   };
-  struct Seen;  // what the event log last reported per worker / stream
+  struct RtmpRun;  // an [rtmp NAME] server (not a SourceWorker: stats of its own)
+  struct Seen;     // what the event log last reported per worker / stream
   void start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker);
   void start_sections(const Config& config, const std::set<std::string>& only, bool all);
   void stop_sections(const std::set<std::string>& sections, bool streams_live);
   void reload();
   void print_status(bool final_line);
   void log_events();
+  void log_rtmp_events();
   void log(const std::string& line);
   void write_json();
   void on_event(const RecorderEvent& e);
@@ -101,6 +103,7 @@ class Host final : public http::ControlTarget {
   std::shared_ptr<Engine> engine_;
   // By section ("rtsp cam1", "record all", "output monitor").
   std::map<std::string, std::unique_ptr<WorkerRun>> workers_;
+  std::map<std::string, std::unique_ptr<RtmpRun>> rtmp_;
   std::map<std::string, std::unique_ptr<RecorderSet>> recorders_;
   std::map<std::string, std::unique_ptr<Output>> outputs_;
   std::unique_ptr<Seen> seen_;

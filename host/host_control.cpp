@@ -59,6 +59,28 @@ std::vector<http::WorkerView> Host::workers() const {
     v.in_grace = s.in_grace;
     out.push_back(std::move(v));
   }
+  // An [rtmp NAME] server is one row: publishers come and go under it.
+  for (const auto& [section, run] : rtmp_) {
+    const auto s = run->worker->stats();
+    http::WorkerView v;
+    v.section = section;
+    v.protocol = "rtmp";
+    v.name = run->worker->settings().name;
+    std::string failure;
+    {
+      std::lock_guard run_lock(run->mutex);
+      failure = run->failure;
+    }
+    v.state = s.live > 0 ? "live" : s.listening ? "listening" : failure.empty() ? "idle" : "failed";
+    v.peer = s.listening ? ":" + std::to_string(s.port) : "";
+    v.attempts = s.connections;
+    v.frames = s.frames;
+    v.bytes = s.bytes;
+    v.last_failure = failure.empty() ? (s.last_refusal.empty() ? "none" : "refused") : "error";
+    v.last_error = failure.empty() ? s.last_refusal : failure;
+    v.rejected = s.refused + s.over_limit;
+    out.push_back(std::move(v));
+  }
   return out;
 }
 

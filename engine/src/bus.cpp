@@ -37,10 +37,12 @@
 // new tail, or its futex wait sees a changed epoch and returns at once. A stop
 // request bumps epoch_ and wakes only its own bit's sleepers.
 //
-// Slots. 8 bytes each, no padding. Readers of one ring mostly read the same few
-// slots near the tail and the publisher writes one slot per publish; padding a
-// slot to a cache line only spread that traffic over more lines and multiplied
-// the ring's memory by 8 (docs/performance.md has the before/after figures).
+// Slots. One cache line each. Without padding, eight slots share a line, and
+// the publisher's write of slot p invalidates the line every reader near the
+// live edge is reading (slot p-1): bus-bench measured 1.9 M against 15 M frames/s
+// delivered at 16 flat-out subscribers (docs/performance.md, issue 9). What
+// made an idle stream expensive was allocating the whole padded ring up front;
+// chunks of 64 slots (4 KiB) allocated on first use fix that instead.
 #include "arcly/bus.hpp"
 
 #include <linux/futex.h>

@@ -2,6 +2,10 @@
 // GStreamer's flvmux ! rtmp2sink; an arclysrc subscriber decodes the stream;
 // tokens, a second publisher, kill -9, slow-loris and garbage peers.
 #include <gst/app/gstappsink.h>
+#include <gst/pbutils/pbutils.h>
+
+#include <cstdlib>
+#include <fstream>
 
 #include "engine_registry.hpp"
 #include "ingest_helpers.hpp"
@@ -101,6 +105,78 @@ START_TEST(ffmpeg_publishes_and_an_arclysrc_subscriber_decodes) {
   ck_assert_uint_eq(st.publishes, 1);
   ck_assert_uint_eq(st.live, 1);
   arcly::gst::unregister_engine("rtmp-ffmpeg");
+}
+END_TEST
+
+START_TEST(an_rtmp_publish_is_recorded_playable) {
+  Server srv;
+  arcly::gst::register_engine("rtmp-rec", srv.engine);
+  Process ff = ffmpeg_publisher(srv.url("live/rec"));
+  auto stream = srv.engine->wait_for_stream(StreamKey::parse("live/rec"), 20000ms);
+  const std::string path = "/tmp/arcly-rtmp-rec-" + std::to_string(getpid()) + ".mp4";
+  const std::string desc =
+      "arclysrc name=src engine=rtmp-rec stream=live/rec "
+      "src.video_0 ! queue ! h264parse ! mux. "
+      "src.audio_0 ! queue ! aacparse ! mux. "
+      "mp4mux name=mux ! filesink location=" +
+      path;
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch(desc.c_str(), &err);
+  ck_assert_msg(p != nullptr, "%s", err ? err->message : "?");
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  auto sub = stream->subscribe();
+  ck_assert_int_ge(read_frames(sub, 60, 40).video, 60);  // about two seconds went by
+  // The publisher stops: its session ends, arclysrc sees the end of the stream
+  // and pushes EOS, the muxer finalizes the file.
+  ff.stop(SIGINT);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* m = gst_bus_timed_pop_filtered(
+      bus, 20 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  if (m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+    GError* e = nullptr;
+    gst_message_parse_error(m, &e, nullptr);
+    ck_abort_msg("recording failed: %s", e ? e->message : "?");
+  }
+  ck_assert_msg(m != nullptr, "the recording did not finish");
+  gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+
+  // GstDiscoverer sees both tracks ...
+  GstDiscoverer* disc = gst_discoverer_new(10 * GST_SECOND, &err);
+  ck_assert(disc != nullptr);
+  gchar* uri = gst_filename_to_uri(path.c_str(), nullptr);
+  GstDiscovererInfo* info = gst_discoverer_discover_uri(disc, uri, &err);
+  ck_assert_msg(info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK, "discoverer: %s",
+                err ? err->message : "?");
+  GList* video = gst_discoverer_info_get_video_streams(info);
+  GList* audio = gst_discoverer_info_get_audio_streams(info);
+  ck_assert_uint_eq(g_list_length(video), 1);
+  ck_assert_uint_eq(g_list_length(audio), 1);
+  ck_assert_uint_ge(gst_discoverer_info_get_duration(info), GST_SECOND);
+  gst_discoverer_stream_info_list_free(video);
+  gst_discoverer_stream_info_list_free(audio);
+  gst_discoverer_info_unref(info);
+  g_free(uri);
+  g_object_unref(disc);
+
+  // ... and ffprobe decodes every frame of it without an error.
+  const std::string probe_out = path + ".probe";
+  const std::string cmd =
+      "ffprobe -v error -count_frames -show_entries stream=codec_name,nb_read_frames "
+      "-of csv=p=0 " +
+      path + " > " + probe_out + " 2>&1";
+  ck_assert_int_eq(std::system(cmd.c_str()), 0);
+  std::ifstream in(probe_out);
+  std::string text, line;
+  while (std::getline(in, line)) text += line + "\n";
+  ck_assert_msg(text.find("h264,") != std::string::npos && text.find("aac,") != std::string::npos,
+                "ffprobe: %s", text.c_str());
+  ck_assert_msg(text.find("rror") == std::string::npos, "ffprobe: %s", text.c_str());
+  std::remove(path.c_str());
+  std::remove(probe_out.c_str());
+  arcly::gst::unregister_engine("rtmp-rec");
 }
 END_TEST
 
@@ -243,8 +319,8 @@ int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   return testing::run_suite(
       "ingest_rtmp",
-      {ffmpeg_publishes_and_an_arclysrc_subscriber_decodes, rtmp2sink_publishes_audio_and_video,
-       a_wrong_token_is_refused_and_the_right_one_publishes,
+      {ffmpeg_publishes_and_an_arclysrc_subscriber_decodes, an_rtmp_publish_is_recorded_playable,
+       rtmp2sink_publishes_audio_and_video, a_wrong_token_is_refused_and_the_right_one_publishes,
        a_second_publisher_of_a_live_key_is_refused_and_the_first_keeps_going,
        a_killed_publisher_ends_its_session_cleanly, slow_loris_and_garbage_peers_are_cut_off,
        a_taken_port_is_a_worker_failure_naming_it},

@@ -23,8 +23,8 @@
 //   wakes only the sleepers that share the stopped one's wake bit (1 of 32).
 //   For many subscribers per thread, see readiness.hpp (watch / Waker): a
 //   publish notifies each watching Waker once.
-// * Memory. Slots are allocated lazily, 64 at a time, as the publisher first
-//   reaches them: an idle stream costs a few hundred bytes, not its whole ring.
+// * Memory. Slots are allocated lazily, 64 at a time (4 KiB), as the publisher
+//   first reaches them: an idle stream costs one chunk, not its whole ring.
 //   Overwritten nodes are retired by the publisher and freed once no hazard
 //   names them (Michael's hazard pointers). What is retired but not yet freed is
 //   bounded by count (2 x hazards, at least 64) and by bytes (the larger of the
@@ -90,7 +90,7 @@ class Bus {
   std::size_t bytes_held() const { return bytes_held_.load(std::memory_order_relaxed); }
   // Payload bytes overwritten or trimmed but not yet freed (a hazard may name them).
   std::size_t bytes_retired() const { return bytes_retired_.load(std::memory_order_relaxed); }
-  // Bytes of slot memory allocated so far (grows to capacity x 8 bytes).
+  // Bytes of slot memory allocated so far (grows to capacity x 64 bytes).
   std::size_t slot_bytes() const {
     return chunks_allocated_.load(std::memory_order_relaxed) * chunk_slots_ * sizeof(Slot);
   }
@@ -129,7 +129,12 @@ class Bus {
   void retire_aux(const void* object, void (*free)(const void*));
 
  private:
-  using Slot = std::atomic<detail::FrameNode*>;  // 8 bytes, no padding (see bus.cpp)
+#ifdef ARCLY_BUS_UNPADDED_SLOTS  // only for bus-bench's comparison (see bus.cpp)
+  using Slot = std::atomic<detail::FrameNode*>;
+#else
+  // One cache line per slot: measured to pay (docs/performance.md, issue 9).
+  struct alignas(kCacheLine) Slot : std::atomic<detail::FrameNode*> {};
+#endif
 
   Slot& slot(std::uint64_t position) const {
     const std::size_t i = position & mask_;
