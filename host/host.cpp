@@ -149,17 +149,6 @@ struct Host::Output {
   }
 };
 
-// One [rtmp NAME] server under its own Engine::serve thread.
-struct Host::RtmpRun {
-  std::shared_ptr<ingest::RtmpWorker> worker;
-  std::stop_source stop;
-  std::jthread thread;
-  std::mutex mutex;
-  std::string failure;     // the server could not run (e.g. its port is taken); by mutex
-  ingest::RtmpStats seen;  // what the event log last reported
-  bool failure_logged = false;
-};
-
 struct Host::Seen {
   struct Worker {
     ingest::WorkerState state = ingest::WorkerState::Idle;

@@ -73,8 +73,18 @@ class Host final : public http::ControlTarget {
     std::mutex mutex;
     std::string failure;  // a worker that gave up (max attempts); protected by mutex
   };
-  struct RtmpRun;  // an [rtmp NAME] server (not a SourceWorker: stats of its own)
-  struct Seen;     // what the event log last reported per worker / stream
+  // One [rtmp NAME] server under its own Engine::serve thread (not a SourceWorker:
+  // stats of its own).
+  struct RtmpRun {
+    std::shared_ptr<ingest::RtmpWorker> worker;
+    std::stop_source stop;
+    std::jthread thread;
+    std::mutex mutex;
+    std::string failure;     // the server could not run (e.g. its port is taken); by mutex
+    ingest::RtmpStats seen;  // what the event log last reported
+    bool failure_logged = false;
+  };
+  struct Seen;  // what the event log last reported per worker / stream
   void start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker);
   void start_sections(const Config& config, const std::set<std::string>& only, bool all);
   void stop_sections(const std::set<std::string>& sections, bool streams_live);
