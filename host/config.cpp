@@ -28,6 +28,7 @@
 
 #include "arcly/error.hpp"
 #include "config_values.hpp"
+#include "http/server.hpp"
 #include "requirements.hpp"
 #include "url.hpp"
 
@@ -462,6 +463,11 @@ void read_record(Section& s, const std::string& name, Config& c, const std::stri
        }},
       field<RecordConfig, std::uint64_t>("max-bytes", kSize,
                                          [](RecordConfig& r, auto n) { r.max_bytes = n; }),
+      field<RecordConfig, std::string>("mode", choice({"continuous", "events"}),
+                                       [](RecordConfig& r, std::string m) {
+                                         r.mode = m == "events" ? RecordMode::Events
+                                                                : RecordMode::Continuous;
+                                       }),
       {"min-free", false,
        [](Section& s, const std::string& text, RecordConfig& r) {
          // Bytes, or a share of the filesystem ("5%").
@@ -505,9 +511,43 @@ void read_output(Section& s, const std::string& name, Config& c) {
   c.outputs.push_back(std::move(o));
 }
 
+// [http] (no name): the control plane. listen= takes port 0 (any free port, which
+// the log names) as well, so its parse is the server's own.
+void read_http(Section& s, const std::string&, Config& c, const std::string& base_dir) {
+  HttpConfig h;
+  static const std::vector<Field<HttpConfig>> fields{
+      {"listen", false,
+       [](Section& s, const std::string& text, HttpConfig& h) {
+         std::string host, why;
+         std::uint16_t port = 0;
+         if (http::parse_listen(text, host, port, &why))
+           h.listen = text;
+         else
+           s.problem("listen", why);
+       }},
+      field<HttpConfig, std::string>("token", kText,
+                                     [](HttpConfig& h, std::string t) { h.token = t; }),
+      field<HttpConfig, std::string>("read-token", kText,
+                                     [](HttpConfig& h, std::string t) { h.read_token = t; }),
+      field<HttpConfig, std::string>("web-dir", kText,
+                                     [](HttpConfig& h, std::string d) { h.web_dir = d; }),
+  };
+  read_fields(s, fields, h);
+  if (!h.token.empty() && h.token == h.read_token)
+    s.problem("read-token", "is the same as token (give read-only clients their own)");
+  if (!base_dir.empty() && !h.web_dir.empty() && !g_path_is_absolute(h.web_dir.c_str()))
+    h.web_dir = (std::filesystem::path(base_dir) / h.web_dir).lexically_normal().string();
+  std::string host;
+  std::uint16_t port = 0;
+  if (http::parse_listen(h.listen, host, port) && port > 0)
+    c.listeners.push_back({"http", "listen", "tcp", {host, port}});
+  c.http = h;
+}
+
 struct SectionType {
   const char* type;
   std::function<void(Section&, const std::string& name, Config&, const std::string& base_dir)> read;
+  bool named = true;  // [type NAME]; else [type] alone
 };
 
 const std::vector<SectionType>& section_types() {
@@ -526,6 +566,7 @@ const std::vector<SectionType>& section_types() {
                     const std::string& b) { read_record(s, n, c, b); }},
       {"output", [](Section& s, const std::string& n, Config& c,
                     const std::string&) { read_output(s, n, c); }},
+      {"http", read_http, false},
   };
   return types;
 }
@@ -735,8 +776,12 @@ Config parse(GKeyFile* kf, const std::string& base_dir) {
       s.section_problem("unknown section type '" + type + "' (expected " + list + ")");
       continue;
     }
-    if (name.empty()) {
+    if (name.empty() && it->named) {
       s.section_problem("needs a name, e.g. [" + type + " main]");
+      continue;
+    }
+    if (!name.empty() && !it->named) {
+      s.section_problem("takes no name: write [" + type + "]");
       continue;
     }
     it->read(s, name, c, base_dir);
@@ -896,10 +941,18 @@ std::string explain(const Config& c) {
         << (r.min_free_percent > 0 ? std::to_string(r.min_free_percent).substr(0, 4) + " %"
             : r.min_free_bytes     ? v::show_size(r.min_free_bytes)
                                    : std::string("none"))
-        << ")\n";
+        << (r.mode == RecordMode::Events ? ", on events only" : "") << ")\n";
   }
   for (const auto& o : c.outputs)
     out << "output " << o.name << ": " << o.key.str() << " ! " << o.pipeline << "\n";
+  if (c.http) {
+    // The tokens are secrets: only whether they are set.
+    const bool tokens = !c.http->token.empty() || !c.http->read_token.empty();
+    out << "http: " << c.http->listen << ", admin token "
+        << (c.http->token.empty() ? "not set" : "set") << ", read-only token "
+        << (c.http->read_token.empty() ? "not set" : "set")
+        << (tokens ? "" : " (loopback clients only)") << "\n";
+  }
   for (const auto& w : c.warnings) out << "warning: " << w << "\n";
   return out.str();
 }

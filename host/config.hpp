@@ -13,8 +13,10 @@
 //                       timeout, grace, backoff-initial, backoff-max
 //   [record cam1]       key (or a pattern such as live/*), dir, format=mp4|mkv|ts,
 //                       segment, pre-roll, join-delay, max-age, max-bytes,
-//                       min-free (bytes, or % of the filesystem)
+//                       min-free (bytes, or % of the filesystem),
+//                       mode=continuous|events
 //   [output monitor]    key, pipeline=<what follows arclysrc, gst-launch syntax>
+//   [http]              listen=127.0.0.1:9090, token, read-token, web-dir
 //
 // load() never throws for a bad file: every problem is collected, each naming its
 // section and key, so `arcly check` can list them all at once. Values are read by
@@ -39,6 +41,9 @@
 namespace arcly::host {
 
 enum class RecordFormat { Mp4, Mkv, Ts };
+// continuous: every matching stream, always. events: nothing on disk until an
+// event (POST /v1/events) asks for a clip.
+enum class RecordMode { Continuous, Events };
 std::string_view format_extension(RecordFormat f);
 
 struct RecordConfig {
@@ -46,6 +51,7 @@ struct RecordConfig {
   std::string pattern;  // a key or a glob over keys
   std::string dir = "recordings";
   RecordFormat format = RecordFormat::Mp4;
+  RecordMode mode = RecordMode::Continuous;
   std::chrono::seconds segment{60};
   std::chrono::milliseconds preroll{0};
   std::chrono::milliseconds join_delay{0};  // join a stream this long after it appears
@@ -90,6 +96,14 @@ struct ListenerUse {
   values::ListenAddress address;
 };
 
+// [http]: the control plane (host/http/). Off unless the section is there.
+struct HttpConfig {
+  std::string listen = "127.0.0.1:9090";
+  std::string token;       // admin bearer token; never printed
+  std::string read_token;  // read-only bearer token; never printed
+  std::string web_dir;     // the page's static files ("" = the installed ones)
+};
+
 struct Config {
   std::vector<AppSpec> apps;
   std::vector<RtspConfig> rtsp;
@@ -99,6 +113,7 @@ struct Config {
   std::vector<RecordConfig> records;
   std::vector<OutputConfig> outputs;
   std::vector<ListenerUse> listeners;
+  std::optional<HttpConfig> http;
   std::vector<std::string> problems;  // "[section] key: what is wrong"
   std::vector<std::string> warnings;  // "[section] key: what may not be meant"
   // Every section as written ("rtsp cam1" -> its keys and values, in order): what a

@@ -12,6 +12,7 @@
 
 #include "arcly/error.hpp"
 #include "engine_registry.hpp"
+#include "http/server.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(arcly_host_debug);
 #define GST_CAT_DEFAULT arcly_host_debug
@@ -148,27 +149,6 @@ struct Host::Output {
   }
 };
 
-// One ingest section: its worker under its own Engine::serve thread, so sections
-// can start and stop independently (reload).
-struct Host::WorkerRun {
-  std::shared_ptr<ingest::SourceWorker> worker;
-  std::stop_source stop;
-  std::jthread thread;
-  std::mutex mutex;
-  std::string failure;  // a worker that gave up (max attempts); protected by mutex
-};
-
-// One [rtmp NAME] server under its own Engine::serve thread.
-struct Host::RtmpRun {
-  std::shared_ptr<ingest::RtmpWorker> worker;
-  std::stop_source stop;
-  std::jthread thread;
-  std::mutex mutex;
-  std::string failure;     // the server could not run (e.g. its port is taken); by mutex
-  ingest::RtmpStats seen;  // what the event log last reported
-  bool failure_logged = false;
-};
-
 struct Host::Seen {
   struct Worker {
     ingest::WorkerState state = ingest::WorkerState::Idle;
@@ -202,6 +182,7 @@ Host::Host(Config config, HostOptions options)
 }
 
 Host::~Host() {
+  http_.reset();
   if (json_ && json_ != stdout) std::fclose(json_);
   gst::unregister_engine(gst::kDefaultEngineName);
 }
@@ -211,6 +192,7 @@ void Host::on_event(const RecorderEvent& e) {
     std::lock_guard lock(events_mutex_);
     if (e.type == "segment-opened") segment_locations_.push_back(e.location);
     pending_events_.push_back(e);
+    note_recorder_event(e);
   }
   std::string line = "[record " + e.recorder + "] " + e.type + " " + e.key;
   if (!e.location.empty()) line += " " + e.location;
@@ -326,6 +308,7 @@ void Host::start_worker(const std::string& section, std::shared_ptr<ingest::Sour
       r->failure = e.what();
     }
   });
+  std::lock_guard lock(sections_mutex_);
   workers_[section] = std::move(run);
 }
 
@@ -355,6 +338,7 @@ void Host::start_sections(const Config& c, const std::set<std::string>& only, bo
         r->failure = e.what();
       }
     });
+    std::lock_guard lock(sections_mutex_);
     rtmp_[section] = std::move(run);
   }
   for (const auto& p : c.pipelines) {
@@ -364,14 +348,17 @@ void Host::start_sections(const Config& c, const std::set<std::string>& only, bo
   }
   for (const auto& rc : c.records) {
     if (!wanted("record " + rc.name)) continue;
-    recorders_["record " + rc.name] = std::make_unique<RecorderSet>(
-        rc, engine_, gst::kDefaultEngineName, [this](const RecorderEvent& e) { on_event(e); });
+    auto set = std::make_unique<RecorderSet>(rc, engine_, gst::kDefaultEngineName,
+                                             [this](const RecorderEvent& e) { on_event(e); });
+    std::lock_guard lock(sections_mutex_);
+    recorders_["record " + rc.name] = std::move(set);
   }
   for (const auto& oc : c.outputs) {
     if (!wanted("output " + oc.name)) continue;
     auto out = std::make_unique<Output>();
     out->config = oc;
     out->start();
+    std::lock_guard lock(sections_mutex_);
     outputs_["output " + oc.name] = std::move(out);
   }
 }
@@ -380,6 +367,7 @@ void Host::start_sections(const Config& c, const std::set<std::string>& only, bo
 // every recorder in parallel (each finalizes within 10 s, so the slowest bounds
 // the whole stop, not their sum), then outputs.
 void Host::stop_sections(const std::set<std::string>& sections, bool streams_live) {
+  std::unique_lock lock(sections_mutex_);
   std::vector<std::unique_ptr<WorkerRun>> workers;
   for (auto it = workers_.begin(); it != workers_.end();) {
     if (!sections.contains(it->first)) {
@@ -400,8 +388,6 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
     servers.push_back(std::move(it->second));
     it = rtmp_.erase(it);
   }
-  workers.clear();  // joins every serve thread (all were asked to stop first)
-  servers.clear();
   std::vector<std::unique_ptr<RecorderSet>> sets;
   for (auto it = recorders_.begin(); it != recorders_.end();) {
     if (!sections.contains(it->first)) {
@@ -411,6 +397,18 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
     sets.push_back(std::move(it->second));
     it = recorders_.erase(it);
   }
+  std::vector<std::unique_ptr<Output>> outputs;
+  for (auto it = outputs_.begin(); it != outputs_.end();) {
+    if (!sections.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    outputs.push_back(std::move(it->second));
+    it = outputs_.erase(it);
+  }
+  lock.unlock();
+  workers.clear();  // joins every serve thread (all were asked to stop first)
+  servers.clear();
   {
     std::vector<std::jthread> stoppers;
     for (auto& set : sets) {
@@ -419,14 +417,27 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
     }
   }
   sets.clear();
-  for (auto it = outputs_.begin(); it != outputs_.end();) {
-    if (!sections.contains(it->first)) {
-      ++it;
-      continue;
-    }
-    it->second->stop();
-    it = outputs_.erase(it);
+  for (auto& o : outputs) o->stop();
+}
+
+// [http]: the control plane, on its own thread (see http/server.hpp for why).
+void Host::start_http() {
+  http_.reset();
+  if (!config_.http) return;
+  http::ServerConfig sc;
+  sc.listen = config_.http->listen;
+  sc.token = config_.http->token;
+  sc.read_token = config_.http->read_token;
+  sc.web_dir = config_.http->web_dir;
+  if (sc.web_dir.empty()) {
+    std::error_code ec;
+    sc.web_dir = std::filesystem::exists(ARCLY_WEB_DIR "/index.html", ec) ? ARCLY_WEB_DIR
+                                                                          : ARCLY_SOURCE_WEB_DIR;
   }
+  http_ = std::make_unique<http::Server>(sc, *this);
+  const bool tokens = !sc.token.empty() || !sc.read_token.empty();
+  log("[http] listening on http://" + http_->address() + "/" +
+      (tokens ? " (bearer tokens required)" : " (no token: loopback clients only)"));
 }
 
 namespace {
@@ -475,6 +486,10 @@ void Host::reload() {
   std::set<std::string> to_stop = removed, to_start = added;
   to_stop.insert(changed.begin(), changed.end());
   to_start.insert(changed.begin(), changed.end());
+  const bool http_changed =
+      removed.contains("http ") || added.contains("http ") || changed.contains("http ");
+  to_stop.erase("http ");
+  to_start.erase("http ");
   stop_sections(to_stop, true);
   start_sections(next, to_start, false);
   const std::size_t kept = next.sections.size() - added.size() - changed.size();
@@ -482,10 +497,23 @@ void Host::reload() {
       (kept == 1 ? "" : "s") + " unchanged; started " + section_list(added) + "; stopped " +
       section_list(removed) + "; restarted " + section_list(changed));
   config_ = std::move(next);
+  if (http_changed) {
+    try {
+      start_http();
+    } catch (const Error& e) {
+      log(std::string("[http] ") + e.what() + "; the control plane is off");
+    }
+  }
 }
 
 int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag) {
   started_ = Clock::now();
+  try {
+    start_http();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "arcly: %s\n", e.what());
+    return 1;
+  }
   start_sections(config_, {}, true);
   auto next_tick = Clock::now() + 1s;
   while (!stop_flag.load()) {
@@ -505,6 +533,7 @@ int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag
   }
   // Stop ingest first: every stream ends, so recorders and outputs see EOS and
   // finalize what they write — every recorder at once.
+  http_.reset();  // no API calls into sections being stopped
   log("stopping: ingest, then recorders");
   if (tty_) std::printf("stopping: ingest, then recorders...\n");
   std::string serve_error;

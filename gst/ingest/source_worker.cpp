@@ -166,6 +166,13 @@ void SourceWorker::fail_attempt(Failure f) {
   if (!attempt_failure_) attempt_failure_ = std::move(f);
 }
 
+bool SourceWorker::kick(const std::string& why) {
+  std::lock_guard lock(media_mutex_);
+  if (!attempt_active_) return false;
+  fail_attempt({FailureKind::Error, "kicked: " + why});
+  return true;
+}
+
 // --- Pipeline assembly (streaming threads) -------------------------------
 
 void SourceWorker::on_pad_added(GstElement* element, GstPad* pad, gpointer self) {

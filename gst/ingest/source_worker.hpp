@@ -84,6 +84,10 @@ class SourceWorker : public InboundProtocol {
   void serve(IngestContext ctx, std::stop_token stop) override;
   WorkerStats stats() const;
   const WorkerSettings& settings() const { return settings_; }
+  // Ends the current attempt as a failure ("kicked: <why>"), as if the source had
+  // dropped: the worker reconnects per its backoff policy and the stream waits in
+  // grace. False when no attempt is running. Any thread.
+  bool kick(const std::string& why);
   // Waits until `pred(stats())` holds, or `timeout`; for tests and hosts.
   template <class Pred>
   bool wait_for(Pred pred, std::chrono::milliseconds timeout) const {
