@@ -171,8 +171,8 @@ void check_launch(Section& s, const std::string& key, const std::string& descrip
 
 // `tokens=PATTERN:TOKEN;…` of a listener into `tokens`. A problem quotes only the
 // pattern part, never a token.
-void read_tokens(Section& s, const std::string& text, std::map<std::string, std::string>& tokens,
-                 bool empty_token_ok) {
+void read_tokens(Section& s, const std::string& key, const std::string& text,
+                 std::map<std::string, std::string>& tokens, bool empty_token_ok) {
   std::istringstream in(text);
   std::string item;
   while (std::getline(in, item, ';')) {
@@ -180,7 +180,7 @@ void read_tokens(Section& s, const std::string& text, std::map<std::string, std:
     if (t.empty()) continue;
     const auto colon = t.rfind(':');
     if (colon == std::string::npos || colon == 0 || (!empty_token_ok && colon + 1 == t.size())) {
-      s.problem("tokens", "'" + t.substr(0, t.find(':')) + "…' should be PATTERN:TOKEN");
+      s.problem(key, "'" + t.substr(0, t.find(':')) + "…' should be PATTERN:TOKEN");
     } else {
       tokens[t.substr(0, colon)] = t.substr(colon + 1);
     }
@@ -321,7 +321,7 @@ void read_srt(Section& s, const std::string& name, Config& c) {
          }},
         {"tokens", false,
          [](Section& s, const std::string& text, SrtConfig& sc) {
-           read_tokens(s, text, sc.srt.tokens, /*empty_token_ok=*/true);
+           read_tokens(s, "tokens", text, sc.srt.tokens, /*empty_token_ok=*/true);
          }},
         field<SrtConfig, std::string>("streamid", kText,
                                       [](SrtConfig& sc, std::string id) { sc.srt.streamid = id; }),
@@ -376,7 +376,7 @@ void read_rtmp(Section& s, const std::string& name, Config& c) {
        }},
       {"tokens", false,
        [](Section& s, const std::string& text, RtmpConfig& rc) {
-         read_tokens(s, text, rc.rtmp.tokens, /*empty_token_ok=*/false);
+         read_tokens(s, "tokens", text, rc.rtmp.tokens, /*empty_token_ok=*/false);
        }},
       field<RtmpConfig, std::uint64_t>(
           "max-connections", count(1, 100000),
@@ -544,6 +544,194 @@ void read_http(Section& s, const std::string&, Config& c, const std::string& bas
   c.http = h;
 }
 
+// Patterns of a list key into `out` (each checked); an empty list is a problem.
+void read_patterns(Section& s, const std::string& key, const std::string& text,
+                   std::vector<std::string>& out) {
+  out.clear();
+  for (const auto& p : v::split_list(text)) {
+    std::string why;
+    if (v::parse_key_pattern(p, &why))
+      out.push_back(p);
+    else
+      s.problem(key, why);
+  }
+  if (out.empty()) s.problem(key, "names no key pattern");
+}
+
+// A listen= address into host and port (port 0: any free port, which the log names).
+template <class T>
+Field<T> listen_field() {
+  return {"listen", false, [](Section& s, const std::string& text, T& t) {
+            std::string why;
+            if (auto a = v::parse_listen(text, &why)) {
+              t.host = a->host;
+              t.port = a->port;
+            } else {
+              s.problem("listen", why);
+            }
+          }};
+}
+
+// [rtsp-server] (no name): rtsp://HOST:PORT/APP/STREAM plays APP/STREAM. Users are
+// `user.NAME = PASSWORD` with `read.NAME = PATTERNS` (default: every key); a
+// password is never quoted back.
+void read_rtsp_server(Section& s, const std::string&, Config& c, const std::string&) {
+  RtspServerConfig r;
+  std::vector<Field<RtspServerConfig>> fields{
+      listen_field<RtspServerConfig>(),
+      {"anonymous-read", false,
+       [](Section& s, const std::string& text, RtspServerConfig& r) {
+         read_patterns(s, "anonymous-read", text, r.anonymous_read);
+       }},
+      {"auth", false,
+       [](Section& s, const std::string& text, RtspServerConfig& r) {
+         r.basic = r.digest = false;
+         for (const auto& m : v::split_list(text)) {
+           std::string why;
+           auto kind = v::parse_choice(m, {"basic", "digest"}, &why);
+           if (!kind)
+             s.problem("auth", why);
+           else
+             (*kind == "basic" ? r.basic : r.digest) = true;
+         }
+         if (!r.basic && !r.digest) s.problem("auth", "names no method (basic, digest)");
+       }},
+      field<RtspServerConfig, std::uint64_t>(
+          "max-readers", count(0, 1'000'000),
+          [](RtspServerConfig& r, auto n) { r.max_readers = static_cast<std::size_t>(n); }),
+      field<RtspServerConfig, std::uint64_t>(
+          "max-readers-per-key", count(0, 1'000'000),
+          [](RtspServerConfig& r, auto n) { r.max_readers_per_key = static_cast<std::size_t>(n); }),
+      field<RtspServerConfig, std::chrono::milliseconds>(
+          "wait", kDuration, [](RtspServerConfig& r, auto d) { r.wait = d; }),
+      field<RtspServerConfig, std::string>("start", choice({"live-edge", "keyframe"}),
+                                           [](RtspServerConfig& r, std::string m) {
+                                             r.start = m == "keyframe"
+                                                           ? egress::RtspStart::Keyframe
+                                                           : egress::RtspStart::LiveEdge;
+                                           }),
+      {"transports", false,
+       [](Section& s, const std::string& text, RtspServerConfig& r) {
+         r.tcp = r.udp = false;
+         for (const auto& t : v::split_list(text)) {
+           std::string why;
+           auto kind = v::parse_choice(t, {"tcp", "udp"}, &why);
+           if (!kind)
+             s.problem("transports", why);
+           else
+             (*kind == "tcp" ? r.tcp : r.udp) = true;
+         }
+         if (!r.tcp && !r.udp) s.problem("transports", "names no transport (tcp, udp)");
+       }},
+  };
+  // One pair of fields per user named in the section.
+  std::set<std::string> users, readers;
+  for (const auto& k : s.keys()) {
+    if (k.starts_with("user.")) users.insert(k.substr(5));
+    if (k.starts_with("read.")) readers.insert(k.substr(5));
+  }
+  for (const auto& name : users) {
+    r.users.push_back({name, "", {"*"}});
+    const std::size_t i = r.users.size() - 1;
+    fields.push_back(
+        {"user." + name, false, [i](Section&, const std::string& password, RtspServerConfig& r) {
+           r.users[i].password = password;
+         }});
+    if (readers.contains(name)) {
+      fields.push_back(
+          {"read." + name, false, [i](Section& s, const std::string& text, RtspServerConfig& r) {
+             read_patterns(s, "read." + r.users[i].name, text, r.users[i].read);
+           }});
+    }
+  }
+  for (const auto& name : readers) {
+    if (!users.contains(name))
+      s.problem("read." + name, "names no user (add user." + name + " = PASSWORD)");
+  }
+  // Keys handled above are known to read_fields; read.NAME without a user was reported.
+  for (const auto& name : readers) {
+    if (!users.contains(name))
+      fields.push_back({"read." + name, false, [](auto&, auto&, auto&) {}});
+  }
+  read_fields(s, fields, r);
+  try {
+    egress::validate(r);
+  } catch (const std::exception& e) {
+    s.section_problem(e.what());
+  }
+  if (r.users.empty() && r.anonymous_read.empty())
+    s.section_problem("serves nobody: add user.NAME = PASSWORD, or anonymous-read = PATTERNS");
+  if (r.port > 0)
+    c.listeners.push_back(
+        {"rtsp-server", "listen", "tcp", {r.host, static_cast<std::uint16_t>(r.port)}});
+  c.rtsp_server = std::move(r);
+}
+
+// [srt-server] (no name): one SRT port for many readers (m=request) and publishers
+// (m=publish) of many keys, chosen by streamid.
+void read_srt_server(Section& s, const std::string&, Config& c, const std::string&) {
+  SrtServerConfig r;
+  static const std::vector<Field<SrtServerConfig>> fields{
+      listen_field<SrtServerConfig>(),
+      {"passphrase", false,
+       [](Section& s, const std::string& p, SrtServerConfig& r) {
+         r.passphrase = p;
+         if (p.size() < 10 || p.size() > 79)
+           s.problem("passphrase", "SRT needs 10 to 79 characters");
+       }},
+      {"pbkeylen", false,
+       [](Section& s, const std::string& text, SrtServerConfig& r) {
+         std::string why;
+         auto n = v::parse_count(text, &why, 0, 32);
+         if (!n || (*n != 16 && *n != 24 && *n != 32))
+           s.problem("pbkeylen", "must be 16, 24 or 32");
+         else
+           r.pbkeylen = static_cast<int>(*n);
+       }},
+      field<SrtServerConfig, std::uint64_t>(
+          "latency", count(0, 60000),
+          [](SrtServerConfig& r, auto ms) { r.latency_ms = static_cast<int>(ms); }),
+      {"read-allow", false,
+       [](Section& s, const std::string& text, SrtServerConfig& r) {
+         read_patterns(s, "read-allow", text, r.read_allow);
+       }},
+      {"read-tokens", false,
+       [](Section& s, const std::string& text, SrtServerConfig& r) {
+         read_tokens(s, "read-tokens", text, r.read_tokens, /*empty_token_ok=*/false);
+       }},
+      field<SrtServerConfig, std::string>(
+          "publish", choice({"yes", "no"}),
+          [](SrtServerConfig& r, std::string m) { r.publish = m == "yes"; }),
+      {"publish-allow", false,
+       [](Section& s, const std::string& text, SrtServerConfig& r) {
+         read_patterns(s, "publish-allow", text, r.publish_allow);
+       }},
+      {"publish-tokens", false,
+       [](Section& s, const std::string& text, SrtServerConfig& r) {
+         read_tokens(s, "publish-tokens", text, r.publish_tokens, /*empty_token_ok=*/false);
+       }},
+      field<SrtServerConfig, std::uint64_t>(
+          "max-readers", count(0, 1'000'000),
+          [](SrtServerConfig& r, auto n) { r.max_readers = static_cast<std::size_t>(n); }),
+      field<SrtServerConfig, std::uint64_t>(
+          "max-readers-per-key", count(0, 1'000'000),
+          [](SrtServerConfig& r, auto n) { r.max_readers_per_key = static_cast<std::size_t>(n); }),
+      field<SrtServerConfig, std::chrono::milliseconds>(
+          "publish-timeout", kDuration, [](SrtServerConfig& r, auto d) { r.publish_timeout = d; }),
+  };
+  read_fields(s, fields, r);
+  if (r.publish_timeout.count() <= 0) s.problem("publish-timeout", "must be more than 0 seconds");
+  try {
+    egress::validate(r);
+  } catch (const std::exception& e) {
+    s.section_problem(e.what());
+  }
+  if (r.port > 0)
+    c.listeners.push_back(
+        {"srt-server", "listen", "udp", {r.host, static_cast<std::uint16_t>(r.port)}});
+  c.srt_server = std::move(r);
+}
+
 struct SectionType {
   const char* type;
   std::function<void(Section&, const std::string& name, Config&, const std::string& base_dir)> read;
@@ -567,6 +755,8 @@ const std::vector<SectionType>& section_types() {
       {"output", [](Section& s, const std::string& n, Config& c,
                     const std::string&) { read_output(s, n, c); }},
       {"http", read_http, false},
+      {"rtsp-server", read_rtsp_server, false},
+      {"srt-server", read_srt_server, false},
   };
   return types;
 }
@@ -952,6 +1142,47 @@ std::string explain(const Config& c) {
         << (c.http->token.empty() ? "not set" : "set") << ", read-only token "
         << (c.http->read_token.empty() ? "not set" : "set")
         << (tokens ? "" : " (loopback clients only)") << "\n";
+  }
+  auto joined = [](const std::vector<std::string>& items) {
+    std::string o;
+    for (const auto& i : items) o += (o.empty() ? "" : ", ") + i;
+    return o;
+  };
+  auto address = [](const std::string& host, int port) {
+    return v::ListenAddress{host, static_cast<std::uint16_t>(port)}.to_string();
+  };
+  if (const auto& r = c.rtsp_server) {
+    // Users by name and what they read; passwords never.
+    out << "rtsp-server: rtsp://" << address(r->host, r->port) << "/APP/STREAM, "
+        << (r->start == egress::RtspStart::Keyframe ? "start at the cached keyframe"
+                                                    : "start at the live edge")
+        << ", "
+        << (r->tcp && r->udp ? "tcp and udp"
+            : r->tcp         ? "tcp only"
+                             : "udp only");
+    for (const auto& u : r->users) out << ", user " << u.name << " reads " << joined(u.read);
+    out << (r->anonymous_read.empty() ? ", no anonymous reading"
+                                      : ", anonymous reads " + joined(r->anonymous_read))
+        << (r->max_readers ? ", at most " + std::to_string(r->max_readers) + " readers" : "")
+        << (r->max_readers_per_key
+                ? ", at most " + std::to_string(r->max_readers_per_key) + " per key"
+                : "")
+        << (r->wait.count() ? ", an unpublished key waits " + v::show_duration(r->wait) : "")
+        << "\n";
+  }
+  if (const auto& r = c.srt_server) {
+    out << "srt-server: srt://" << address(r->host, r->port) << ", passphrase "
+        << (r->passphrase.empty() ? "not set" : "set") << ", read " << joined(r->read_allow)
+        << (r->read_tokens.empty() ? ""
+                                   : " (" + std::to_string(r->read_tokens.size()) + " token(s))")
+        << ", publish "
+        << (r->publish ? joined(r->publish_allow) +
+                             (r->publish_tokens.empty()
+                                  ? ""
+                                  : " (" + std::to_string(r->publish_tokens.size()) + " token(s))")
+                       : std::string("off"))
+        << (r->max_readers ? ", at most " + std::to_string(r->max_readers) + " readers" : "")
+        << "\n";
   }
   for (const auto& w : c.warnings) out << "warning: " << w << "\n";
   return out.str();

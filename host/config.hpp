@@ -17,6 +17,13 @@
 //                       mode=continuous|events
 //   [output monitor]    key, pipeline=<what follows arclysrc, gst-launch syntax>
 //   [http]              listen=127.0.0.1:9090, token, read-token, web-dir
+//   [rtsp-server]       listen=:8554, user.NAME=PASSWORD, read.NAME=PATTERNS,
+//                       anonymous-read, auth=basic,digest, max-readers,
+//                       max-readers-per-key, wait, start=live-edge|keyframe,
+//                       transports=tcp,udp
+//   [srt-server]        listen=:8890, passphrase, pbkeylen, latency, read-allow,
+//                       read-tokens, publish=yes|no, publish-allow, publish-tokens,
+//                       max-readers, max-readers-per-key, publish-timeout
 //
 // load() never throws for a bad file: every problem is collected, each naming its
 // section and key, so `arcly check` can list them all at once. Values are read by
@@ -34,8 +41,10 @@
 #include "arcly/engine.hpp"
 #include "config_values.hpp"
 #include "rtmp_worker.hpp"
+#include "rtsp_server.hpp"
 #include "rtsp_worker.hpp"
 #include "source_worker.hpp"
+#include "srt_server.hpp"
 #include "srt_worker.hpp"
 
 namespace arcly::host {
@@ -104,6 +113,11 @@ struct HttpConfig {
   std::string web_dir;     // the page's static files ("" = the installed ones)
 };
 
+// [rtsp-server] and [srt-server]: every stream served to the network (gst/egress/).
+// Off unless the section is there. The settings' `log` callbacks are the host's.
+using RtspServerConfig = egress::RtspServerSettings;
+using SrtServerConfig = egress::SrtServerSettings;
+
 struct Config {
   std::vector<AppSpec> apps;
   std::vector<RtspConfig> rtsp;
@@ -114,6 +128,8 @@ struct Config {
   std::vector<OutputConfig> outputs;
   std::vector<ListenerUse> listeners;
   std::optional<HttpConfig> http;
+  std::optional<RtspServerConfig> rtsp_server;
+  std::optional<SrtServerConfig> srt_server;
   std::vector<std::string> problems;  // "[section] key: what is wrong"
   std::vector<std::string> warnings;  // "[section] key: what may not be meant"
   // Every section as written ("rtsp cam1" -> its keys and values, in order): what a

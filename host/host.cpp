@@ -312,6 +312,54 @@ void Host::start_worker(const std::string& section, std::shared_ptr<ingest::Sour
   workers_[section] = std::move(run);
 }
 
+std::vector<std::string> Host::start_egress(const Config& c, const std::set<std::string>& only,
+                                            bool all) {
+  std::vector<std::string> failures;
+  auto wanted = [&](const std::string& s) { return all || only.contains(s); };
+  auto logger = [this](const char* section) {
+    return [this, section](const std::string& line) {
+      // The servers say "rtsp: ..." / "srt: ...": the section names them here.
+      const auto colon = line.find(": ");
+      log(std::string(section) + " " +
+          (colon != std::string::npos && colon <= 4 ? line.substr(colon + 2) : line));
+    };
+  };
+  if (c.rtsp_server && wanted("rtsp-server ")) {
+    auto settings = *c.rtsp_server;
+    settings.engine = gst::kDefaultEngineName;
+    settings.log = logger("[rtsp-server]");
+    try {
+      auto server = std::make_unique<egress::RtspServer>(settings);
+      server->start();
+      log("[rtsp-server] serving every stream at rtsp://" +
+          (settings.host.empty() ? std::string("HOST") : settings.host) + ":" +
+          std::to_string(server->port()) + "/APP/STREAM");
+      std::lock_guard lock(sections_mutex_);
+      rtsp_server_ = std::move(server);
+    } catch (const std::exception& e) {
+      failures.push_back(std::string("[rtsp-server] ") + e.what());
+    }
+  }
+  if (c.srt_server && wanted("srt-server ")) {
+    auto settings = *c.srt_server;
+    settings.engine = gst::kDefaultEngineName;
+    settings.log = logger("[srt-server]");
+    try {
+      auto server = std::make_unique<egress::SrtServer>(settings);
+      server->start();
+      log("[srt-server] serving on srt://" +
+          (settings.host.empty() ? std::string("HOST") : settings.host) + ":" +
+          std::to_string(server->port()) + " (streamid #!::r=APP/STREAM,m=request|publish)");
+      std::lock_guard lock(sections_mutex_);
+      srt_server_ = std::move(server);
+    } catch (const std::exception& e) {
+      failures.push_back(std::string("[srt-server] ") + e.what());
+    }
+  }
+  for (const auto& f : failures) log(f);
+  return failures;
+}
+
 // Starts the sections of `c` named in `only` (every section when `all`).
 void Host::start_sections(const Config& c, const std::set<std::string>& only, bool all) {
   auto wanted = [&](const std::string& s) { return all || only.contains(s); };
@@ -406,7 +454,16 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
     outputs.push_back(std::move(it->second));
     it = outputs_.erase(it);
   }
+  std::unique_ptr<egress::RtspServer> rtsp_server;
+  std::unique_ptr<egress::SrtServer> srt_server;
+  if (sections.contains("rtsp-server ")) rtsp_server = std::move(rtsp_server_);
+  if (sections.contains("srt-server ")) srt_server = std::move(srt_server_);
   lock.unlock();
+  // Readers first: each ends its own session (the streams they read may still run).
+  if (rtsp_server) rtsp_server->stop();
+  if (srt_server) srt_server->stop();
+  rtsp_server.reset();
+  srt_server.reset();
   workers.clear();  // joins every serve thread (all were asked to stop first)
   servers.clear();
   {
@@ -443,7 +500,11 @@ void Host::start_http() {
 namespace {
 std::string section_list(const std::set<std::string>& set) {
   std::string out;
-  for (const auto& s : set) out += (out.empty() ? "[" : ", [") + s + "]";
+  for (const auto& s : set) {
+    // "http " (a section without a name) reads "[http]".
+    const std::string name = s.ends_with(' ') ? s.substr(0, s.size() - 1) : s;
+    out += (out.empty() ? "[" : ", [") + name + "]";
+  }
   return out.empty() ? std::string("none") : out;
 }
 }  // namespace
@@ -492,6 +553,7 @@ void Host::reload() {
   to_start.erase("http ");
   stop_sections(to_stop, true);
   start_sections(next, to_start, false);
+  start_egress(next, to_start, false);  // a server that cannot start stays off (logged)
   const std::size_t kept = next.sections.size() - added.size() - changed.size();
   log("reloaded " + options_.config_path + ": " + std::to_string(kept) + " section" +
       (kept == 1 ? "" : "s") + " unchanged; started " + section_list(added) + "; stopped " +
@@ -512,6 +574,12 @@ int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag
     start_http();
   } catch (const Error& e) {
     std::fprintf(stderr, "arcly: %s\n", e.what());
+    return 1;
+  }
+  if (auto failed = start_egress(config_, {}, true); !failed.empty()) {
+    for (const auto& f : failed) std::fprintf(stderr, "arcly: %s\n", f.c_str());
+    stop_sections({"rtsp-server ", "srt-server "}, false);
+    http_.reset();
     return 1;
   }
   start_sections(config_, {}, true);
@@ -552,6 +620,8 @@ int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag
   engine_->close_all();
   for (const auto& [section, r] : recorders_) rest.insert(section);
   for (const auto& [section, o] : outputs_) rest.insert(section);
+  rest.insert("rtsp-server ");
+  rest.insert("srt-server ");
   stop_sections(rest, false);
   write_json();
   if (options_.list_recordings) list_recordings();
@@ -633,6 +703,54 @@ void Host::print_status(bool) {
   std::fflush(stdout);
 }
 
+// "egress":{"rtsp":{...},"srt":{...}}: readers now and in total, refusals by kind,
+// and one entry per reader (address, transport, bytes).
+void Host::write_egress_json(std::ostream& o) {
+  std::lock_guard lock(sections_mutex_);
+  o << "\"egress\":{";
+  bool first = true;
+  if (rtsp_server_) {
+    const auto st = rtsp_server_->stats();
+    o << "\"rtsp\":{\"port\":" << rtsp_server_->port() << ",\"readers\":" << st.readers
+      << ",\"readers_total\":" << st.readers_total
+      << ",\"refused_unauthorized\":" << st.refused_unauthorized
+      << ",\"refused_forbidden\":" << st.refused_forbidden
+      << ",\"refused_not_found\":" << st.refused_not_found
+      << ",\"refused_bad_request\":" << st.refused_bad_request
+      << ",\"refused_limit\":" << st.refused_limit << ",\"last_refusal\":\""
+      << json_escape(st.last_refusal) << "\",\"reader_list\":[";
+    bool f = true;
+    for (const auto& r : st.reader_list) {
+      o << (f ? "" : ",") << "{\"key\":\"" << json_escape(r.key) << "\",\"address\":\""
+        << json_escape(r.address) << "\",\"transport\":\"" << r.transport << "\",\"start\":\""
+        << r.start << "\",\"bytes\":" << r.bytes << ",\"packets\":" << r.packets << "}";
+      f = false;
+    }
+    o << "]}";
+    first = false;
+  }
+  if (srt_server_) {
+    const auto st = srt_server_->stats();
+    o << (first ? "" : ",") << "\"srt\":{\"port\":" << srt_server_->port()
+      << ",\"readers\":" << st.readers << ",\"publishers\":" << st.publishers
+      << ",\"accepted\":" << st.accepted << ",\"refused\":" << st.refused
+      << ",\"refused_streamid\":" << st.refused_streamid
+      << ",\"refused_not_found\":" << st.refused_not_found
+      << ",\"refused_forbidden\":" << st.refused_forbidden
+      << ",\"refused_busy\":" << st.refused_busy << ",\"handshake_failed\":" << st.handshake_failed
+      << ",\"last_refusal\":\"" << json_escape(st.last_refusal) << "\",\"sessions\":[";
+    bool f = true;
+    for (const auto& r : st.sessions) {
+      o << (f ? "" : ",") << "{\"key\":\"" << json_escape(r.key) << "\",\"address\":\""
+        << json_escape(r.address) << "\",\"mode\":\"" << r.mode << "\",\"bytes\":" << r.bytes
+        << "}";
+      f = false;
+    }
+    o << "]}";
+  }
+  o << "}";
+}
+
 void Host::write_json() {
   if (!json_) return;
   std::ostringstream o;
@@ -685,7 +803,9 @@ void Host::write_json() {
       << ",\"over_limit\":" << s.over_limit << ",\"frames\":" << s.frames << "}";
     first = false;
   }
-  o << "],\"recorders\":[";
+  o << "],";
+  write_egress_json(o);
+  o << ",\"recorders\":[";
   first = true;
   for (const auto& [section, r] : recorders_) {
     for (const auto& st : r->status()) {

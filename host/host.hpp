@@ -86,6 +86,11 @@ class Host final : public http::ControlTarget {
   };
   struct Seen;  // what the event log last reported per worker / stream
   void start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker);
+  // Starts [rtsp-server] / [srt-server] when named (or `all`); returns what could not
+  // start ("[rtsp-server] listen: ..."), each also logged.
+  std::vector<std::string> start_egress(const Config& config, const std::set<std::string>& only,
+                                        bool all);
+  void write_egress_json(std::ostream& o);
   void start_sections(const Config& config, const std::set<std::string>& only, bool all);
   void stop_sections(const std::set<std::string>& sections, bool streams_live);
   void reload();
@@ -106,6 +111,7 @@ class Host final : public http::ControlTarget {
   http::EventView trigger_event(const http::EventRequest& request) override;
   std::vector<http::EventView> events() const override;
   std::vector<http::RecordingView> recordings() const override;
+  std::vector<http::EgressView> egress() const override;
   void note_recorder_event(const RecorderEvent& e);  // on_event's bookkeeping for the API
 
   Config config_;
@@ -116,6 +122,9 @@ class Host final : public http::ControlTarget {
   std::map<std::string, std::unique_ptr<RtmpRun>> rtmp_;
   std::map<std::string, std::unique_ptr<RecorderSet>> recorders_;
   std::map<std::string, std::unique_ptr<Output>> outputs_;
+  // The network egress servers (gst/egress/): nullptr when not configured.
+  std::unique_ptr<egress::RtspServer> rtsp_server_;
+  std::unique_ptr<egress::SrtServer> srt_server_;
   std::unique_ptr<Seen> seen_;
   mutable std::mutex events_mutex_;
   std::vector<RecorderEvent> pending_events_;   // for the next JSON object

@@ -262,4 +262,45 @@ std::vector<http::RecordingView> Host::recordings() const {
   return out;
 }
 
+std::vector<http::EgressView> Host::egress() const {
+  std::vector<http::EgressView> out;
+  std::lock_guard lock(sections_mutex_);
+  if (rtsp_server_) {
+    const auto st = rtsp_server_->stats();
+    http::EgressView v;
+    v.protocol = "rtsp";
+    v.port = rtsp_server_->port();
+    v.readers = st.readers;
+    v.readers_total = st.readers_total;
+    v.refused = {{"unauthorized", st.refused_unauthorized},
+                 {"forbidden", st.refused_forbidden},
+                 {"not-found", st.refused_not_found},
+                 {"bad-request", st.refused_bad_request},
+                 {"limit", st.refused_limit}};
+    v.last_refusal = st.last_refusal;
+    for (const auto& r : st.reader_list)
+      v.sessions.push_back({r.key, r.address, r.transport, "read", r.bytes});
+    out.push_back(std::move(v));
+  }
+  if (srt_server_) {
+    const auto st = srt_server_->stats();
+    http::EgressView v;
+    v.protocol = "srt";
+    v.port = srt_server_->port();
+    v.readers = st.readers;
+    v.readers_total = st.accepted;
+    v.refused = {{"streamid", st.refused_streamid},
+                 {"forbidden", st.refused_forbidden},
+                 {"not-found", st.refused_not_found},
+                 {"busy", st.refused_busy},
+                 {"handshake", st.handshake_failed}};
+    v.last_refusal = st.last_refusal;
+    for (const auto& r : st.sessions)
+      v.sessions.push_back(
+          {r.key, r.address, "srt", r.mode == "publish" ? "publish" : "read", r.bytes});
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 }  // namespace arcly::host

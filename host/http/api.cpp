@@ -197,6 +197,10 @@ Response Api::handle(const Request& r) {
     if (!get) return method_not_allowed("GET");
     return workers();
   }
+  if (p.size() == 2 && p[1] == "egress") {
+    if (!get) return method_not_allowed("GET");
+    return egress();
+  }
   if (p.size() == 2 && p[1] == "recorders") {
     if (!get) return method_not_allowed("GET");
     return recorders();
@@ -318,6 +322,35 @@ Response Api::workers() {
   Json j;
   j.begin_object().key("workers").begin_array();
   for (const auto& w : target_.workers()) write_worker(j, w);
+  j.end_array().end_object();
+  return json_response(200, j.str());
+}
+
+Response Api::egress() {
+  Json j;
+  j.begin_object().key("servers").begin_array();
+  for (const auto& e : target_.egress()) {
+    j.begin_object()
+        .field("protocol", e.protocol)
+        .field("port", static_cast<std::int64_t>(e.port))
+        .field("readers", e.readers)
+        .field("readers_total", e.readers_total)
+        .field("last_refusal", e.last_refusal)
+        .key("refused")
+        .begin_object();
+    for (const auto& [reason, n] : e.refused) j.field(reason, n);
+    j.end_object().key("sessions").begin_array();
+    for (const auto& r : e.sessions) {
+      j.begin_object()
+          .field("key", r.key)
+          .field("address", r.address)
+          .field("transport", r.transport)
+          .field("mode", r.mode)
+          .field("bytes", r.bytes)
+          .end_object();
+    }
+    j.end_array().end_object();
+  }
   j.end_array().end_object();
   return json_response(200, j.str());
 }

@@ -72,6 +72,7 @@ class Api {
   Response stream(const StreamKey& key);
   Response kick(const StreamKey& key);
   Response workers();
+  Response egress();
   Response recorders();
   Response post_event(const Request& request);
   Response events(const Request& request);

@@ -87,6 +87,26 @@ struct RecordingView {
   std::int64_t start_unix_ms = 0;  // capture time (from the name the recorder gave it)
 };
 
+// One network egress server ([rtsp-server] or [srt-server]) and its readers now.
+struct EgressReaderView {
+  std::string key;
+  std::string address;    // peer address (never a credential)
+  std::string transport;  // "tcp", "udp" (RTSP); "srt"
+  std::string mode;       // "read" or "publish" (SRT publishers share the port)
+  std::uint64_t bytes = 0;
+};
+struct EgressView {
+  std::string protocol;  // "rtsp" or "srt"
+  int port = 0;
+  std::uint64_t readers = 0;        // reading now
+  std::uint64_t readers_total = 0;  // ever accepted
+  // Refusals by reason: unauthorized, forbidden, not-found, bad-request, limit, busy,
+  // streamid, handshake.
+  std::vector<std::pair<std::string, std::uint64_t>> refused;
+  std::string last_refusal;
+  std::vector<EgressReaderView> sessions;
+};
+
 struct KickResult {
   bool found = false;
   std::string publisher;  // "worker rtsp cam1" or "publisher" (no worker)
@@ -108,6 +128,8 @@ class ControlTarget {
   virtual std::vector<RecordingView> recordings() const { return {}; }
   // Every recording directory (for the free-space metric).
   virtual std::vector<std::string> recording_dirs() const { return {}; }
+  // The egress servers that run (none unless configured).
+  virtual std::vector<EgressView> egress() const { return {}; }
 };
 
 }  // namespace arcly::host::http

@@ -170,6 +170,32 @@ std::string render_metrics(ControlTarget& target) {
     x.sample("arcly_worker_rejected_total", l, static_cast<double>(w.rejected));
   }
 
+  x.family("arcly_egress_readers", "gauge", "Network readers of the egress server now.");
+  x.family("arcly_egress_readers_total", "counter", "Network readers the egress server accepted.");
+  x.family("arcly_egress_refused_total", "counter",
+           "Connections the egress server refused, by reason.");
+  x.family("arcly_egress_stream_readers", "gauge", "Network readers of one stream now.");
+  for (const auto& e : target.egress()) {
+    const Labels l{{"protocol", e.protocol}};
+    x.sample("arcly_egress_readers", l, static_cast<double>(e.readers));
+    x.sample("arcly_egress_readers_total", l, static_cast<double>(e.readers_total));
+    for (const auto& [reason, n] : e.refused)
+      x.sample("arcly_egress_refused_total", {{"protocol", e.protocol}, {"reason", reason}},
+               static_cast<double>(n));
+    std::map<std::string, std::uint64_t> per_key;
+    for (const auto& r : e.sessions) {
+      if (r.mode == "read") ++per_key[r.key];
+    }
+    for (const auto& [key, n] : per_key) {
+      const auto slash = key.find('/');
+      x.sample("arcly_egress_stream_readers",
+               {{"protocol", e.protocol},
+                {"app", key.substr(0, slash)},
+                {"stream", slash == std::string::npos ? "" : key.substr(slash + 1)}},
+               static_cast<double>(n));
+    }
+  }
+
   x.family("arcly_recorder_recording", "gauge",
            "1 while the recorder writes the stream, 0 when it failed or finished.");
   x.family("arcly_recorder_bytes_total", "counter", "Bytes of the segments the recorder wrote.");

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <gst/pbutils/pbutils.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <sstream>
 
@@ -147,5 +149,77 @@ inline int count_text(const std::string& text, const std::string& needle) {
   for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
   return n;
 }
+
+// `arcly run` with stdout collected by a reader thread, so a test can wait for a
+// log line (bounded) and send signals without waiting for the exit.
+class Service {
+ public:
+  explicit Service(const std::vector<std::string>& args, const std::string& cwd = "") {
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    pid_ = fork();
+    ck_assert_int_ge(pid_, 0);
+    if (pid_ == 0) {
+      dup2(out[1], 1);
+      dup2(out[1], 2);
+      close(out[0]);
+      close(out[1]);
+      if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
+      std::vector<char*> argv;
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    fd_ = out[0];
+    reader_ = std::thread([this] {
+      char buf[4096];
+      for (;;) {
+        const ssize_t n = read(fd_, buf, sizeof buf);
+        if (n <= 0) break;
+        std::lock_guard lock(mutex_);
+        text_.append(buf, static_cast<size_t>(n));
+      }
+    });
+  }
+  ~Service() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (reader_.joinable()) reader_.join();
+    if (fd_ >= 0) close(fd_);
+  }
+  void signal(int sig) { kill(pid_, sig); }
+  // Waits for the exit; returns the raw wait status.
+  int wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    if (reader_.joinable()) reader_.join();
+    return status;
+  }
+  std::string text() {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+  // Waits (bounded) until the output has `needle` at least `times` times.
+  bool wait_for(const std::string& needle, std::chrono::seconds limit, int times = 1) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (count_text(text(), needle) >= times) return true;
+      std::this_thread::sleep_for(100ms);  // polling for an event, not a timing assertion
+    }
+    return false;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::thread reader_;
+  std::mutex mutex_;
+  std::string text_;
+};
 
 }  // namespace host_testing
