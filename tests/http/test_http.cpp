@@ -238,13 +238,12 @@ START_TEST(api_answers_with_json_and_refuses_bad_input) {
     JsonArray* streams = json_object_get_array_member(d.obj(), "streams");
     ck_assert_int_eq(json_array_get_length(streams), 1);
     JsonObject* s = json_array_get_object_element(streams, 0);
-    ck_assert_str_eq(str(s, "key").c_str(), "live/cam");
+    ck_assert_text(str(s, "key"), "live/cam");
     ck_assert_msg(num(s, "fps") > 0 && num(s, "bitrate_bps") > 0 && num(s, "frames") > 0, "%s",
                   r.body.c_str());
     JsonObject* track = json_array_get_object_element(json_object_get_array_member(s, "tracks"), 0);
-    ck_assert_str_eq(str(track, "codec").c_str(), "h264");
-    ck_assert_str_eq(str(json_object_get_object_member(s, "publisher"), "worker").c_str(),
-                     "pipeline cam");
+    ck_assert_text(str(track, "codec"), "h264");
+    ck_assert_text(str(json_object_get_object_member(s, "publisher"), "worker"), "pipeline cam");
     ck_assert_msg(num(json_object_get_object_member(s, "cache"), "window_configured_ms") == 4000,
                   "%s", r.body.c_str());
   }
@@ -346,16 +345,16 @@ START_TEST(api_answers_with_json_and_refuses_bad_input) {
     ck_assert_msg(d.obj(), "curl: %s", out.c_str());
     JsonObject* w =
         json_array_get_object_element(json_object_get_array_member(d.obj(), "workers"), 0);
-    ck_assert_str_eq(str(w, "section").c_str(), "pipeline cam");
-    ck_assert_str_eq(str(w, "state").c_str(), "live");
+    ck_assert_text(str(w, "section"), "pipeline cam");
+    ck_assert_text(str(w, "state"), "live");
   }
   r = request(port, "GET", "/v1/recorders", "", kRead);
   {
     Doc d(r.body);
     JsonObject* rec =
         json_array_get_object_element(json_object_get_array_member(d.obj(), "recorders"), 0);
-    ck_assert_str_eq(str(rec, "mode").c_str(), "events");
-    ck_assert_str_eq(str(rec, "state").c_str(), "idle");
+    ck_assert_text(str(rec, "mode"), "events");
+    ck_assert_text(str(rec, "state"), "idle");
   }
 
   // Kick: the worker reconnects by its policy and the stream goes on.
@@ -447,7 +446,7 @@ START_TEST(event_clip_covers_pre_and_post_and_a_second_event_extends_it) {
   const double trigger = num(first.obj(), "trigger_ts") / 1e9;
   const double obtained = num(first.obj(), "pre_obtained");
   ck_assert_msg(obtained >= pre && obtained <= pre + kGop + kFrame, "pre_obtained %.3f", obtained);
-  ck_assert_str_eq(str(first.obj(), "label").c_str(), "motion");
+  ck_assert_text(str(first.obj(), "label"), "motion");
 
   // A second event while the clip is open: the same file, a later end.
   r = request(port, "POST", "/v1/events", "{\"key\": \"live/cam\", \"pre\": 1, \"post\": 3}",
@@ -456,7 +455,7 @@ START_TEST(event_clip_covers_pre_and_post_and_a_second_event_extends_it) {
   Doc second(r.body);
   const std::string id2 = str(second.obj(), "id");
   ck_assert_msg(str(second.obj(), "extended") == id, "not extended: %s", r.body.c_str());
-  ck_assert_str_eq(str(second.obj(), "file").c_str(), str(first.obj(), "file").c_str());
+  ck_assert_text(str(second.obj(), "file"), str(first.obj(), "file"));
   const double trigger2 = num(second.obj(), "trigger_ts") / 1e9;
 
   std::string state;
@@ -468,7 +467,7 @@ START_TEST(event_clip_covers_pre_and_post_and_a_second_event_extends_it) {
                     },
                     30s),
                 "the clip never finished:\n%s", a.log().c_str());
-  ck_assert_str_eq(state.c_str(), "finalized");
+  ck_assert_text(state, "finalized");
   r = request(port, "GET", "/v1/events/" + id, "", kRead);
   Doc done(r.body);
   const std::string file = str(done.obj(), "file");
