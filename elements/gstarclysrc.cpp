@@ -114,6 +114,12 @@ class SrcHost final : public arcly::gst::SubscriberHost {
                              debug.empty() ? nullptr : g_strdup(debug.c_str()), __FILE__,
                              GST_FUNCTION, __LINE__);
   }
+  void post_warning(GQuark domain, gint code, const std::string& text,
+                    const std::string& debug) override {
+    gst_element_message_full(element_, GST_MESSAGE_WARNING, domain, code, g_strdup(text.c_str()),
+                             debug.empty() ? nullptr : g_strdup(debug.c_str()), __FILE__,
+                             GST_FUNCTION, __LINE__);
+  }
   GstClockTime running_time_now() override;
   GstObject* log_object() override { return GST_OBJECT(element_); }
 

@@ -141,6 +141,16 @@ void SubscriberDriver::on_config(const FrameRef& frame) {
   auto it = tracks_.find(f.track);
   if (it == tracks_.end()) {
     if (!f.info) return;
+    if (no_more_pads_) {
+      // The pad set was announced: adding a pad now would break what
+      // no-more-pads promised (decodebin, muxers linked to the pads).
+      if (ignored_.insert(f.track).second)
+        host_.post_warning(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                           "stream " + settings_.stream_key + " has a new track " +
+                               std::to_string(f.track) + " after the pads were announced: ignored",
+                           "caps " + f.info->description);
+      return;
+    }
     CapsPtr caps(caps_from_track(*f.info));
     if (!caps) {
       GST_WARNING_OBJECT(host_.log_object(), "track %u has unparsable caps '%s', ignored", f.track,
@@ -148,9 +158,33 @@ void SubscriberDriver::on_config(const FrameRef& frame) {
       return;
     }
     open_track(*f.info, caps.get())->on_config(f);
+    configured_.insert(f.track);
+    return;
+  }
+  if (f.info && f.info->kind != it->second->kind()) {
+    // Another kind of track under the same number cannot use this pad (its
+    // template and its downstream are for the old kind).
+    if (ignored_.insert(f.track).second)
+      host_.post_warning(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                         "stream " + settings_.stream_key + " has a new track " +
+                             std::to_string(f.track) + " of another kind than pad " +
+                             GST_PAD_NAME(it->second->pad()) + ": ignored",
+                         "caps " + f.info->description);
     return;
   }
   it->second->on_config(f);
+  configured_.insert(f.track);
+}
+
+// EOS for the tracks the current publisher does not have (its track set is final).
+void SubscriberDriver::end_vanished_tracks() {
+  track_set_checked_ = true;
+  for (auto& [track, out] : tracks_) {
+    if (configured_.count(track) || out->ended()) continue;
+    GST_INFO_OBJECT(host_.log_object(), "track %u is gone with the publisher: EOS on %s", track,
+                    GST_PAD_NAME(out->pad()));
+    out->push_eos();
+  }
 }
 
 // Starts the timeline at the first media frame after a (re)subscription.
@@ -186,11 +220,18 @@ void SubscriberDriver::start_timeline(const MediaFrame& first, bool from_cache) 
       host_.log_object(),
       "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT " base %" GST_TIME_FORMAT,
       anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)), GST_TIME_ARGS(base));
-  // Joining a running stream, the cache announced every track already. Joining
-  // a stream that is just starting, its other tracks may still be on their way:
-  // give them a second of stream time before declaring the pad set complete.
+  // Joining a running stream, the cache announced every track: its keyframe's
+  // configs, and the configs of tracks whose caps came after that keyframe,
+  // which are in what was read ahead — their pads open now, so that the pad
+  // set is complete before no-more-pads. Joining a stream that is just
+  // starting, its other tracks may still be on their way: give them a second
+  // of stream time.
+  if (from_cache)
+    for (const auto& ref : backlog_)
+      if (ref->is_config() && ref->info && !tracks_.count(ref->track)) on_config(ref);
   const bool joined_running = from_cache || restart_;
   no_more_pads_at_ = joined_running ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
+  track_set_final_at_ = from_cache ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
 }
 
 GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
@@ -200,8 +241,9 @@ GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
     no_more_pads_ = true;
     host_.no_more_pads();
   }
+  if (!track_set_checked_ && f.pts >= track_set_final_at_) end_vanished_tracks();
   auto it = tracks_.find(f.track);
-  if (it == tracks_.end()) {
+  if (it == tracks_.end() || it->second->ended() || ignored_.count(f.track)) {
     GST_LOG_OBJECT(host_.log_object(), "frame of track %u without a pad (no config yet), dropped",
                    f.track);
     return GST_FLOW_OK;
@@ -237,18 +279,39 @@ void SubscriberDriver::post_lagged(std::uint64_t dropped) {
                         G_TYPE_UINT64, static_cast<guint64>(total), nullptr));
 }
 
+// GAP events from the last output up to the running time now, on the current
+// timeline (its segments map output pts to running time from the edge on).
+void SubscriberDriver::push_gaps() {
+  const GstClockTime rt_now = host_.running_time_now();
+  if (rt_now <= max_rt_ || rt_now < timeline_.base()) return;
+  const GstClockTime edge_out = timeline_.out(timeline_.edge());
+  const GstClockTime rt_from = std::max(max_rt_, timeline_.base());
+  const GstClockTime from = std::max(max_out_, rt_from - timeline_.base() + edge_out);
+  const GstClockTime to = rt_now - timeline_.base() + edge_out;
+  if (to <= from) return;
+  for (auto& [track, out] : tracks_) out->push_gap(from, to - from);
+  GST_LOG_OBJECT(host_.log_object(),
+                 "waiting for a publisher: GAP %" GST_TIME_FORMAT " +%" GST_TIME_FORMAT,
+                 GST_TIME_ARGS(from), GST_TIME_ARGS(to - from));
+  max_out_ = to;
+  max_rt_ = rt_now;
+}
+
 void SubscriberDriver::push_eos_all() {
   for (auto& [track, out] : tracks_) out->push_eos();
 }
 
 // Finds the publisher; null when interrupted, or failed (error posted, failed_ set).
-StreamHandle SubscriberDriver::acquire_stream() {
+// `slice` (persist, waiting for the next publisher): give up after about that
+// long with `*timed_out` set, which is no error.
+StreamHandle SubscriberDriver::acquire_stream(std::chrono::milliseconds slice, bool* timed_out) {
   if (initial_stream_) return std::exchange(initial_stream_, nullptr);
   if (resume_stream_) return std::exchange(resume_stream_, nullptr);
   const auto stop = interrupt_.get_token();
   // After the first publisher, persist waits for the next one without limit.
   const bool forever = restart_ || settings_.wait_ms < 0;
-  const auto timeout = std::chrono::milliseconds(forever ? -1 : settings_.wait_ms);
+  const bool sliced = slice.count() > 0;
+  const auto timeout = sliced ? slice : std::chrono::milliseconds(forever ? -1 : settings_.wait_ms);
   while (!stop.stop_requested()) {
     try {
       StreamHandle s = settings_.wait_ms == 0 && !restart_
@@ -258,8 +321,16 @@ StreamHandle SubscriberDriver::acquire_stream() {
       // The old publish is still registered while it winds down: look again shortly.
       std::unique_lock lock(lock_);
       cond_.wait_for(lock, stop, std::chrono::milliseconds(20), [] { return false; });
+      if (sliced) {
+        *timed_out = true;
+        return nullptr;
+      }
     } catch (const Error& e) {
       if (e.code() == Errc::Cancelled || stop.stop_requested()) return nullptr;
+      if (sliced && e.code() == Errc::Timeout) {
+        *timed_out = true;
+        return nullptr;
+      }
       failed_ = true;
       if (e.code() == Errc::Timeout || e.code() == Errc::StreamNotFound) {
         host_.post_error(GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
@@ -303,6 +374,9 @@ bool SubscriberDriver::subscribe(const StreamHandle& stream) {
   stats_.publishers.fetch_add(1, std::memory_order_relaxed);
   timeline_.reset();
   backlog_.clear();
+  configured_.clear();
+  ignored_.clear();  // warned once per publish
+  track_set_checked_ = false;
   for (;;) {
     Received r = sub_->try_recv();
     if (r.status != RecvStatus::Frame) break;
@@ -412,7 +486,16 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
 
   if (!sub_) {
     if (!wait_playing()) return after_interrupt();
-    StreamHandle stream = acquire_stream();
+    // persist, between publishers: wait in slices and keep downstream going
+    // with GAP events (muxers, mixers, sinks need not stall).
+    const bool gaps = restart_ && timeline_.started() && !tracks_.empty();
+    bool timed_out = false;
+    StreamHandle stream =
+        acquire_stream(gaps ? kGapInterval : std::chrono::milliseconds(0), &timed_out);
+    if (!stream && timed_out) {
+      push_gaps();
+      return Step::Continue;
+    }
     if (!stream) return after_interrupt();
     if (!subscribe(stream)) return on_publisher_ended();
     return Step::Continue;

@@ -13,6 +13,14 @@
 // continues. EOS requested by the application is pushed on every pad from the
 // streaming thread.
 //
+// Tracks across publishers (persist): a track keeps its pad; a codec change
+// starts a new stream on it (see TrackOutput); a track the new publisher does
+// not have gets EOS once its track set is final (a second of its stream, or
+// once what the cache offered is handled) and a new stream if it comes back. The pad
+// set is announced once (no-more-pads): a track first seen after that is
+// ignored with a warning, never a pad added after no-more-pads. While waiting
+// for the next publisher, GAP events every 100 ms carry the running time on.
+//
 // Threads: step() and remove_tracks() on the streaming thread (or with it
 // joined); set_playing(), request_eos() and stop() from any thread. Errors are
 // posted through the Host with a human text and a debug detail apart.
@@ -21,6 +29,7 @@
 #include <gst/gst.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -28,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 
@@ -84,6 +94,8 @@ class SubscriberHost {
   virtual void post_element_message(GstStructure* structure) = 0;  // transfer full
   virtual void post_error(GQuark domain, gint code, const std::string& text,
                           const std::string& debug) = 0;
+  virtual void post_warning(GQuark domain, gint code, const std::string& text,
+                            const std::string& debug) = 0;
   virtual GstClockTime running_time_now() = 0;
   // For log lines.
   virtual GstObject* log_object() = 0;
@@ -122,7 +134,9 @@ class SubscriberDriver {
   bool wait_playing();
   bool eos_requested();
   Step after_interrupt();
-  StreamHandle acquire_stream();
+  StreamHandle acquire_stream(std::chrono::milliseconds slice, bool* timed_out);
+  void push_gaps();
+  static constexpr std::chrono::milliseconds kGapInterval{100};
   bool subscribe(const StreamHandle& stream);
   Step on_publisher_ended();
   void start_timeline(const MediaFrame& first, bool from_cache);
@@ -134,6 +148,7 @@ class SubscriberDriver {
   void post_lagged(std::uint64_t dropped);
   void push_eos_all();
   void mark_all_discont();
+  void end_vanished_tracks();
 
   const SubscriberSettings settings_;
   SubscriberHost& host_;
@@ -164,12 +179,16 @@ class SubscriberDriver {
   bool failed_ = false;  // an error was posted: only pause from now on
   Timeline timeline_;
   std::map<std::uint32_t, std::unique_ptr<TrackOutput>> tracks_;
+  std::set<std::uint32_t> configured_;   // tracks with a config in the current publish
+  std::set<std::uint32_t> ignored_;      // this publish: tracks without a usable pad
+  bool track_set_checked_ = false;       // vanished tracks of this publish got EOS
+  std::int64_t track_set_final_at_ = 0;  // publisher ts: this publish's track set is final
+  std::int64_t no_more_pads_at_ = 0;     // publisher ts after which the pad set is final
   std::map<MediaKind, guint> pad_counts_;
   GstFlowCombiner* combiner_;
   bool no_more_pads_ = false;
-  std::int64_t no_more_pads_at_ = 0;  // publisher ts after which the track set is final
-  GstClockTime max_out_ = 0;          // highest output pts so far
-  GstClockTime max_rt_ = 0;           // highest running time so far
+  GstClockTime max_out_ = 0;  // highest output pts so far
+  GstClockTime max_rt_ = 0;   // highest running time so far
 };
 
 }  // namespace arcly::gst
