@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
   }
-  std::printf("  bare rtspsrc ! depay ! parse ! fakesink : %.3f CPU-s per camera-minute\n", bare);
+  std::printf("  bare rtspsrc ! rtph264depay ! h264parse ! fakesink : %.3f CPU-s per camera-minute\n", bare);
   std::printf("  arcly RtspWorker (parsebin + publish)   : %.3f CPU-s per camera-minute\n", worker);
   std::printf("worker-vs-bare CPU ratio: %.2f\n", worker / bare);
   return 0;

@@ -26,7 +26,13 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop.store(true); }
+std::atomic<bool> g_reload{false};
+void on_signal(int) {
+  g_stop.store(true);
+}
+void on_hangup(int) {
+  g_reload.store(true);
+}
 
 int usage() {
   std::fprintf(stderr,
@@ -45,11 +51,14 @@ std::string demo_config(const std::string& dir) {
          "source=videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,"
          "framerate=30/1 ! timeoverlay ! x264enc tune=zerolatency speed-preset=ultrafast "
          "key-int-max=60 bitrate=1200 ! h264parse config-interval=-1  audiotestsrc is-live=true "
-         "wave=sine freq=440 volume=0.2 ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse\n"
+         "wave=sine freq=440 volume=0.2 ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! "
+         "aacparse\n"
          "\n"
          "[record demo]\n"
          "key=live/demo\n"
-         "dir=" + dir + "\n"
+         "dir=" +
+         dir +
+         "\n"
          "format=mp4\n"
          "segment=4\n"
          "pre-roll=3\n"
@@ -112,28 +121,47 @@ int main(int argc, char** argv) {
   arcly::host::Config config = cmd == "demo" ? arcly::host::load_text(demo_config(dir), "demo")
                                              : arcly::host::load_file(config_path);
   if (!config.ok()) {
-    std::fprintf(stderr, "arcly: %s has %zu problem%s:\n", cmd == "demo" ? "the demo" : config_path.c_str(),
-                 config.problems.size(), config.problems.size() == 1 ? "" : "s");
+    std::fprintf(stderr, "arcly: %s has %zu problem%s:\n",
+                 cmd == "demo" ? "the demo" : config_path.c_str(), config.problems.size(),
+                 config.problems.size() == 1 ? "" : "s");
     for (const auto& p : config.problems) std::fprintf(stderr, "  %s\n", p.c_str());
     return 1;
   }
   if (cmd == "check") {
+    const auto env = arcly::host::check_environment(config);
+    if (!env.empty()) {
+      std::fprintf(stderr, "arcly: %s has %zu problem%s:\n", config_path.c_str(), env.size(),
+                   env.size() == 1 ? "" : "s");
+      for (const auto& p : env) std::fprintf(stderr, "  %s\n", p.c_str());
+      return 1;
+    }
     std::printf("%s is valid:\n%s", config_path.c_str(), arcly::host::explain(config).c_str());
     return 0;
   }
+  for (const auto& w : config.warnings) std::fprintf(stderr, "arcly: warning: %s\n", w.c_str());
   if (cmd == "demo") {
     options.list_recordings = true;
     if (!options.run_for) options.run_for = std::chrono::seconds(20);
-    std::printf("arcly demo: a synthetic camera on live/demo; a recorder joins after 4 s with 3 s of "
-                "pre-roll, writing 4 s segments under %s\n", dir.c_str());
+    std::printf(
+        "arcly demo: a synthetic camera on live/demo; a recorder joins after 4 s with 3 s of "
+        "pre-roll, writing 4 s segments under %s\n",
+        dir.c_str());
   }
+  // SIGINT/SIGTERM: stop, finalizing every recording. SIGHUP: reload the file.
+  // SIGPIPE: ignored — a reader of --stats-json or of the log that goes away
+  // (`arcly run … | head -1`) must not end recordings; writes just fail.
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hangup;
+  sigaction(SIGHUP, &hup, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  if (cmd == "run") options.config_path = config_path;
   try {
     arcly::host::Host host(std::move(config), options);
-    return host.run(g_stop);
+    return host.run(g_stop, &g_reload);
   } catch (const arcly::Error& e) {
     std::fprintf(stderr, "arcly: %s\n", e.what());
     return 1;

@@ -1,10 +1,14 @@
 #include "recorder.hpp"
 
+#include <gst/pbutils/pbutils.h>
+
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <set>
 
 #include "arcly/error.hpp"
+#include "segment_file.hpp"
 #include "srt_worker.hpp"  // key_matches
 
 GST_DEBUG_CATEGORY_STATIC(arcly_record_debug);
@@ -16,22 +20,78 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-std::string utc_stamp() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
+
+// How an operator calls a codec: "G.711 A-law (audio/x-alaw)".
+std::string codec_name(const GstCaps* caps) {
+  const GstStructure* s = gst_caps_get_structure(caps, 0);
+  const std::string name = gst_structure_get_name(s);
+  std::string human;
+  if (name == "audio/x-alaw")
+    human = "G.711 A-law";
+  else if (name == "audio/x-mulaw")
+    human = "G.711 mu-law";
+  else if (name == "image/jpeg")
+    human = "MJPEG";
+  else if (gchar* d = gst_pb_utils_get_codec_description(caps)) {
+    human = d;
+    g_free(d);
+  }
+  return human.empty() ? name : human + " (" + name + ")";
 }
+
+// Whether a sink pad template of the muxer takes this kind of stream at all.
+bool muxer_accepts(GstElement* muxer, const GstCaps* caps) {
+  const GstStructure* s = gst_caps_get_structure(caps, 0);
+  GstCaps* probe = gst_caps_new_empty_simple(gst_structure_get_name(s));
+  gint version = 0;
+  if (gst_structure_get_int(s, "mpegversion", &version))
+    gst_caps_set_simple(probe, "mpegversion", G_TYPE_INT, version, nullptr);
+  bool ok = false;
+  GstElementFactory* f = gst_element_get_factory(muxer);
+  for (const GList* l = gst_element_factory_get_static_pad_templates(f); l && !ok; l = l->next) {
+    auto* t = static_cast<GstStaticPadTemplate*>(l->data);
+    if (t->direction != GST_PAD_SINK) continue;
+    GstCaps* tc = gst_static_pad_template_get_caps(t);
+    ok = gst_caps_can_intersect(tc, probe);
+    gst_caps_unref(tc);
+  }
+  gst_caps_unref(probe);
+  return ok;
+}
+
+// The formats that would take a codec the configured one refuses.
+std::string formats_that_take(const std::string& caps_name) {
+  std::string out;
+  for (const char* m : {"mp4mux", "matroskamux", "mpegtsmux"}) {
+    GstElement* e = gst_element_factory_make(m, nullptr);
+    if (!e) continue;
+    GstCaps* c = gst_caps_new_empty_simple(caps_name.c_str());
+    if (muxer_accepts(e, c)) {
+      const char* f = std::string(m) == "mp4mux"        ? "mp4"
+                      : std::string(m) == "matroskamux" ? "mkv"
+                                                        : "ts";
+      out += std::string(out.empty() ? "" : " or ") + "format=" + f;
+    }
+    gst_caps_unref(c);
+    gst_object_unref(gst_object_ref_sink(e));
+  }
+  return out;
+}
+
 }  // namespace
+
+std::chrono::milliseconds next_retry_delay(std::chrono::milliseconds previous,
+                                           std::chrono::steady_clock::duration ran_for) {
+  if (previous.count() == 0 || ran_for >= kHealthyPeriod) return 1000ms;
+  return std::min(previous * 2, std::chrono::milliseconds(30000));
+}
 
 class RecorderSet::Recorder {
  public:
   enum class State { Recording, Finished, Failed };
 
-  Recorder(RecorderSet& set, StreamKey key) : set_(set), key_(std::move(key)) {}
+  Recorder(RecorderSet& set, StreamKey key, std::uint64_t instance)
+      : set_(set), key_(std::move(key)), instance_(instance), started_at_(Clock::now()) {}
   ~Recorder() { teardown(); }
 
   // Builds and starts the pipeline; false (with error()) on failure.
@@ -50,8 +110,12 @@ class RecorderSet::Recorder {
           gst_util_set_object_arg(G_OBJECT(muxer), "fragment-mode", "first-moov-then-finalise");
         }
         break;
-      case RecordFormat::Mkv: muxer = gst_element_factory_make("matroskamux", nullptr); break;
-      case RecordFormat::Ts: muxer = gst_element_factory_make("mpegtsmux", nullptr); break;
+      case RecordFormat::Mkv:
+        muxer = gst_element_factory_make("matroskamux", nullptr);
+        break;
+      case RecordFormat::Ts:
+        muxer = gst_element_factory_make("mpegtsmux", nullptr);
+        break;
     }
     if (!src || !mux || !muxer) {
       fail("missing element (arclysrc, splitmuxsink or the muxer): check the installation");
@@ -62,10 +126,12 @@ class RecorderSet::Recorder {
     }
     if (auto stream = set_.engine_->find_stream(key_)) {
       trigger_ts_ = stream->gop().newest_pts();
+      join_steady_ns_ = Clocks::now().steady_ns;
     }
     g_object_set(src, "engine", set_.engine_name_.c_str(), "stream", key_.str().c_str(), "wait",
                  2000, "preroll", static_cast<guint>(set_.config_.preroll.count()), nullptr);
     gst_util_set_object_arg(G_OBJECT(src), "start", "keyframe");
+    muxer_ = muxer;  // owned by splitmuxsink from here on
     g_object_set(mux, "muxer", muxer, "max-size-time",
                  static_cast<guint64>(set_.config_.segment.count()) * GST_SECOND, nullptr);
     g_signal_connect(mux, "format-location-full", G_CALLBACK(&Recorder::on_format_location), this);
@@ -91,6 +157,11 @@ class RecorderSet::Recorder {
         case GST_MESSAGE_ERROR: {
           GError* err = nullptr;
           gst_message_parse_error(m, &err, nullptr);
+          // After finish() the source's next push meets EOS: not a recording error.
+          if (finishing_ && GST_MESSAGE_SRC(m) == GST_OBJECT(src_)) {
+            g_clear_error(&err);
+            break;
+          }
           fail(std::string(GST_MESSAGE_SRC_NAME(m)) + ": " + (err ? err->message : "error"));
           g_clear_error(&err);
           break;
@@ -101,29 +172,33 @@ class RecorderSet::Recorder {
             event("recorder-finished", {});
           }
           break;
-        case GST_MESSAGE_ELEMENT: {
-          const GstStructure* s = gst_message_get_structure(m);
-          const bool opened = gst_structure_has_name(s, "splitmuxsink-fragment-opened");
-          const bool closed = gst_structure_has_name(s, "splitmuxsink-fragment-closed");
-          if (opened || closed) {
-            RecorderEvent e;
-            e.location = gst_structure_get_string(s, "location") ? gst_structure_get_string(s, "location") : "";
-            GstClockTime rt = GST_CLOCK_TIME_NONE;
-            gst_structure_get_clock_time(s, "running-time", &rt);
-            e.running_time_ns = GST_CLOCK_TIME_IS_VALID(rt) ? static_cast<std::int64_t>(rt) : -1;
-            if (opened) {
-              ++segments_;
-              current_ = e.location;
-            }
-            event(opened ? "segment-opened" : "segment-closed", std::move(e));
-          }
+        case GST_MESSAGE_ELEMENT:
+          on_element_message(gst_message_get_structure(m));
           break;
-        }
-        default: break;
+        default:
+          break;
       }
       gst_message_unref(m);
     }
     gst_object_unref(bus);
+  }
+
+  // Ends the recording while its stream is still live (a section removed or changed
+  // by a reload, or a stream that did not end at shutdown): EOS into every branch
+  // behind arclysrc, so splitmuxsink finalizes the open segment and the pipeline
+  // posts EOS. Any thread.
+  void finish() {
+    if (!pipeline_ || finishing_.exchange(true)) return;
+    gst_element_foreach_src_pad(
+        src_,
+        [](GstElement*, GstPad* pad, gpointer) -> gboolean {
+          if (GstPad* peer = gst_pad_get_peer(pad)) {
+            gst_pad_send_event(peer, gst_event_new_eos());
+            gst_object_unref(peer);
+          }
+          return TRUE;
+        },
+        nullptr);
   }
 
   // Stops now (the open fragment stays on disk, playable).
@@ -136,24 +211,93 @@ class RecorderSet::Recorder {
 
   State state() const { return state_; }
   const std::string& error() const { return error_; }
+  bool refused() const { return refused_; }
+  std::uint64_t instance() const { return instance_; }
+  Clock::duration ran_for() const { return Clock::now() - started_at_; }
   RecorderStatus status() const {
     RecorderStatus s;
     s.recorder = set_.config_.name;
     s.key = key_.str();
-    s.state = state_ == State::Recording ? "recording" : state_ == State::Finished ? "finished" : "error";
+    s.state = state_ == State::Recording  ? "recording"
+              : state_ == State::Finished ? "finished"
+                                          : "error";
     s.error = error_;
     s.segments = segments_;
     s.current = current_;
+    s.capture_start_ns = current_capture_ns_;
+    s.lag_events = lag_events_;
+    s.dropped_frames = dropped_frames_;
     return s;
   }
   std::string current() const { return current_; }
+  // The segments splitmuxsink was given and did not close (after teardown).
+  std::vector<std::string> unfinished() {
+    std::lock_guard lock(captures_mutex_);
+    return {handed_out_.begin(), handed_out_.end()};
+  }
 
  private:
+  void on_element_message(const GstStructure* s) {
+    const bool opened = gst_structure_has_name(s, "splitmuxsink-fragment-opened");
+    const bool closed = gst_structure_has_name(s, "splitmuxsink-fragment-closed");
+    // After an error splitmuxsink still "closes" the segment it could not write:
+    // not a finished segment; reap() recovers what it holds.
+    if (closed && state_ == State::Failed) return;
+    if (opened || closed) {
+      RecorderEvent e;
+      e.location =
+          gst_structure_get_string(s, "location") ? gst_structure_get_string(s, "location") : "";
+      GstClockTime rt = GST_CLOCK_TIME_NONE;
+      gst_structure_get_clock_time(s, "running-time", &rt);
+      e.running_time_ns = GST_CLOCK_TIME_IS_VALID(rt) ? static_cast<std::int64_t>(rt) : -1;
+      if (opened) {
+        ++segments_;
+        current_ = e.location;
+        {
+          std::lock_guard lock(captures_mutex_);
+          if (auto it = captures_.find(e.location); it != captures_.end()) {
+            current_capture_ns_ = it->second;
+            captures_.erase(it);
+          }
+        }
+        e.capture_start_ns = current_capture_ns_;
+      } else {
+        set_.disk_->segment_closed(e.location);
+        {
+          std::lock_guard lock(captures_mutex_);
+          handed_out_.erase(e.location);
+        }
+        if (e.location == current_) current_.clear();
+      }
+      event(opened ? "segment-opened" : "segment-closed", std::move(e));
+    } else if (gst_structure_has_name(s, "arcly-lagged")) {
+      guint64 dropped = 0, total = 0;
+      gst_structure_get_uint64(s, "dropped", &dropped);
+      gst_structure_get_uint64(s, "total-dropped", &total);
+      ++lag_events_;
+      dropped_frames_ += dropped;
+      RecorderEvent e;
+      e.dropped = dropped;
+      e.location = current_;
+      e.message = "fell behind the stream (disk too slow?): " + std::to_string(dropped) +
+                  " frames lost, resumed at the newest keyframe (" +
+                  std::to_string(dropped_frames_) + " frames lost in " +
+                  std::to_string(lag_events_) + " times)";
+      GST_WARNING("[record %s] %s: %s", set_.config_.name.c_str(), key_.str().c_str(),
+                  e.message.c_str());
+      event("recorder-lagged", std::move(e));
+    } else if (gst_structure_has_name(s, "arcly-record-refused")) {
+      refused_ = true;
+      fail(gst_structure_get_string(s, "reason"));
+    }
+  }
+
   void fail(std::string why) {
     if (state_ == State::Failed) return;
     state_ = State::Failed;
     error_ = std::move(why);
-    GST_WARNING("[record %s] %s: %s", set_.config_.name.c_str(), key_.str().c_str(), error_.c_str());
+    GST_WARNING("[record %s] %s: %s", set_.config_.name.c_str(), key_.str().c_str(),
+                error_.c_str());
     RecorderEvent e;
     e.message = error_;
     event("recorder-error", std::move(e));
@@ -168,16 +312,42 @@ class RecorderSet::Recorder {
     if (set_.observer_) set_.observer_(e);
   }
 
-  static gchar* on_format_location(GstElement*, guint fragment_id, GstSample*, gpointer self) {
+  // On splitmuxsink's thread, before each segment: its name is the capture time of
+  // its first frame, and the storage makes room for it first (min-free).
+  static gchar* on_format_location(GstElement*, guint fragment_id, GstSample* sample,
+                                   gpointer self) {
     auto* r = static_cast<Recorder*>(self);
-    char id[16];
-    std::snprintf(id, sizeof id, "%04u", fragment_id);
-    const std::string rel = r->key_.app() + "/" + r->key_.stream() + "/" + utc_stamp() + "-" + id +
-                            "." + std::string(format_extension(r->set_.config_.format));
+    const Clocks now = Clocks::now();
+    std::int64_t wall = now.wall_ns;
+    std::int64_t steady = now.steady_ns;
+    // Publisher timestamps run with the publisher's clock from its own origin: the
+    // newest one when the recorder joined (trigger) anchors them to the monotonic
+    // clock, and the wall clock of now converts that (a clock step since the join
+    // does not move the names).
+    GstBuffer* buf = sample ? gst_sample_get_buffer(sample) : nullptr;
+    static GstCaps* ref = gst_caps_new_empty_simple("timestamp/x-arcly-publisher");
+    auto* meta = buf ? gst_buffer_get_reference_timestamp_meta(buf, ref) : nullptr;
+    if (meta && r->trigger_ts_ >= 0) {
+      const std::int64_t capture_steady =
+          r->join_steady_ns_ + (static_cast<std::int64_t>(meta->timestamp) - r->trigger_ts_);
+      if (capture_steady <= now.steady_ns) {
+        wall -= now.steady_ns - capture_steady;
+        steady = capture_steady;
+      }
+    }
+    r->set_.disk_->make_room();
+    const std::string rel = r->key_.app() + "/" + r->key_.stream() + "/" +
+                            segment_file_name(wall, fragment_id, r->set_.config_.format);
     try {
       const auto path = r->set_.storage_.local_path(rel);
       std::error_code ec;
       std::filesystem::create_directories(path.parent_path(), ec);
+      r->set_.disk_->segment_opened(path.string(), wall, steady);
+      {
+        std::lock_guard lock(r->captures_mutex_);
+        r->captures_[path.string()] = wall;
+        r->handed_out_.insert(path.string());
+      }
       return g_strdup(path.c_str());
     } catch (const Error& e) {
       GST_ERROR("[record %s] %s", r->set_.config_.name.c_str(), e.what());
@@ -196,38 +366,75 @@ class RecorderSet::Recorder {
     return GST_PAD_PROBE_REMOVE;
   }
 
+  static void to_fakesink(GstBin* bin, GstPad* pad) {
+    GstElement* sink = gst_element_factory_make("fakesink", nullptr);
+    g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+    gst_bin_add(bin, sink);
+    gst_element_sync_state_with_parent(sink);
+    GstPad* sp = gst_element_get_static_pad(sink, "sink");
+    gst_pad_link(pad, sp);
+    gst_object_unref(sp);
+  }
+
+  // On arclysrc's thread. A track the muxer refuses fails the recording (through
+  // the bus, to the set's thread): recording without it would lose it silently.
   static void on_pad_added(GstElement*, GstPad* pad, gpointer self) {
     auto* r = static_cast<Recorder*>(self);
     GstCaps* caps = gst_pad_get_current_caps(pad);
     if (!caps) caps = gst_pad_query_caps(pad, nullptr);
-    const std::string name = gst_structure_get_name(gst_caps_get_structure(caps, 0));
-    gst_caps_unref(caps);
-    const char* parser = nullptr;
-    bool video = false;
-    if (name == "video/x-h264") parser = "h264parse", video = true;
-    else if (name == "video/x-h265") parser = "h265parse", video = true;
-    else if (name == "audio/mpeg") parser = "aacparse";
-    else if (name == "audio/x-opus") parser = "opusparse";
-    else if (name == "audio/x-alaw" || name == "audio/x-mulaw") parser = "identity";
+    const GstStructure* st = gst_caps_get_structure(caps, 0);
+    const std::string name = gst_structure_get_name(st);
+    const bool video = name.starts_with("video/") || name.starts_with("image/");
+    const bool audio = name.starts_with("audio/");
     GstBin* bin = GST_BIN(r->pipeline_);
-    if (!parser || (video && r->has_video_)) {
-      GstElement* sink = gst_element_factory_make("fakesink", nullptr);
-      g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
-      gst_bin_add(bin, sink);
-      gst_element_sync_state_with_parent(sink);
-      GstPad* sp = gst_element_get_static_pad(sink, "sink");
-      gst_pad_link(pad, sp);
-      gst_object_unref(sp);
-      GST_INFO("[record %s] not recording track %s (%s)", r->set_.config_.name.c_str(),
-               GST_PAD_NAME(pad), name.c_str());
+    if ((!video && !audio) || (video && r->has_video_)) {
+      to_fakesink(bin, pad);
+      GST_INFO("[record %s] not recording track %s (%s): %s", r->set_.config_.name.c_str(),
+               GST_PAD_NAME(pad), name.c_str(),
+               video ? "splitmuxsink records one video track" : "not audio or video");
+      gst_caps_unref(caps);
       return;
     }
+    if (!muxer_accepts(r->muxer_, caps)) {
+      const std::string fmt(format_extension(r->set_.config_.format));
+      const std::string others = formats_that_take(name);
+      const std::string reason =
+          "the " + std::string(video ? "video" : "audio") + " track is " + codec_name(caps) +
+          ", which format=" + fmt + " cannot hold: " +
+          (others.empty() ? std::string("no recording format takes it")
+                          : "use " + others + (audio ? ", or transcode the audio" : "")) +
+          " (nothing recorded)";
+      gst_caps_unref(caps);
+      to_fakesink(bin, pad);
+      gst_element_post_message(
+          r->pipeline_,
+          gst_message_new_element(GST_OBJECT(r->pipeline_),
+                                  gst_structure_new("arcly-record-refused", "reason", G_TYPE_STRING,
+                                                    reason.c_str(), nullptr)));
+      return;
+    }
+    const char* parser = "identity";
+    gint mpegversion = 0;
+    if (name == "video/x-h264")
+      parser = "h264parse";
+    else if (name == "video/x-h265")
+      parser = "h265parse";
+    else if (name == "image/jpeg")
+      parser = "jpegparse";
+    else if (name == "audio/mpeg")
+      parser = gst_structure_get_int(st, "mpegversion", &mpegversion) && mpegversion == 1
+                   ? "mpegaudioparse"
+                   : "aacparse";
+    else if (name == "audio/x-opus")
+      parser = "opusparse";
+    gst_caps_unref(caps);
     if (video) {
       r->has_video_ = true;
       gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &Recorder::on_first_buffer, r, nullptr);
     }
     GstElement* queue = gst_element_factory_make("queue", nullptr);
     GstElement* parse = gst_element_factory_make(parser, nullptr);
+    if (!parse) parse = gst_element_factory_make("identity", nullptr);
     gst_bin_add_many(bin, queue, parse, nullptr);
     gst_element_link(queue, parse);
     GstPad* muxpad = gst_element_request_pad_simple(r->mux_, video ? "video" : "audio_%u");
@@ -244,16 +451,28 @@ class RecorderSet::Recorder {
 
   RecorderSet& set_;
   StreamKey key_;
+  const std::uint64_t instance_;
+  const Clock::time_point started_at_;
   GstElement* pipeline_ = nullptr;
   GstElement* src_ = nullptr;
   GstElement* mux_ = nullptr;
+  GstElement* muxer_ = nullptr;
   State state_ = State::Recording;
   std::string error_;
+  bool refused_ = false;
   std::uint64_t segments_ = 0;
   std::string current_;
+  std::int64_t current_capture_ns_ = -1;
+  std::uint64_t lag_events_ = 0;
+  std::uint64_t dropped_frames_ = 0;
   bool has_video_ = false;
   std::int64_t trigger_ts_ = -1;
+  std::int64_t join_steady_ns_ = 0;  // monotonic time when trigger_ts_ was the newest
   std::atomic<std::int64_t> first_ts_{-1};
+  std::atomic<bool> finishing_{false};
+  std::mutex captures_mutex_;
+  std::map<std::string, std::int64_t> captures_;  // location -> capture time, until opened
+  std::set<std::string> handed_out_;              // locations given to splitmuxsink, not closed
 };
 
 RecorderSet::RecorderSet(RecordConfig config, std::shared_ptr<Engine> engine,
@@ -262,67 +481,127 @@ RecorderSet::RecorderSet(RecordConfig config, std::shared_ptr<Engine> engine,
       engine_(std::move(engine)),
       engine_name_(std::move(engine_name)),
       observer_(std::move(observer)),
-      storage_(config_.dir) {
+      storage_(config_.dir),
+      disk_(Storage::attach(config_.dir)) {
   static std::once_flag once;
   std::call_once(once, [] {
     GST_DEBUG_CATEGORY_INIT(arcly_record_debug, "arclyrecord", 0, "arcly recorders");
   });
+  RetentionRule rule;
+  rule.section = config_.name;
+  rule.pattern = config_.pattern;
+  rule.max_age = config_.max_age;
+  rule.max_bytes = config_.max_bytes;
+  rule.min_free_bytes = config_.min_free_bytes;
+  rule.min_free_percent = config_.min_free_percent;
+  disk_->add_rule(this, rule, [observer = observer_](const Storage::Event& se) {
+    RecorderEvent e;
+    e.type = se.type;
+    e.recorder = se.section;
+    e.key = se.key;
+    e.location = se.location;
+    e.message = se.message;
+    if (observer) observer(e);
+  });
   thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
-RecorderSet::~RecorderSet() { stop(0ms); }
+RecorderSet::~RecorderSet() {
+  stop(0ms);
+}
+
+// Called with mutex_ held, for a recorder that finished or failed: plans the retry,
+// and keeps what a failed attempt wrote (playable where the format allows).
+void RecorderSet::reap(const std::string& key, Recorder& r, Clock::time_point now) {
+  const auto state = r.state();
+  if (state == Recorder::State::Failed) {
+    auto& delay = retry_delay_[key];
+    delay = next_retry_delay(delay, r.ran_for());
+    Failure f;
+    f.error = r.error();
+    f.retry_at = now + delay;
+    f.instance = r.instance();
+    f.until_republished = r.refused();
+    failed_[key] = f;
+    if (f.until_republished)
+      GST_WARNING("[record %s] %s: not retried until the stream is published again",
+                  config_.name.c_str(), key.c_str());
+    else
+      GST_WARNING("[record %s] %s: retrying in %lld ms", config_.name.c_str(), key.c_str(),
+                  static_cast<long long>(delay.count()));
+  } else {
+    retry_delay_.erase(key);
+    failed_.erase(key);
+  }
+  r.teardown();
+  if (state != Recorder::State::Failed) return;
+  for (const auto& last : r.unfinished()) {
+    const auto rec = recover_unfinished(last, config_.format);
+    disk_->segment_gone(last);
+    RecorderEvent e;
+    e.recorder = config_.name;
+    e.key = key;
+    switch (rec.outcome) {
+      case Recovery::Kept:
+        disk_->segment_closed(rec.path);
+        e.type = "segment-recovered";
+        e.location = rec.path;
+        e.message =
+            "the unfinished segment of the failed attempt was cut after its last complete "
+            "fragment (" +
+            std::to_string(rec.size) + " bytes) and stays playable";
+        break;
+      case Recovery::SetAside:
+        disk_->segment_closed(rec.path);
+        e.type = "segment-set-aside";
+        e.location = rec.path;
+        e.message = "the unfinished segment of the failed attempt was set aside";
+        break;
+      case Recovery::Removed:
+        e.type = "segment-removed";
+        e.location = last;
+        e.message = "the failed attempt's segment held no complete fragment";
+        break;
+      case Recovery::Missing:
+        continue;
+    }
+    GST_INFO("[record %s] %s %s", config_.name.c_str(), e.type.c_str(), e.location.c_str());
+    if (observer_) observer_(e);
+  }
+}
 
 void RecorderSet::run(std::stop_token stop) {
-  auto last_retention = Clock::now() - 1h;
   while (!stop.stop_requested()) {
     {
       std::lock_guard lock(mutex_);
       const auto now = Clock::now();
-      // Follow the streams that match.
-      for (const auto& stream : engine_->streams()) {
+      // Follow the streams that match; an error is forgotten once its stream is gone.
+      const auto streams = engine_->streams();
+      std::erase_if(failed_, [&](const auto& f) {
+        return std::none_of(streams.begin(), streams.end(),
+                            [&](const auto& st) { return st->key().str() == f.first; });
+      });
+      for (const auto& stream : streams) {
         const std::string key = stream->key().str();
         if (!ingest::key_matches(config_.pattern, key) || recorders_.contains(key)) continue;
-        if (auto it = retry_at_.find(key); it != retry_at_.end() && now < it->second) continue;
+        if (auto it = failed_.find(key); it != failed_.end()) {
+          if (it->second.until_republished && it->second.instance == stream->instance()) continue;
+          if (!it->second.until_republished && now < it->second.retry_at) continue;
+        }
         if (now - stream->started_at() < config_.join_delay) continue;
-        auto r = std::make_unique<Recorder>(*this, stream->key());
+        auto r = std::make_unique<Recorder>(*this, stream->key(), stream->instance());
         r->start();
         recorders_.emplace(key, std::move(r));
       }
       // Reap finished and failed recorders.
       for (auto it = recorders_.begin(); it != recorders_.end();) {
         it->second->poll();
-        const auto state = it->second->state();
-        if (state == Recorder::State::Recording) {
+        if (it->second->state() == Recorder::State::Recording) {
           ++it;
           continue;
         }
-        if (state == Recorder::State::Failed) {
-          auto& delay = retry_delay_[it->first];
-          delay = delay.count() == 0 ? 1000ms : std::min(delay * 2, std::chrono::milliseconds(30000));
-          retry_at_[it->first] = now + delay;
-          GST_WARNING("[record %s] %s: retrying in %lld ms", config_.name.c_str(), it->first.c_str(),
-                      static_cast<long long>(delay.count()));
-        } else {
-          retry_delay_.erase(it->first);
-          retry_at_.erase(it->first);
-        }
-        const std::string last = it->second->current();
-        it = recorders_.erase(it);  // tears the pipeline down
-        // The open segment of a failed attempt was never finalized: keep it for
-        // inspection as "<name>.partial", not as a recording (empty ones go).
-        std::error_code ec;
-        if (state == Recorder::State::Failed && !last.empty() && std::filesystem::exists(last, ec)) {
-          if (std::filesystem::file_size(last, ec) == 0) {
-            std::filesystem::remove(last, ec);
-          } else {
-            std::filesystem::rename(last, last + ".partial", ec);
-          }
-          GST_INFO("[record %s] set aside unfinished %s", config_.name.c_str(), last.c_str());
-        }
-      }
-      if ((config_.max_age.count() > 0 || config_.max_bytes > 0) && now - last_retention > 1s) {
-        apply_retention();
-        last_retention = now;
+        reap(it->first, *it->second, now);
+        it = recorders_.erase(it);
       }
     }
     std::mutex m;
@@ -332,71 +611,62 @@ void RecorderSet::run(std::stop_token stop) {
   }
 }
 
-// Called with mutex_ held: deletes the oldest closed segments past max-age or max-bytes.
-void RecorderSet::apply_retention() {
-  std::vector<StoredObject> objects;
-  try {
-    objects = storage_.list("");
-  } catch (const Error&) {
-    return;
-  }
-  std::vector<std::string> open;
-  for (const auto& [key, r] : recorders_) open.push_back(r->current());
-  const std::string ext = "." + std::string(format_extension(config_.format));
-  std::erase_if(objects, [&](const StoredObject& o) {
-    const auto second = o.path.find('/', o.path.find('/') + 1);
-    if (second == std::string::npos || !o.path.ends_with(ext)) return true;
-    if (!ingest::key_matches(config_.pattern, o.path.substr(0, second))) return true;
-    const auto full = storage_.local_path(o.path).string();
-    return std::find(open.begin(), open.end(), full) != open.end();
-  });
-  std::sort(objects.begin(), objects.end(),
-            [](const StoredObject& a, const StoredObject& b) { return a.modified_ns < b.modified_ns; });
-  std::uint64_t total = 0;
-  for (const auto& o : objects) total += o.size;
-  const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
-  const std::int64_t max_age_ns = std::chrono::nanoseconds(config_.max_age).count();
-  for (const auto& o : objects) {
-    const bool too_old = max_age_ns > 0 && now_ns - o.modified_ns > max_age_ns;
-    const bool too_big = config_.max_bytes > 0 && total > config_.max_bytes;
-    if (!too_old && !too_big) continue;
-    try {
-      storage_.remove(o.path);
-      total -= o.size;
-      GST_INFO("[record %s] retention removed %s", config_.name.c_str(), o.path.c_str());
-      RecorderEvent e;
-      e.type = "segment-deleted";
-      e.recorder = config_.name;
-      e.location = storage_.local_path(o.path).string();
-      if (observer_) observer_(e);
-    } catch (const Error& e) {
-      GST_WARNING("[record %s] retention: %s", config_.name.c_str(), e.what());
-    }
-  }
-}
-
-void RecorderSet::stop(std::chrono::milliseconds timeout) {
+void RecorderSet::stop(std::chrono::milliseconds timeout, bool streams_live) {
   thread_.request_stop();
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mutex_);
-  const auto deadline = Clock::now() + timeout;
-  for (auto& [key, r] : recorders_) {
-    while (r->state() == Recorder::State::Recording && Clock::now() < deadline) {
+  const auto now = Clock::now();
+  const auto deadline = now + timeout;
+  // Streams that are ending bring their own EOS; give them half the time before
+  // ending the recordings ourselves. Live streams are ended at once.
+  const auto finish_at = streams_live ? now : now + timeout / 2;
+  bool finished = false;
+  for (;;) {
+    bool recording = false;
+    for (auto& [key, r] : recorders_) {
       r->poll();
-      std::this_thread::sleep_for(20ms);
+      recording |= r->state() == Recorder::State::Recording;
     }
-    r->poll();
-    r->teardown();
+    if (!recording || Clock::now() >= deadline) break;
+    if (!finished && Clock::now() >= finish_at) {
+      for (auto& [key, r] : recorders_) r->finish();
+      finished = true;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  for (auto& [key, r] : recorders_) {
+    if (r->state() == Recorder::State::Failed) {
+      reap(key, *r, Clock::now());
+    } else {
+      r->teardown();
+      // Not finalized in time: what is on disk up to its last fragment stays.
+      for (const auto& open : r->unfinished()) disk_->segment_closed(open);
+    }
   }
   recorders_.clear();
+  disk_->remove_rule(this);
 }
 
 std::vector<RecorderStatus> RecorderSet::status() const {
   std::lock_guard lock(mutex_);
   std::vector<RecorderStatus> out;
   for (const auto& [key, r] : recorders_) out.push_back(r->status());
+  const auto now = Clock::now();
+  for (const auto& [key, f] : failed_) {
+    if (recorders_.contains(key)) continue;
+    RecorderStatus s;
+    s.recorder = config_.name;
+    s.key = key;
+    s.state = "error";
+    s.error = f.error;
+    s.retry_in_ms =
+        f.until_republished
+            ? -1
+            : std::max<std::int64_t>(
+                  0,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(f.retry_at - now).count());
+    out.push_back(s);
+  }
   return out;
 }
 

@@ -16,7 +16,17 @@
 // Element messages of splitmuxsink become events: segment-opened / -closed with
 // the location and timestamps, logged and reported to the host's observer.
 // Errors (unwritable dir, full disk) are kept in the recorder's state, logged,
-// and retried with backoff; nothing else stops.
+// and retried with backoff (1 s doubling to 30 s; back to 1 s after a recorder ran
+// healthily for a minute); nothing else stops. A track the format cannot hold
+// (G.711 or MJPEG in MP4, ...) is an error naming the codec and what would hold
+// it; it is not retried until the stream is published anew. A recorder that falls
+// behind its stream (slow or stalled disk) loses footage: arclysrc resumes at the
+// newest keyframe and says how many frames it dropped; each time is counted,
+// logged and reported (recorder-lagged), and shown in the status.
+//
+// Segment files are named after the capture time of their first frame (see
+// segment_file.hpp) and kept by the storage's retention (retention.hpp); what a
+// failed attempt wrote is recovered into a playable file where the format allows.
 //
 // Threads: RecorderSet runs its own thread; events are delivered on it.
 #pragma once
@@ -35,18 +45,22 @@
 #include "arcly/engine.hpp"
 #include "arcly/record.hpp"
 #include "config.hpp"
+#include "retention.hpp"
 
 namespace arcly::host {
 
 struct RecorderEvent {
-  std::string type;      // "segment-opened", "segment-closed", "recorder-error", "recorder-started", "recorder-finished"
+  std::string type;  // "segment-opened", "segment-closed", "recorder-error", "recorder-started",
+                     // "recorder-finished"
   std::string recorder;  // [record NAME]
   std::string key;
   std::string location;  // path of the segment (when relevant)
   std::string message;   // error text
   std::int64_t running_time_ns = -1;
-  std::int64_t first_publisher_ts = -1;  // publisher timestamp of the first recorded frame
+  std::int64_t first_publisher_ts = -1;    // publisher timestamp of the first recorded frame
   std::int64_t trigger_publisher_ts = -1;  // newest publisher timestamp when the recorder joined
+  std::int64_t capture_start_ns = -1;  // segment-opened: wall-clock capture time of its first frame
+  std::uint64_t dropped = 0;           // recorder-lagged: frames lost this time
 };
 
 struct RecorderStatus {
@@ -56,7 +70,17 @@ struct RecorderStatus {
   std::string error;
   std::uint64_t segments = 0;
   std::string current;
+  std::int64_t capture_start_ns = -1;  // of the current segment
+  std::uint64_t lag_events = 0;        // times the recorder fell behind and resynced
+  std::uint64_t dropped_frames = 0;    // frames lost by those
+  std::int64_t retry_in_ms = -1;       // an error waiting for its retry; -1 = none planned
 };
+
+// The delay before retrying a failed recorder: 1 s, doubling up to 30 s, and back to
+// 1 s when the attempt that failed had run healthily for `kHealthyPeriod`.
+inline constexpr std::chrono::seconds kHealthyPeriod{60};
+std::chrono::milliseconds next_retry_delay(std::chrono::milliseconds previous,
+                                           std::chrono::steady_clock::duration ran_for);
 
 class RecorderSet {
  public:
@@ -68,26 +92,36 @@ class RecorderSet {
   RecorderSet(const RecorderSet&) = delete;
   RecorderSet& operator=(const RecorderSet&) = delete;
 
-  // Stops following new streams; recorders whose stream ended are finalized.
-  // Waits up to `timeout` for every recorder to finish its file, then stops the
-  // rest (their last fragment is still on disk).
-  void stop(std::chrono::milliseconds timeout);
+  // Stops following new streams and finalizes every recording: streams that are
+  // ending (shutdown) bring their own EOS; recordings of streams that stay live
+  // (`streams_live`, a reload that removed the section) are ended with an EOS of
+  // their own. Waits up to `timeout` in all, then stops what is left (its last
+  // fragment is still on disk). Sets may be stopped in parallel.
+  void stop(std::chrono::milliseconds timeout, bool streams_live = false);
   std::vector<RecorderStatus> status() const;
+  Storage::Status storage_status() const { return disk_->status(); }
   const RecordConfig& config() const { return config_; }
 
  private:
   class Recorder;
+  struct Failure {
+    std::string error;
+    std::chrono::steady_clock::time_point retry_at;
+    std::uint64_t instance = 0;      // the stream instance it failed on
+    bool until_republished = false;  // a refused codec: no retry on the same publish
+  };
   void run(std::stop_token stop);
-  void apply_retention();
+  void reap(const std::string& key, Recorder& r, std::chrono::steady_clock::time_point now);
 
   RecordConfig config_;
   std::shared_ptr<Engine> engine_;
   std::string engine_name_;
   Observer observer_;
-  FileStorage storage_;
+  FileStorage storage_;            // paths: a key never escapes dir
+  std::shared_ptr<Storage> disk_;  // index and retention, shared by the sections on dir
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // by key
-  std::map<std::string, std::chrono::steady_clock::time_point> retry_at_;
+  std::map<std::string, Failure> failed_;                       // by key: waiting for a retry
   std::map<std::string, std::chrono::milliseconds> retry_delay_;
   std::jthread thread_;
 };

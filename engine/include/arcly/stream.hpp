@@ -7,7 +7,8 @@
 // Threads: publish_frame() may be called from any thread; concurrent publishers
 // (e.g. the audio and video pads of one sink) are serialized by a short,
 // uncontended-in-practice publish lock — the Bus underneath is single-producer.
-// Subscribers never take that lock. Everything else may be called from any thread.
+// Waking subscribers happens after that lock is released. Subscribers never take
+// it. Everything else may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -41,8 +42,9 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // Error{StreamClosed} once the publish has ended.
   std::size_t publish_frame(MediaFrame frame);
 
-  // Throws Error{SubscriberLimitReached} at the app's per-stream limit, or
-  // Error{StreamClosed} if the publish already ended.
+  // Throws Error{SubscriberLimitReached} at the app's per-stream limit. After the
+  // publish ended it still succeeds: the subscription drains what the ring holds,
+  // then sees Closed.
   Subscription subscribe(const SubscribeOptions& options = {});
   Subscription subscribe_resilient(StartAt start = StartAt::Keyframe);
 
@@ -60,6 +62,11 @@ class Stream : public std::enable_shared_from_this<Stream> {
 
   // Ends the stream: publishing is refused, subscribers drain then see Closed.
   void close() { bus_.close(); }
+  // The idle reaper's step: ends the stream if its newest frame (or its start)
+  // is older than the idle timeout at `now`, deciding and ending under the
+  // publish lock so that a publish cannot slip in between. Returns true if it
+  // ended the stream (false with no timeout, or if already ended).
+  bool close_if_idle(std::chrono::steady_clock::time_point now);
   bool closed() const { return bus_.closed(); }
 
   // For Subscription (same module).
