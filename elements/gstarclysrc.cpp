@@ -6,7 +6,12 @@
  * A live source that subscribes to an arcly stream key published in the same
  * process (by arclysink or an ingest worker). It exposes one sometimes pad per
  * track (`video_%u`, `audio_%u`, `data_%u`) with the publisher's caps, then
- * signals no-more-pads. An unlinked pad does not stop the others.
+ * signals no-more-pads once the publisher's track set is final: when the
+ * publisher declared it (arclysink once all its pads have caps, the RTSP/SRT
+ * ingest once its demuxers are done) and each of its tracks has a pad, or one
+ * second of stream time after the join for a publisher that does not declare.
+ * A track whose caps follow the first keyframe (a camera's audio) still gets
+ * its pad. An unlinked pad does not stop the others.
  *
  * `start` chooses where a late joiner begins: `live-edge` (default) sends the
  * codec configs and the cached keyframe at once — the first picture — and the

@@ -155,6 +155,7 @@ void SubscriberDriver::on_config(const FrameRef& frame) {
     if (!caps) {
       GST_WARNING_OBJECT(host_.log_object(), "track %u has unparsable caps '%s', ignored", f.track,
                          f.info->description.c_str());
+      ignored_.insert(f.track);
       return;
     }
     open_track(*f.info, caps.get())->on_config(f);
@@ -220,28 +221,45 @@ void SubscriberDriver::start_timeline(const MediaFrame& first, bool from_cache) 
       host_.log_object(),
       "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT " base %" GST_TIME_FORMAT,
       anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)), GST_TIME_ARGS(base));
-  // Joining a running stream, the cache announced every track: its keyframe's
-  // configs, and the configs of tracks whose caps came after that keyframe,
-  // which are in what was read ahead — their pads open now, so that the pad
-  // set is complete before no-more-pads. Joining a stream that is just
-  // starting, its other tracks may still be on their way: give them a second
-  // of stream time.
+  // Tracks whose configs the cache offers (the keyframe's, and those that came
+  // after it, in what was read ahead) open their pads now, before anything else.
   if (from_cache)
     for (const auto& ref : backlog_)
       if (ref->is_config() && ref->info && !tracks_.count(ref->track)) on_config(ref);
-  const bool joined_running = from_cache || restart_;
-  no_more_pads_at_ = joined_running ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
-  track_set_final_at_ = from_cache ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
+  // The track set may still grow (a publisher's audio caps often follow its
+  // first video keyframe): it is final when the publisher declares it, or a
+  // second of stream time after the newest frame we joined at.
+  std::int64_t newest = anchor;
+  for (const auto& ref : backlog_)
+    if (!ref->is_config()) newest = std::max(newest, ref->pts);
+  track_set_deadline_ = newest + static_cast<std::int64_t>(GST_SECOND);
+}
+
+// The publisher's track set is final: it declared every track announced and
+// this subscriber has handled each one's config (a pad, or ignored), or the
+// deadline passed (a publisher that never declares; a config lost to a lag).
+bool SubscriberDriver::track_set_final(std::int64_t pts) const {
+  if (pts >= track_set_deadline_) return true;
+  if (!sub_) return false;
+  const StreamHandle& stream = sub_->stream();
+  if (!stream->tracks_complete()) return false;
+  for (const FrameRef& config : stream->cached_configs())
+    if (!configured_.count(config->track) && !ignored_.count(config->track)) return false;
+  return true;
 }
 
 GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
   const MediaFrame& f = *frame;
   if (!timeline_.started()) start_timeline(f, sub_ && sub_->from_cache(frame));
-  if (!no_more_pads_ && !tracks_.empty() && f.pts >= no_more_pads_at_) {
-    no_more_pads_ = true;
-    host_.no_more_pads();
+  if ((!no_more_pads_ && !tracks_.empty()) || !track_set_checked_) {
+    if (track_set_final(f.pts)) {
+      if (!no_more_pads_ && !tracks_.empty()) {
+        no_more_pads_ = true;
+        host_.no_more_pads();
+      }
+      if (!track_set_checked_) end_vanished_tracks();
+    }
   }
-  if (!track_set_checked_ && f.pts >= track_set_final_at_) end_vanished_tracks();
   auto it = tracks_.find(f.track);
   if (it == tracks_.end() || it->second->ended() || ignored_.count(f.track)) {
     GST_LOG_OBJECT(host_.log_object(), "frame of track %u without a pad (no config yet), dropped",

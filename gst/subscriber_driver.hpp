@@ -13,13 +13,23 @@
 // continues. EOS requested by the application is pushed on every pad from the
 // streaming thread.
 //
+// The track set: a publisher's tracks are announced by their configs, and not
+// all at once (an SRT or RTSP camera's audio caps often come after the first
+// video keyframe). The set is final when the publisher declares it
+// (Stream::tracks_complete(): arclysink once every pad has caps, the ingest
+// workers once their demuxers signalled no-more-pads and every track's caps
+// are out) and every declared track's config has been handled here — or, for a
+// publisher that never declares, one second of stream time after the newest
+// frame joined at. Only then is no-more-pads emitted, so every track the
+// publisher announces within that window gets its pad, as a demuxer's do.
+//
 // Tracks across publishers (persist): a track keeps its pad; a codec change
 // starts a new stream on it (see TrackOutput); a track the new publisher does
-// not have gets EOS once its track set is final (a second of its stream, or
-// once what the cache offered is handled) and a new stream if it comes back. The pad
-// set is announced once (no-more-pads): a track first seen after that is
-// ignored with a warning, never a pad added after no-more-pads. While waiting
-// for the next publisher, GAP events every 100 ms carry the running time on.
+// not have gets EOS once the new track set is final (as above) and a new stream
+// if it comes back. The pad set is announced once (no-more-pads): a track first
+// seen after that is ignored with a warning, never a pad added after
+// no-more-pads. While waiting for the next publisher, GAP events every 100 ms
+// carry the running time on.
 //
 // Threads: step() and remove_tracks() on the streaming thread (or with it
 // joined); set_playing(), request_eos() and stop() from any thread. Errors are
@@ -149,6 +159,7 @@ class SubscriberDriver {
   void push_eos_all();
   void mark_all_discont();
   void end_vanished_tracks();
+  bool track_set_final(std::int64_t pts) const;
 
   const SubscriberSettings settings_;
   SubscriberHost& host_;
@@ -182,8 +193,7 @@ class SubscriberDriver {
   std::set<std::uint32_t> configured_;   // tracks with a config in the current publish
   std::set<std::uint32_t> ignored_;      // this publish: tracks without a usable pad
   bool track_set_checked_ = false;       // vanished tracks of this publish got EOS
-  std::int64_t track_set_final_at_ = 0;  // publisher ts: this publish's track set is final
-  std::int64_t no_more_pads_at_ = 0;     // publisher ts after which the pad set is final
+  std::int64_t track_set_deadline_ = 0;  // publisher ts: this publish's track set is final
   std::map<MediaKind, guint> pad_counts_;
   GstFlowCombiner* combiner_;
   bool no_more_pads_ = false;

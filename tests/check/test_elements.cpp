@@ -15,6 +15,7 @@
 #include "helpers.hpp"
 #include "timeline.hpp"
 #include "track_output.hpp"
+#include "track_publisher.hpp"
 
 namespace {
 
@@ -323,6 +324,122 @@ GST_START_TEST(test_vanished_and_late_tracks) {
   gst_harness_teardown(hv);
   gst_object_unref(sink);
   th::stop(sub);
+}
+GST_END_TEST;
+
+namespace {
+
+void note_no_more_pads(GstElement*, gpointer flag) {
+  g_atomic_int_set(static_cast<gint*>(flag), 1);
+}
+
+bool wait_flag(gint* flag, double seconds = 10) {
+  const gint64 until = g_get_monotonic_time() + static_cast<gint64>(seconds * G_USEC_PER_SEC);
+  while (!g_atomic_int_get(flag) && g_get_monotonic_time() < until) g_usleep(2000);
+  return g_atomic_int_get(flag) != 0;
+}
+
+void assert_no_warning(GstElement* pipeline) {
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
+  gst_object_unref(bus);
+  if (!m) return;
+  const std::string text = th::error_text(m);
+  gst_message_unref(m);
+  ck_abort_msg("unexpected warning: %s", text.c_str());
+}
+
+}  // namespace
+
+// A publisher whose audio caps follow its first video keyframe (as an SRT or
+// RTSP camera's do through the ingest): a subscriber that joined on that cached
+// keyframe still gets the audio pad. no-more-pads waits for the publisher's
+// track set, which arclysink declares once both of its pads have caps.
+GST_START_TEST(test_track_announced_after_keyframe_gets_a_pad) {
+  GstElement* sink = gst_element_factory_make("arclysink", nullptr);
+  g_object_set(sink, "engine", "lateaudio", "stream", "live/lateaudio", nullptr);
+  GstHarness* hv = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  GstHarness* ha = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  gst_harness_play(hv);
+  gst_harness_play(ha);
+  gst_harness_set_src_caps_str(hv, "video/x-arcly-test");
+  fail_unless_equals_int(gst_harness_push(hv, frame_at(0)), GST_FLOW_OK);  // cached keyframe
+
+  GstElement* sub = th::launch(
+      "arclysrc name=src engine=lateaudio stream=live/lateaudio start=keyframe "
+      "src.video_0 ! queue ! appsink name=v sync=false async=false  "
+      "src.audio_0 ! queue ! appsink name=a sync=false async=false");
+  gint no_more_pads = 0;
+  g_signal_connect(th::by_name(sub, "src"), "no-more-pads", G_CALLBACK(note_no_more_pads),
+                   &no_more_pads);
+  th::play(sub);
+  GstSample* s = th::pull(th::by_name(sub, "v"));
+  fail_unless(s != nullptr, "no video");
+  gst_sample_unref(s);
+  fail_if(g_atomic_int_get(&no_more_pads), "no-more-pads before the publisher's audio track");
+
+  gst_harness_set_src_caps_str(ha, "audio/x-arcly-test");
+  fail_unless_equals_int(gst_harness_push(ha, frame_at(40 * GST_MSECOND)), GST_FLOW_OK);
+  fail_unless_equals_int(gst_harness_push(hv, frame_at(40 * GST_MSECOND)), GST_FLOW_OK);
+  s = th::pull(th::by_name(sub, "a"), 10);
+  fail_unless(s != nullptr, "the audio track announced after the keyframe got no pad");
+  gst_sample_unref(s);
+  // Both tracks declared and seen: the pad set is final long before a second
+  // of stream time has passed.
+  fail_unless(wait_flag(&no_more_pads), "no no-more-pads after the declared track set");
+  assert_no_warning(sub);
+  th::assert_no_error(sub);
+  th::stop(sub);
+  gst_harness_teardown(ha);
+  gst_harness_teardown(hv);
+  gst_object_unref(sink);
+}
+GST_END_TEST;
+
+// A publisher that never declares its track set (the engine API alone): a
+// track announced within a second of stream time after the join gets its pad;
+// no-more-pads comes once that second has passed.
+GST_START_TEST(test_undeclared_track_set_waits_a_second) {
+  auto engine = arcly::gst::engine_for("undeclared");
+  arcly::StreamHandle stream = engine->start_publish(arcly::StreamKey::parse("live/undeclared"));
+  arcly::gst::TrackPublisher video(0), audio(1);
+  auto publish = [&](arcly::gst::TrackPublisher& t, GstClockTime pts) {
+    GstBuffer* b = frame_at(pts);
+    for (auto& f : t.on_buffer(b, static_cast<std::int64_t>(pts), std::nullopt, 0))
+      stream->publish_frame(std::move(f));
+    gst_buffer_unref(b);
+  };
+  GstCaps* vcaps = gst_caps_from_string("video/x-arcly-test");
+  GstCaps* acaps = gst_caps_from_string("audio/x-arcly-test");
+  stream->publish_frame(video.on_caps(vcaps, 0));
+  publish(video, 0);
+
+  GstElement* sub = th::launch(
+      "arclysrc name=src engine=undeclared stream=live/undeclared start=keyframe "
+      "src.video_0 ! queue ! appsink name=v sync=false async=false  "
+      "src.audio_0 ! queue ! appsink name=a sync=false async=false");
+  gint no_more_pads = 0;
+  g_signal_connect(th::by_name(sub, "src"), "no-more-pads", G_CALLBACK(note_no_more_pads),
+                   &no_more_pads);
+  th::play(sub);
+  GstSample* s = th::pull(th::by_name(sub, "v"));
+  fail_unless(s != nullptr, "no video");
+  gst_sample_unref(s);
+
+  stream->publish_frame(audio.on_caps(acaps, 500 * GST_MSECOND));
+  publish(audio, 500 * GST_MSECOND);
+  publish(video, 500 * GST_MSECOND);
+  s = th::pull(th::by_name(sub, "a"), 10);
+  fail_unless(s != nullptr, "the audio track announced after the keyframe got no pad");
+  gst_sample_unref(s);
+  fail_if(g_atomic_int_get(&no_more_pads), "no-more-pads inside the second of stream time");
+  publish(video, 1100 * GST_MSECOND);
+  fail_unless(wait_flag(&no_more_pads), "no no-more-pads a second after the join");
+  assert_no_warning(sub);
+  th::stop(sub);
+  gst_caps_unref(vcaps);
+  gst_caps_unref(acaps);
+  engine->end_publish(stream);
 }
 GST_END_TEST;
 
@@ -1079,6 +1196,8 @@ static Suite* arcly_elements_suite() {
   tcase_add_test(tc, test_properties_documented);
   tcase_add_test(tc, test_caps_track);
   tcase_add_test(tc, test_track_output);
+  tcase_add_test(tc, test_track_announced_after_keyframe_gets_a_pad);
+  tcase_add_test(tc, test_undeclared_track_set_waits_a_second);
   return s;
 }
 

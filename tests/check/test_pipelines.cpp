@@ -2,6 +2,7 @@
 // keyframe first), live-edge vs keyframe start, audio+video, Opus, EOS
 // propagation, persist across a publisher restart, a lagging subscriber, the
 // arcly:// URI through uridecodebin, and a late-joined MP4 recording.
+#include <glib/gstdio.h>
 #include <gst/pbutils/pbutils.h>
 
 #include <cstring>
@@ -554,6 +555,71 @@ GST_START_TEST(test_eos_event_finalizes_two_track_recording) {
 }
 GST_END_TEST;
 
+// A camera whose audio starts after its first video keyframe (an SRT caller's
+// AAC caps follow the video through the ingest): a recorder that joined on the
+// cached keyframe exposes both pads, and its splitmuxsink file (as the host's
+// recorder writes) holds both streams.
+GST_START_TEST(test_late_audio_track_is_recorded) {
+  const char* dir = g_getenv("ARCLY_TEST_OUTDIR");
+  gchar* location = g_build_filename(dir ? dir : ".", "late-audio-%02d.mp4", nullptr);
+  gchar* first = g_build_filename(dir ? dir : ".", "late-audio-00.mp4", nullptr);
+  g_unlink(first);
+  GstElement* pub = th::launch(th::h264_camera(30) +
+                               "! arclysink name=pub stream=live/lateav "
+                               "audiotestsrc name=asrc is-live=true ! avenc_aac ! pub.");
+  GstElement* asrc = th::by_name(pub, "asrc");
+  gst_element_set_locked_state(asrc, TRUE);  // the audio starts later
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 5);  // the first keyframe is cached
+
+  GstElement* rec =
+      th::launch(std::string("arclysrc name=src stream=live/lateav start=keyframe "
+                             "src.video_0 ! queue ! h264parse ! splitmuxsink name=mux muxer=mp4mux "
+                             "max-size-time=60000000000 location=") +
+                 location + " src.audio_0 ! queue ! aacparse ! mux.audio_%u");
+  GstElement* src = th::by_name(rec, "src");
+  th::play(rec);
+  th::wait_stat(src, "frames", 3);  // recording video from the cached keyframe on
+  gst_element_set_locked_state(asrc, FALSE);
+  fail_unless(gst_element_sync_state_with_parent(asrc));
+
+  GstPad* audio = nullptr;
+  const gint64 until = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  while (!(audio = gst_element_get_static_pad(src, "audio_0")) && g_get_monotonic_time() < until)
+    g_usleep(5000);
+  fail_unless(audio != nullptr, "the late audio track got no pad");
+  gst_object_unref(audio);
+  th::wait_stat(src, "frames", 120);  // video and audio: about a second and a half
+  fail_unless(gst_element_send_event(src, gst_event_new_eos()));
+  GstMessage* m =
+      th::wait_message(rec, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "recorder not finalized: %s",
+              m ? th::error_text(m).c_str() : "no EOS");
+  gst_message_unref(m);
+  th::stop(rec);
+  th::stop(pub);
+
+  GError* err = nullptr;
+  GstDiscoverer* d = gst_discoverer_new(10 * GST_SECOND, &err);
+  fail_unless(d != nullptr);
+  gchar* uri = gst_filename_to_uri(first, nullptr);
+  GstDiscovererInfo* info = gst_discoverer_discover_uri(d, uri, &err);
+  fail_unless(info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK, "%s",
+              err ? err->message : "discoverer failed");
+  GList* videos = gst_discoverer_info_get_video_streams(info);
+  GList* audios = gst_discoverer_info_get_audio_streams(info);
+  fail_unless_equals_int(g_list_length(videos), 1);
+  fail_unless_equals_int(g_list_length(audios), 1);
+  gst_discoverer_stream_info_list_free(videos);
+  gst_discoverer_stream_info_list_free(audios);
+  g_object_unref(info);
+  g_object_unref(d);
+  g_free(uri);
+  g_free(first);
+  g_free(location);
+}
+GST_END_TEST;
+
 // start=keyframe preroll=MS reaches back into an engine's cache window.
 GST_START_TEST(test_keyframe_preroll_window) {
   auto engine = arcly::Engine::builder()
@@ -643,6 +709,7 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_pause_resumes_at_live_edge);
   tcase_add_test(tc, test_pause_before_first_publisher);
   tcase_add_test(tc, test_eos_event_finalizes_two_track_recording);
+  tcase_add_test(tc, test_late_audio_track_is_recorded);
   tcase_add_test(tc, test_keyframe_preroll_window);
   tcase_add_test(tc, test_publisher_stop_sends_eos);
   tcase_add_test(tc, test_h265_late_joiner);
