@@ -86,6 +86,38 @@ void SubscriberDriver::stop() {
   cond_.notify_all();
 }
 
+void SubscriberDriver::switch_to(const std::string& key) {
+  std::lock_guard lock(lock_);
+  switch_to_ = key;
+  if (wake_) wake_->request_stop();
+  cond_.notify_all();
+}
+
+// One blocking call's stop token: stop and EOS (interrupt_, for good) or a
+// switch (this call only) end the wait.
+class SubscriberDriver::Wake {
+ public:
+  explicit Wake(SubscriberDriver& d) : d_(d), link_(d.interrupt_.get_token(), Fire{&source_}) {
+    std::lock_guard lock(d_.lock_);
+    if (d_.switch_to_) source_.request_stop();
+    d_.wake_ = &source_;
+  }
+  ~Wake() {
+    std::lock_guard lock(d_.lock_);
+    d_.wake_ = nullptr;
+  }
+  std::stop_token token() const { return source_.get_token(); }
+
+ private:
+  struct Fire {
+    std::stop_source* source;
+    void operator()() const { source->request_stop(); }
+  };
+  SubscriberDriver& d_;
+  std::stop_source source_;
+  std::stop_callback<Fire> link_;
+};
+
 void SubscriberDriver::remove_tracks() {
   for (auto& [track, out] : tracks_) {
     gst_flow_combiner_remove_pad(combiner_, out->pad());
@@ -113,7 +145,9 @@ bool SubscriberDriver::eos_requested() {
 // After a blocking call returned without a result: an EOS to push, or a stop.
 SubscriberDriver::Step SubscriberDriver::after_interrupt() {
   if (failed_ || stop_.stop_requested()) return Step::Pause;
-  return eos_requested() ? Step::Continue : Step::Pause;
+  if (eos_requested()) return Step::Continue;
+  std::lock_guard lock(lock_);
+  return switch_to_ ? Step::Continue : Step::Pause;
 }
 
 void SubscriberDriver::mark_all_discont() {
@@ -275,12 +309,25 @@ GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
   stats_.bytes.fetch_add(f.payload.size(), std::memory_order_relaxed);
   if (f.is_keyframe()) stats_.keyframes.fetch_add(1, std::memory_order_relaxed);
   max_out_ = std::max(max_out_, pushed.pts);
+  if (!switched_from_.empty()) post_switched(pushed.pts);
   const GstClockTime edge_out = timeline_.out(timeline_.edge());
   if (pushed.pts >= edge_out)
     max_rt_ = std::max(max_rt_, pushed.pts - edge_out + timeline_.base());
   else
     max_rt_ = std::max(max_rt_, timeline_.base());
   return gst_flow_combiner_update_pad_flow(combiner_, out.pad(), pushed.flow);
+}
+
+void SubscriberDriver::post_switched(GstClockTime pts) {
+  const GstClockTime edge_out = timeline_.out(timeline_.edge());
+  const GstClockTime rt = pts >= edge_out ? pts - edge_out + timeline_.base() : timeline_.base();
+  GST_INFO_OBJECT(host_.log_object(), "switched from %s to %s at %" GST_TIME_FORMAT,
+                  switched_from_.c_str(), settings_.stream_key.c_str(), GST_TIME_ARGS(rt));
+  host_.post_element_message(gst_structure_new("arcly-switched", "from", G_TYPE_STRING,
+                                               switched_from_.c_str(), "to", G_TYPE_STRING,
+                                               settings_.stream_key.c_str(), "running-time",
+                                               G_TYPE_UINT64, static_cast<guint64>(rt), nullptr));
+  switched_from_.clear();
 }
 
 void SubscriberDriver::post_lagged(std::uint64_t dropped) {
@@ -325,7 +372,8 @@ void SubscriberDriver::push_eos_all() {
 StreamHandle SubscriberDriver::acquire_stream(std::chrono::milliseconds slice, bool* timed_out) {
   if (initial_stream_) return std::exchange(initial_stream_, nullptr);
   if (resume_stream_) return std::exchange(resume_stream_, nullptr);
-  const auto stop = interrupt_.get_token();
+  Wake wake(*this);
+  const auto stop = wake.token();
   // After the first publisher, persist waits for the next one without limit.
   const bool forever = restart_ || settings_.wait_ms < 0;
   const bool sliced = slice.count() > 0;
@@ -453,6 +501,27 @@ SubscriberDriver::Step SubscriberDriver::on_publisher_ended() {
   return Step::Pause;
 }
 
+// Leaves the current publisher; the next subscribe joins `key` at its live
+// edge on a timeline that continues the running time (as a resume does).
+void SubscriberDriver::start_switch(std::string key) {
+  SubscriberSettings next = settings_;
+  next.stream_key = key;
+  StreamKey parsed = parse_key(next);
+  GST_INFO_OBJECT(host_.log_object(), "switching from %s to %s", settings_.stream_key.c_str(),
+                  key.c_str());
+  if (switched_from_.empty()) switched_from_ = settings_.stream_key;
+  settings_.stream_key = std::move(key);
+  key_ = std::move(parsed);
+  sub_.reset();
+  backlog_.clear();
+  initial_stream_.reset();
+  resume_stream_.reset();
+  last_instance_ = 0;
+  restart_ = restart_ || timeline_.started();
+  resuming_ = true;  // configs + cached keyframe + decode-only catch-up
+  timeline_.reset();
+}
+
 SubscriberDriver::Step SubscriberDriver::step() {
   try {
     return step_unguarded();
@@ -477,6 +546,16 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
                          "EOS requested before any pad existed: nothing to push it on");
     push_eos_all();
     return Step::Pause;
+  }
+
+  std::optional<std::string> next_key;
+  {
+    std::lock_guard lock(lock_);
+    next_key = std::exchange(switch_to_, std::nullopt);
+  }
+  if (next_key && *next_key != settings_.stream_key) {
+    start_switch(std::move(*next_key));
+    return Step::Continue;
   }
 
   if (sub_) {
@@ -525,7 +604,8 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
     return finish_flow(handle(f, false));
   }
 
-  Received r = sub_->recv(std::chrono::steady_clock::time_point::max(), interrupt_.get_token());
+  Wake wake(*this);
+  Received r = sub_->recv(std::chrono::steady_clock::time_point::max(), wake.token());
   switch (r.status) {
     case RecvStatus::Frame:
       if (r.discont) {

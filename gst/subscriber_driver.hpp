@@ -31,8 +31,17 @@
 // no-more-pads. While waiting for the next publisher, GAP events every 100 ms
 // carry the running time on.
 //
+// Switching (fast channel change): switch_to() another key while playing makes
+// the streaming thread leave the current publisher and join the new key as a
+// late joiner does — configs, the cached keyframe at once, the cached frames
+// up to the live edge decode-only — on the same pads (new caps or a new stream
+// where the codec differs), with the running time continuing: no EOS, no flush.
+// Once the new stream's first frame is out, the element message
+// `arcly-switched` (`from`, `to` strings, `running-time` guint64) is posted.
+// A key nobody publishes yet is waited for (GAP events meanwhile).
+//
 // Threads: step() and remove_tracks() on the streaming thread (or with it
-// joined); set_playing(), request_eos() and stop() from any thread. Errors are
+// joined); set_playing(), request_eos(), switch_to() and stop() from any thread. Errors are
 // posted through the Host with a human text and a debug detail apart.
 #pragma once
 
@@ -124,12 +133,13 @@ class SubscriberDriver {
   SubscriberDriver(const SubscriberDriver&) = delete;
   SubscriberDriver& operator=(const SubscriberDriver&) = delete;
 
-  const SubscriberSettings& settings() const { return settings_; }
-
   // Any thread.
   void set_playing(bool playing);
   // FALSE when the run already ended (stopped).
   bool request_eos();
+  // Plays `key` (already validated) from now on; see above. The last of
+  // several quick calls wins.
+  void switch_to(const std::string& key);
   // Ends the run: every blocking call returns, step() returns Pause.
   void stop();
   bool stop_requested() const { return stop_.stop_requested(); }
@@ -141,6 +151,10 @@ class SubscriberDriver {
 
  private:
   Step step_unguarded();
+  void post_switched(GstClockTime pts);
+  void start_switch(std::string key);
+  // A stop token for one blocking call: fires on stop, EOS or a switch.
+  class Wake;
   bool wait_playing();
   bool eos_requested();
   Step after_interrupt();
@@ -161,7 +175,7 @@ class SubscriberDriver {
   void end_vanished_tracks();
   bool track_set_final(std::int64_t pts) const;
 
-  const SubscriberSettings settings_;
+  SubscriberSettings settings_;  // stream_key changes on a switch (streaming thread)
   SubscriberHost& host_;
   SubscriberStats& stats_;
   std::shared_ptr<Engine> engine_;
@@ -171,11 +185,13 @@ class SubscriberDriver {
   // Run control, shared with the application's threads.
   std::mutex lock_;
   std::condition_variable_any cond_;
-  bool playing_ = false;        // guarded by lock_
-  std::uint64_t pauses_ = 0;    // guarded by lock_: PLAYING->PAUSED changes
-  bool eos_requested_ = false;  // guarded by lock_
-  std::stop_source stop_;       // the run ends
-  std::stop_source interrupt_;  // wakes blocking calls: stop, or an EOS to push
+  bool playing_ = false;                  // guarded by lock_
+  std::uint64_t pauses_ = 0;              // guarded by lock_: PLAYING->PAUSED changes
+  bool eos_requested_ = false;            // guarded by lock_
+  std::optional<std::string> switch_to_;  // guarded by lock_: a key to switch to
+  std::stop_source* wake_ = nullptr;      // guarded by lock_: the blocking call's, if any
+  std::stop_source stop_;                 // the run ends
+  std::stop_source interrupt_;            // wakes blocking calls: stop, or an EOS to push
 
   // Streaming thread only.
   StreamHandle initial_stream_;  // wait=0: found at construction
@@ -187,7 +203,8 @@ class SubscriberDriver {
   StreamHandle resume_stream_;  // after a pause: the publisher to join again
   bool resuming_ = false;       // the next timeline starts at the live edge
   bool live_edge_timeline_ = false;
-  bool failed_ = false;  // an error was posted: only pause from now on
+  bool failed_ = false;        // an error was posted: only pause from now on
+  std::string switched_from_;  // non-empty: post arcly-switched at the next output
   Timeline timeline_;
   std::map<std::uint32_t, std::unique_ptr<TrackOutput>> tracks_;
   std::set<std::uint32_t> configured_;   // tracks with a config in the current publish

@@ -761,25 +761,33 @@ GST_START_TEST(test_uri_round_trip) {
   }
   fail_unless(src_props(b) == want, "a refused URI changed settings");
 
-  // Not while streaming: the settings are snapshotted at READY->PAUSED.
+  // While streaming only the key may change (a switch); the rest is
+  // snapshotted at READY->PAUSED.
   GstElement* pipeline = gst_pipeline_new(nullptr);
   GstElement* sink = gst_element_factory_make("fakesink", nullptr);
   gst_bin_add_many(GST_BIN(pipeline), b, sink, nullptr);
   g_object_set(b, "wait", -1, nullptr);
   fail_unless(gst_element_set_state(pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
-  fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/third", &err));
-  fail_unless(err && err->code == GST_URI_ERROR_BAD_STATE, "%s", err ? err->message : "no error");
+  fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/third?latency=6", &err));
+  fail_unless(err && err->code == GST_URI_ERROR_BAD_STATE && std::strstr(err->message, "latency"),
+              "%s", err ? err->message : "no error");
   g_clear_error(&err);
   gchar* stream = nullptr;
   g_object_get(b, "stream", &stream, nullptr);
   fail_unless_equals_string(stream, "live/other");
+  g_free(stream);
+  fail_unless(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/third?latency=5", &err),
+              "%s", err ? err->message : "");
+  g_object_get(b, "stream", &stream, nullptr);
+  fail_unless_equals_string(stream, "live/third");
   g_free(stream);
   th::stop(pipeline);
   gst_object_unref(a);
 }
 GST_END_TEST;
 
-// GST_PARAM_MUTABLE_READY is enforced: in PAUSED the value stays.
+// GST_PARAM_MUTABLE_READY is enforced: in PAUSED the value stays (`stream`,
+// GST_PARAM_MUTABLE_PLAYING on arclysrc, switches instead).
 GST_START_TEST(test_ready_properties_enforced) {
   GstElement* pub = th::launch("appsrc format=time ! arclysink name=pub stream=live/mut");
   GstElement* sub = th::launch("arclysrc name=src stream=live/mut latency=40 ! fakesink");
@@ -796,7 +804,7 @@ GST_START_TEST(test_ready_properties_enforced) {
   g_free(engine);
   guint latency = 0;
   g_object_get(th::by_name(sub, "src"), "stream", &key, "latency", &latency, nullptr);
-  fail_unless_equals_string(key, "live/mut");
+  fail_unless_equals_string(key, "live/changed");
   fail_unless_equals_int(latency, 40);
   g_free(key);
   // Back in READY they may change again.
