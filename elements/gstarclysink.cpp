@@ -9,6 +9,10 @@
  * in-band SPS/PPS/VPS) are cached so that a late arclysrc can decode at once.
  * The payload is not copied: subscribers push the publisher's memory.
  *
+ * Once every requested pad has its caps, the stream's track set is declared
+ * complete, so a subscriber announces its pads (no-more-pads) at once; request
+ * every pad before data flows.
+ *
  * The publish slot is claimed on READY→PAUSED; a second publisher of the same
  * key fails its state change. EOS on every pad, or going back to READY, ends the
  * publish and every subscriber sees EOS. Buffers without timestamps are stamped
@@ -75,6 +79,7 @@ struct PadData {
   GstSegment segment;
   std::uint64_t config_instance = 0;  // the publish instance that has this track's config
   bool eos = false;                   /* protected by SinkPrivate::lock */
+  std::uint64_t announced = 0;        /* protected by SinkPrivate::lock: config_instance */
 };
 
 struct SinkPrivate {
@@ -197,12 +202,27 @@ void post_claim_error(GstArclySink* self, const std::string& message, bool busy)
     GST_ELEMENT_ERROR(element_of(self), RESOURCE, OPEN_WRITE, ("%s", message.c_str()), (nullptr));
 }
 
+// After a pad's config went into `stream`: once every pad's has, the track set
+// is complete and subscribers need not wait for more tracks (request every pad
+// before data flows: a pad requested later is a track subscribers may ignore).
+void note_config_published(GstArclySink* self, PadData* pd, const arcly::StreamHandle& stream) {
+  SinkPrivate* p = self->priv;
+  std::lock_guard lock(p->lock);
+  pd->announced = stream->instance();
+  for (const auto& [pad, data] : p->pads)
+    if (data->announced != stream->instance()) return;
+  if (!stream->tracks_complete())
+    GST_DEBUG_OBJECT(self, "every pad has caps: %zu tracks, complete", p->pads.size());
+  stream->declare_tracks_complete();
+}
+
 // The track's config goes first into every publish instance this pad writes to
 // (caps arrive once, a restarted publish needs them again).
 void publish_config_if_needed(GstArclySink* self, PadData* pd, const arcly::StreamHandle& stream) {
   if (!pd->publisher.has_caps() || pd->config_instance == stream->instance()) return;
   stream->publish_frame(pd->publisher.current_config(clock_now_or_monotonic(element_of(self))));
   pd->config_instance = stream->instance();
+  note_config_published(self, pd, stream);
 }
 
 GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer) {
@@ -311,6 +331,7 @@ gboolean sink_event_impl(GstArclySink* self, GstPad* pad, GstEvent* event) {
       if (stream) {
         stream->publish_frame(std::move(config));
         pd->config_instance = stream->instance();
+        note_config_published(self, pd, stream);
       } else {
         pd->config_instance = 0;  // published with the first buffer of the next publish
       }

@@ -6,7 +6,12 @@
  * A live source that subscribes to an arcly stream key published in the same
  * process (by arclysink or an ingest worker). It exposes one sometimes pad per
  * track (`video_%u`, `audio_%u`, `data_%u`) with the publisher's caps, then
- * signals no-more-pads. An unlinked pad does not stop the others.
+ * signals no-more-pads once the publisher's track set is final: when the
+ * publisher declared it (arclysink once all its pads have caps, the RTSP/SRT
+ * ingest once its demuxers are done) and each of its tracks has a pad, or one
+ * second of stream time after the join for a publisher that does not declare.
+ * A track whose caps follow the first keyframe (a camera's audio) still gets
+ * its pad. An unlinked pad does not stop the others.
  *
  * `start` chooses where a late joiner begins: `live-edge` (default) sends the
  * codec configs and the cached keyframe at once — the first picture — and the
@@ -22,6 +27,16 @@
  * end-to-end delay. A subscriber that falls behind resumes at the newest
  * keyframe, marks DISCONT and posts an element message `arcly-lagged`
  * (`stream` string, `dropped` guint64, `total-dropped` guint64).
+ *
+ * `stream` (or the URI's key) can change while playing: fast channel change.
+ * The source leaves the current publisher and joins the new key as a late
+ * joiner does — configs and the cached keyframe at once, the cached frames up
+ * to the live edge decoded but not shown — on the same pads (new caps if they
+ * differ, a new stream where the codec differs), the running time continuing:
+ * no EOS, no flush downstream. Once the new stream's first buffer is out it
+ * posts the element message `arcly-switched` (`from`, `to` strings,
+ * `running-time` guint64). A key nobody publishes yet is waited for, with GAP
+ * events meanwhile.
  *
  * When the publisher ends, EOS is sent — unless `persist` is set, in which case
  * the source waits for the next publisher of the key and continues (new caps if
@@ -111,6 +126,12 @@ class SrcHost final : public arcly::gst::SubscriberHost {
   void post_error(GQuark domain, gint code, const std::string& text,
                   const std::string& debug) override {
     gst_element_message_full(element_, GST_MESSAGE_ERROR, domain, code, g_strdup(text.c_str()),
+                             debug.empty() ? nullptr : g_strdup(debug.c_str()), __FILE__,
+                             GST_FUNCTION, __LINE__);
+  }
+  void post_warning(GQuark domain, gint code, const std::string& text,
+                    const std::string& debug) override {
+    gst_element_message_full(element_, GST_MESSAGE_WARNING, domain, code, g_strdup(text.c_str()),
                              debug.empty() ? nullptr : g_strdup(debug.c_str()), __FILE__,
                              GST_FUNCTION, __LINE__);
   }
@@ -267,8 +288,15 @@ bool prepare(GstArclySrc* self) {
   bool not_found = false;
   try {
     auto driver = std::make_unique<arcly::gst::SubscriberDriver>(settings, p->host, p->stats);
-    std::lock_guard state_lock(p->task_state_lock);
-    p->run = std::move(driver);
+    GST_OBJECT_LOCK(self);
+    {
+      std::lock_guard state_lock(p->task_state_lock);
+      p->run = std::move(driver);
+      // `stream` may have been switched since the snapshot (it is mutable
+      // once the change to PAUSED is under way).
+      if (p->settings.stream_key != settings.stream_key) p->run->switch_to(p->settings.stream_key);
+    }
+    GST_OBJECT_UNLOCK(self);
     return true;
   } catch (const arcly::Error& e) {
     not_found = e.code() == arcly::Errc::StreamNotFound;
@@ -434,13 +462,54 @@ void set_setting_locked(Settings& s, guint id, const GValue* value) {
   }
 }
 
+// With the object lock held; `key` is valid. The settings take the key (for
+// get_uri, the next run) and the running driver switches to it.
+void switch_stream_locked(GstArclySrc* self, const std::string& key) {
+  SrcPrivate* p = self->priv;
+  if (p->settings.stream_key == key) return;
+  GST_INFO_OBJECT(self, "stream %s -> %s", p->settings.stream_key.c_str(), key.c_str());
+  p->settings.stream_key = key;
+  std::lock_guard state_lock(p->task_state_lock);
+  if (p->run) p->run->switch_to(key);
+}
+
 }  // namespace
+
+// `stream` in PAUSED or PLAYING: switch the running subscription to the key.
+// An invalid key is refused with a WARNING message; the source plays on.
+static void switch_stream(GstArclySrc* self, const std::string& key) {
+  SrcPrivate* p = self->priv;
+  std::string why;
+  if (!arcly::StreamKey::try_parse(key, &why)) {
+    GST_OBJECT_LOCK(self);
+    const std::string current = p->settings.stream_key;
+    GST_OBJECT_UNLOCK(self);
+    GST_ELEMENT_WARNING(element_of(self), RESOURCE, SETTINGS,
+                        ("cannot switch to stream \"%s\": %s; still playing %s", key.c_str(),
+                         why.c_str(), current.c_str()),
+                        ("%s", arcly::gst::kValidKeyHint));
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  switch_stream_locked(self, key);
+  GST_OBJECT_UNLOCK(self);
+}
 
 static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value,
                                        GParamSpec* pspec) {
   auto* self = GST_ARCLY_SRC(object);
   if (id == PROP_0 || id > PROP_LATENCY) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    return;
+  }
+  if (id == PROP_STREAM) {
+    const gchar* v = g_value_get_string(value);
+    GST_OBJECT_LOCK(self);
+    const bool stopped = arcly::elements::property_mutable_locked(
+        element_of(self), static_cast<GParamFlags>(GST_PARAM_MUTABLE_READY));
+    if (stopped) set_setting_locked(self->priv->settings, id, value);
+    GST_OBJECT_UNLOCK(self);
+    if (!stopped) switch_stream(self, v ? v : "");
     return;
   }
   GST_OBJECT_LOCK(self);
@@ -530,8 +599,12 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
       g_param_spec_string(
           "stream", "Stream key",
           "Stream key to play, as app/stream (e.g. live/cam): two parts of 1-64 characters "
-          "[A-Za-z0-9._-]. Required",
-          nullptr, ready));
+          "[A-Za-z0-9._-]. Required. Changeable while playing: the source switches to the new "
+          "key at once (its configs and cached keyframe, then live) on the same pads, the "
+          "running time continuing, no EOS or flush; element message arcly-switched",
+          nullptr,
+          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                   GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property(
       gobject_class, PROP_ENGINE,
       g_param_spec_string(
@@ -757,17 +830,41 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
   }
 
   GST_OBJECT_LOCK(self);
+  SrcPrivate* p = self->priv;
   if (!arcly::elements::property_mutable_locked(
           element_of(self), static_cast<GParamFlags>(GST_PARAM_MUTABLE_READY))) {
-    const GstState state = GST_STATE(self);
+    // Running: the URI may switch the stream key (as `stream` does); the
+    // other settings belong to the run and need READY.
+    Settings wanted = p->settings;
+    for (const Parsed& v : values) set_setting_locked(wanted, v.id, &v.value);
+    std::string fixed;
+    const Settings& now = p->settings;
+    for (const Parsed& v : values) {
+      const bool same = (v.id == PROP_ENGINE && wanted.engine_name == now.engine_name) ||
+                        (v.id == PROP_WAIT && wanted.wait_ms == now.wait_ms) ||
+                        (v.id == PROP_START && wanted.start == now.start) ||
+                        (v.id == PROP_PERSIST && wanted.persist == now.persist) ||
+                        (v.id == PROP_LATENCY && wanted.latency_ms == now.latency_ms) ||
+                        (v.id == PROP_PRE_ROLL && wanted.preroll_ms == now.preroll_ms);
+      if (!same) fixed += (fixed.empty() ? "" : ", ") + std::string(v.pspec->name);
+    }
+    if (!fixed.empty()) {
+      const GstState state = GST_STATE(self);
+      GST_OBJECT_UNLOCK(self);
+      clear_values();
+      g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
+                  "cannot change %s of %s to '%s' in state %s: only the stream key can change "
+                  "while running, the rest in NULL or READY",
+                  fixed.c_str(), GST_OBJECT_NAME(self), uri, gst_element_state_get_name(state));
+      return FALSE;
+    }
+    const bool changed = now.stream_key != key;
+    switch_stream_locked(self, key);
     GST_OBJECT_UNLOCK(self);
     clear_values();
-    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
-                "cannot change the URI of %s to '%s' in state %s: only in NULL or READY",
-                GST_OBJECT_NAME(self), uri, gst_element_state_get_name(state));
-    return FALSE;
+    if (changed) g_object_notify(G_OBJECT(self), "stream");
+    return TRUE;
   }
-  SrcPrivate* p = self->priv;
   p->settings.stream_key = key;
   for (const Parsed& v : values) set_setting_locked(p->settings, v.id, &v.value);
   GST_OBJECT_UNLOCK(self);

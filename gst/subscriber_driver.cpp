@@ -86,6 +86,38 @@ void SubscriberDriver::stop() {
   cond_.notify_all();
 }
 
+void SubscriberDriver::switch_to(const std::string& key) {
+  std::lock_guard lock(lock_);
+  switch_to_ = key;
+  if (wake_) wake_->request_stop();
+  cond_.notify_all();
+}
+
+// One blocking call's stop token: stop and EOS (interrupt_, for good) or a
+// switch (this call only) end the wait.
+class SubscriberDriver::Wake {
+ public:
+  explicit Wake(SubscriberDriver& d) : d_(d), link_(d.interrupt_.get_token(), Fire{&source_}) {
+    std::lock_guard lock(d_.lock_);
+    if (d_.switch_to_) source_.request_stop();
+    d_.wake_ = &source_;
+  }
+  ~Wake() {
+    std::lock_guard lock(d_.lock_);
+    d_.wake_ = nullptr;
+  }
+  std::stop_token token() const { return source_.get_token(); }
+
+ private:
+  struct Fire {
+    std::stop_source* source;
+    void operator()() const { source->request_stop(); }
+  };
+  SubscriberDriver& d_;
+  std::stop_source source_;
+  std::stop_callback<Fire> link_;
+};
+
 void SubscriberDriver::remove_tracks() {
   for (auto& [track, out] : tracks_) {
     gst_flow_combiner_remove_pad(combiner_, out->pad());
@@ -113,7 +145,9 @@ bool SubscriberDriver::eos_requested() {
 // After a blocking call returned without a result: an EOS to push, or a stop.
 SubscriberDriver::Step SubscriberDriver::after_interrupt() {
   if (failed_ || stop_.stop_requested()) return Step::Pause;
-  return eos_requested() ? Step::Continue : Step::Pause;
+  if (eos_requested()) return Step::Continue;
+  std::lock_guard lock(lock_);
+  return switch_to_ ? Step::Continue : Step::Pause;
 }
 
 void SubscriberDriver::mark_all_discont() {
@@ -141,16 +175,51 @@ void SubscriberDriver::on_config(const FrameRef& frame) {
   auto it = tracks_.find(f.track);
   if (it == tracks_.end()) {
     if (!f.info) return;
+    if (no_more_pads_) {
+      // The pad set was announced: adding a pad now would break what
+      // no-more-pads promised (decodebin, muxers linked to the pads).
+      if (ignored_.insert(f.track).second)
+        host_.post_warning(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                           "stream " + settings_.stream_key + " has a new track " +
+                               std::to_string(f.track) + " after the pads were announced: ignored",
+                           "caps " + f.info->description);
+      return;
+    }
     CapsPtr caps(caps_from_track(*f.info));
     if (!caps) {
       GST_WARNING_OBJECT(host_.log_object(), "track %u has unparsable caps '%s', ignored", f.track,
                          f.info->description.c_str());
+      ignored_.insert(f.track);
       return;
     }
     open_track(*f.info, caps.get())->on_config(f);
+    configured_.insert(f.track);
+    return;
+  }
+  if (f.info && f.info->kind != it->second->kind()) {
+    // Another kind of track under the same number cannot use this pad (its
+    // template and its downstream are for the old kind).
+    if (ignored_.insert(f.track).second)
+      host_.post_warning(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                         "stream " + settings_.stream_key + " has a new track " +
+                             std::to_string(f.track) + " of another kind than pad " +
+                             GST_PAD_NAME(it->second->pad()) + ": ignored",
+                         "caps " + f.info->description);
     return;
   }
   it->second->on_config(f);
+  configured_.insert(f.track);
+}
+
+// EOS for the tracks the current publisher does not have (its track set is final).
+void SubscriberDriver::end_vanished_tracks() {
+  track_set_checked_ = true;
+  for (auto& [track, out] : tracks_) {
+    if (configured_.count(track) || out->ended()) continue;
+    GST_INFO_OBJECT(host_.log_object(), "track %u is gone with the publisher: EOS on %s", track,
+                    GST_PAD_NAME(out->pad()));
+    out->push_eos();
+  }
 }
 
 // Starts the timeline at the first media frame after a (re)subscription.
@@ -186,22 +255,47 @@ void SubscriberDriver::start_timeline(const MediaFrame& first, bool from_cache) 
       host_.log_object(),
       "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT " base %" GST_TIME_FORMAT,
       anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)), GST_TIME_ARGS(base));
-  // Joining a running stream, the cache announced every track already. Joining
-  // a stream that is just starting, its other tracks may still be on their way:
-  // give them a second of stream time before declaring the pad set complete.
-  const bool joined_running = from_cache || restart_;
-  no_more_pads_at_ = joined_running ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
+  // Tracks whose configs the cache offers (the keyframe's, and those that came
+  // after it, in what was read ahead) open their pads now, before anything else.
+  if (from_cache)
+    for (const auto& ref : backlog_)
+      if (ref->is_config() && ref->info && !tracks_.count(ref->track)) on_config(ref);
+  // The track set may still grow (a publisher's audio caps often follow its
+  // first video keyframe): it is final when the publisher declares it, or a
+  // second of stream time after the newest frame we joined at.
+  std::int64_t newest = anchor;
+  for (const auto& ref : backlog_)
+    if (!ref->is_config()) newest = std::max(newest, ref->pts);
+  track_set_deadline_ = newest + static_cast<std::int64_t>(GST_SECOND);
+}
+
+// The publisher's track set is final: it declared every track announced and
+// this subscriber has handled each one's config (a pad, or ignored), or the
+// deadline passed (a publisher that never declares; a config lost to a lag).
+bool SubscriberDriver::track_set_final(std::int64_t pts) const {
+  if (pts >= track_set_deadline_) return true;
+  if (!sub_) return false;
+  const StreamHandle& stream = sub_->stream();
+  if (!stream->tracks_complete()) return false;
+  for (const FrameRef& config : stream->cached_configs())
+    if (!configured_.count(config->track) && !ignored_.count(config->track)) return false;
+  return true;
 }
 
 GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
   const MediaFrame& f = *frame;
   if (!timeline_.started()) start_timeline(f, sub_ && sub_->from_cache(frame));
-  if (!no_more_pads_ && !tracks_.empty() && f.pts >= no_more_pads_at_) {
-    no_more_pads_ = true;
-    host_.no_more_pads();
+  if ((!no_more_pads_ && !tracks_.empty()) || !track_set_checked_) {
+    if (track_set_final(f.pts)) {
+      if (!no_more_pads_ && !tracks_.empty()) {
+        no_more_pads_ = true;
+        host_.no_more_pads();
+      }
+      if (!track_set_checked_) end_vanished_tracks();
+    }
   }
   auto it = tracks_.find(f.track);
-  if (it == tracks_.end()) {
+  if (it == tracks_.end() || it->second->ended() || ignored_.count(f.track)) {
     GST_LOG_OBJECT(host_.log_object(), "frame of track %u without a pad (no config yet), dropped",
                    f.track);
     return GST_FLOW_OK;
@@ -215,12 +309,25 @@ GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
   stats_.bytes.fetch_add(f.payload.size(), std::memory_order_relaxed);
   if (f.is_keyframe()) stats_.keyframes.fetch_add(1, std::memory_order_relaxed);
   max_out_ = std::max(max_out_, pushed.pts);
+  if (!switched_from_.empty()) post_switched(pushed.pts);
   const GstClockTime edge_out = timeline_.out(timeline_.edge());
   if (pushed.pts >= edge_out)
     max_rt_ = std::max(max_rt_, pushed.pts - edge_out + timeline_.base());
   else
     max_rt_ = std::max(max_rt_, timeline_.base());
   return gst_flow_combiner_update_pad_flow(combiner_, out.pad(), pushed.flow);
+}
+
+void SubscriberDriver::post_switched(GstClockTime pts) {
+  const GstClockTime edge_out = timeline_.out(timeline_.edge());
+  const GstClockTime rt = pts >= edge_out ? pts - edge_out + timeline_.base() : timeline_.base();
+  GST_INFO_OBJECT(host_.log_object(), "switched from %s to %s at %" GST_TIME_FORMAT,
+                  switched_from_.c_str(), settings_.stream_key.c_str(), GST_TIME_ARGS(rt));
+  host_.post_element_message(gst_structure_new("arcly-switched", "from", G_TYPE_STRING,
+                                               switched_from_.c_str(), "to", G_TYPE_STRING,
+                                               settings_.stream_key.c_str(), "running-time",
+                                               G_TYPE_UINT64, static_cast<guint64>(rt), nullptr));
+  switched_from_.clear();
 }
 
 void SubscriberDriver::post_lagged(std::uint64_t dropped) {
@@ -237,18 +344,40 @@ void SubscriberDriver::post_lagged(std::uint64_t dropped) {
                         G_TYPE_UINT64, static_cast<guint64>(total), nullptr));
 }
 
+// GAP events from the last output up to the running time now, on the current
+// timeline (its segments map output pts to running time from the edge on).
+void SubscriberDriver::push_gaps() {
+  const GstClockTime rt_now = host_.running_time_now();
+  if (rt_now <= max_rt_ || rt_now < timeline_.base()) return;
+  const GstClockTime edge_out = timeline_.out(timeline_.edge());
+  const GstClockTime rt_from = std::max(max_rt_, timeline_.base());
+  const GstClockTime from = std::max(max_out_, rt_from - timeline_.base() + edge_out);
+  const GstClockTime to = rt_now - timeline_.base() + edge_out;
+  if (to <= from) return;
+  for (auto& [track, out] : tracks_) out->push_gap(from, to - from);
+  GST_LOG_OBJECT(host_.log_object(),
+                 "waiting for a publisher: GAP %" GST_TIME_FORMAT " +%" GST_TIME_FORMAT,
+                 GST_TIME_ARGS(from), GST_TIME_ARGS(to - from));
+  max_out_ = to;
+  max_rt_ = rt_now;
+}
+
 void SubscriberDriver::push_eos_all() {
   for (auto& [track, out] : tracks_) out->push_eos();
 }
 
 // Finds the publisher; null when interrupted, or failed (error posted, failed_ set).
-StreamHandle SubscriberDriver::acquire_stream() {
+// `slice` (persist, waiting for the next publisher): give up after about that
+// long with `*timed_out` set, which is no error.
+StreamHandle SubscriberDriver::acquire_stream(std::chrono::milliseconds slice, bool* timed_out) {
   if (initial_stream_) return std::exchange(initial_stream_, nullptr);
   if (resume_stream_) return std::exchange(resume_stream_, nullptr);
-  const auto stop = interrupt_.get_token();
+  Wake wake(*this);
+  const auto stop = wake.token();
   // After the first publisher, persist waits for the next one without limit.
   const bool forever = restart_ || settings_.wait_ms < 0;
-  const auto timeout = std::chrono::milliseconds(forever ? -1 : settings_.wait_ms);
+  const bool sliced = slice.count() > 0;
+  const auto timeout = sliced ? slice : std::chrono::milliseconds(forever ? -1 : settings_.wait_ms);
   while (!stop.stop_requested()) {
     try {
       StreamHandle s = settings_.wait_ms == 0 && !restart_
@@ -258,8 +387,16 @@ StreamHandle SubscriberDriver::acquire_stream() {
       // The old publish is still registered while it winds down: look again shortly.
       std::unique_lock lock(lock_);
       cond_.wait_for(lock, stop, std::chrono::milliseconds(20), [] { return false; });
+      if (sliced) {
+        *timed_out = true;
+        return nullptr;
+      }
     } catch (const Error& e) {
       if (e.code() == Errc::Cancelled || stop.stop_requested()) return nullptr;
+      if (sliced && e.code() == Errc::Timeout) {
+        *timed_out = true;
+        return nullptr;
+      }
       failed_ = true;
       if (e.code() == Errc::Timeout || e.code() == Errc::StreamNotFound) {
         host_.post_error(GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
@@ -303,6 +440,9 @@ bool SubscriberDriver::subscribe(const StreamHandle& stream) {
   stats_.publishers.fetch_add(1, std::memory_order_relaxed);
   timeline_.reset();
   backlog_.clear();
+  configured_.clear();
+  ignored_.clear();  // warned once per publish
+  track_set_checked_ = false;
   for (;;) {
     Received r = sub_->try_recv();
     if (r.status != RecvStatus::Frame) break;
@@ -361,6 +501,27 @@ SubscriberDriver::Step SubscriberDriver::on_publisher_ended() {
   return Step::Pause;
 }
 
+// Leaves the current publisher; the next subscribe joins `key` at its live
+// edge on a timeline that continues the running time (as a resume does).
+void SubscriberDriver::start_switch(std::string key) {
+  SubscriberSettings next = settings_;
+  next.stream_key = key;
+  StreamKey parsed = parse_key(next);
+  GST_INFO_OBJECT(host_.log_object(), "switching from %s to %s", settings_.stream_key.c_str(),
+                  key.c_str());
+  if (switched_from_.empty()) switched_from_ = settings_.stream_key;
+  settings_.stream_key = std::move(key);
+  key_ = std::move(parsed);
+  sub_.reset();
+  backlog_.clear();
+  initial_stream_.reset();
+  resume_stream_.reset();
+  last_instance_ = 0;
+  restart_ = restart_ || timeline_.started();
+  resuming_ = true;  // configs + cached keyframe + decode-only catch-up
+  timeline_.reset();
+}
+
 SubscriberDriver::Step SubscriberDriver::step() {
   try {
     return step_unguarded();
@@ -385,6 +546,16 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
                          "EOS requested before any pad existed: nothing to push it on");
     push_eos_all();
     return Step::Pause;
+  }
+
+  std::optional<std::string> next_key;
+  {
+    std::lock_guard lock(lock_);
+    next_key = std::exchange(switch_to_, std::nullopt);
+  }
+  if (next_key && *next_key != settings_.stream_key) {
+    start_switch(std::move(*next_key));
+    return Step::Continue;
   }
 
   if (sub_) {
@@ -412,7 +583,16 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
 
   if (!sub_) {
     if (!wait_playing()) return after_interrupt();
-    StreamHandle stream = acquire_stream();
+    // persist, between publishers: wait in slices and keep downstream going
+    // with GAP events (muxers, mixers, sinks need not stall).
+    const bool gaps = restart_ && timeline_.started() && !tracks_.empty();
+    bool timed_out = false;
+    StreamHandle stream =
+        acquire_stream(gaps ? kGapInterval : std::chrono::milliseconds(0), &timed_out);
+    if (!stream && timed_out) {
+      push_gaps();
+      return Step::Continue;
+    }
     if (!stream) return after_interrupt();
     if (!subscribe(stream)) return on_publisher_ended();
     return Step::Continue;
@@ -424,7 +604,8 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
     return finish_flow(handle(f, false));
   }
 
-  Received r = sub_->recv(std::chrono::steady_clock::time_point::max(), interrupt_.get_token());
+  Wake wake(*this);
+  Received r = sub_->recv(std::chrono::steady_clock::time_point::max(), wake.token());
   switch (r.status) {
     case RecvStatus::Frame:
       if (r.discont) {

@@ -13,14 +13,42 @@
 // continues. EOS requested by the application is pushed on every pad from the
 // streaming thread.
 //
+// The track set: a publisher's tracks are announced by their configs, and not
+// all at once (an SRT or RTSP camera's audio caps often come after the first
+// video keyframe). The set is final when the publisher declares it
+// (Stream::tracks_complete(): arclysink once every pad has caps, the ingest
+// workers once their demuxers signalled no-more-pads and every track's caps
+// are out) and every declared track's config has been handled here — or, for a
+// publisher that never declares, one second of stream time after the newest
+// frame joined at. Only then is no-more-pads emitted, so every track the
+// publisher announces within that window gets its pad, as a demuxer's do.
+//
+// Tracks across publishers (persist): a track keeps its pad; a codec change
+// starts a new stream on it (see TrackOutput); a track the new publisher does
+// not have gets EOS once the new track set is final (as above) and a new stream
+// if it comes back. The pad set is announced once (no-more-pads): a track first
+// seen after that is ignored with a warning, never a pad added after
+// no-more-pads. While waiting for the next publisher, GAP events every 100 ms
+// carry the running time on.
+//
+// Switching (fast channel change): switch_to() another key while playing makes
+// the streaming thread leave the current publisher and join the new key as a
+// late joiner does — configs, the cached keyframe at once, the cached frames
+// up to the live edge decode-only — on the same pads (new caps or a new stream
+// where the codec differs), with the running time continuing: no EOS, no flush.
+// Once the new stream's first frame is out, the element message
+// `arcly-switched` (`from`, `to` strings, `running-time` guint64) is posted.
+// A key nobody publishes yet is waited for (GAP events meanwhile).
+//
 // Threads: step() and remove_tracks() on the streaming thread (or with it
-// joined); set_playing(), request_eos() and stop() from any thread. Errors are
+// joined); set_playing(), request_eos(), switch_to() and stop() from any thread. Errors are
 // posted through the Host with a human text and a debug detail apart.
 #pragma once
 
 #include <gst/gst.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -28,6 +56,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 
@@ -84,6 +113,8 @@ class SubscriberHost {
   virtual void post_element_message(GstStructure* structure) = 0;  // transfer full
   virtual void post_error(GQuark domain, gint code, const std::string& text,
                           const std::string& debug) = 0;
+  virtual void post_warning(GQuark domain, gint code, const std::string& text,
+                            const std::string& debug) = 0;
   virtual GstClockTime running_time_now() = 0;
   // For log lines.
   virtual GstObject* log_object() = 0;
@@ -102,12 +133,13 @@ class SubscriberDriver {
   SubscriberDriver(const SubscriberDriver&) = delete;
   SubscriberDriver& operator=(const SubscriberDriver&) = delete;
 
-  const SubscriberSettings& settings() const { return settings_; }
-
   // Any thread.
   void set_playing(bool playing);
   // FALSE when the run already ended (stopped).
   bool request_eos();
+  // Plays `key` (already validated) from now on; see above. The last of
+  // several quick calls wins.
+  void switch_to(const std::string& key);
   // Ends the run: every blocking call returns, step() returns Pause.
   void stop();
   bool stop_requested() const { return stop_.stop_requested(); }
@@ -119,10 +151,16 @@ class SubscriberDriver {
 
  private:
   Step step_unguarded();
+  void post_switched(GstClockTime pts);
+  void start_switch(std::string key);
+  // A stop token for one blocking call: fires on stop, EOS or a switch.
+  class Wake;
   bool wait_playing();
   bool eos_requested();
   Step after_interrupt();
-  StreamHandle acquire_stream();
+  StreamHandle acquire_stream(std::chrono::milliseconds slice, bool* timed_out);
+  void push_gaps();
+  static constexpr std::chrono::milliseconds kGapInterval{100};
   bool subscribe(const StreamHandle& stream);
   Step on_publisher_ended();
   void start_timeline(const MediaFrame& first, bool from_cache);
@@ -134,8 +172,10 @@ class SubscriberDriver {
   void post_lagged(std::uint64_t dropped);
   void push_eos_all();
   void mark_all_discont();
+  void end_vanished_tracks();
+  bool track_set_final(std::int64_t pts) const;
 
-  const SubscriberSettings settings_;
+  SubscriberSettings settings_;  // stream_key changes on a switch (streaming thread)
   SubscriberHost& host_;
   SubscriberStats& stats_;
   std::shared_ptr<Engine> engine_;
@@ -145,11 +185,13 @@ class SubscriberDriver {
   // Run control, shared with the application's threads.
   std::mutex lock_;
   std::condition_variable_any cond_;
-  bool playing_ = false;        // guarded by lock_
-  std::uint64_t pauses_ = 0;    // guarded by lock_: PLAYING->PAUSED changes
-  bool eos_requested_ = false;  // guarded by lock_
-  std::stop_source stop_;       // the run ends
-  std::stop_source interrupt_;  // wakes blocking calls: stop, or an EOS to push
+  bool playing_ = false;                  // guarded by lock_
+  std::uint64_t pauses_ = 0;              // guarded by lock_: PLAYING->PAUSED changes
+  bool eos_requested_ = false;            // guarded by lock_
+  std::optional<std::string> switch_to_;  // guarded by lock_: a key to switch to
+  std::stop_source* wake_ = nullptr;      // guarded by lock_: the blocking call's, if any
+  std::stop_source stop_;                 // the run ends
+  std::stop_source interrupt_;            // wakes blocking calls: stop, or an EOS to push
 
   // Streaming thread only.
   StreamHandle initial_stream_;  // wait=0: found at construction
@@ -161,15 +203,19 @@ class SubscriberDriver {
   StreamHandle resume_stream_;  // after a pause: the publisher to join again
   bool resuming_ = false;       // the next timeline starts at the live edge
   bool live_edge_timeline_ = false;
-  bool failed_ = false;  // an error was posted: only pause from now on
+  bool failed_ = false;        // an error was posted: only pause from now on
+  std::string switched_from_;  // non-empty: post arcly-switched at the next output
   Timeline timeline_;
   std::map<std::uint32_t, std::unique_ptr<TrackOutput>> tracks_;
+  std::set<std::uint32_t> configured_;   // tracks with a config in the current publish
+  std::set<std::uint32_t> ignored_;      // this publish: tracks without a usable pad
+  bool track_set_checked_ = false;       // vanished tracks of this publish got EOS
+  std::int64_t track_set_deadline_ = 0;  // publisher ts: this publish's track set is final
   std::map<MediaKind, guint> pad_counts_;
   GstFlowCombiner* combiner_;
   bool no_more_pads_ = false;
-  std::int64_t no_more_pads_at_ = 0;  // publisher ts after which the track set is final
-  GstClockTime max_out_ = 0;          // highest output pts so far
-  GstClockTime max_rt_ = 0;           // highest running time so far
+  GstClockTime max_out_ = 0;  // highest output pts so far
+  GstClockTime max_rt_ = 0;   // highest running time so far
 };
 
 }  // namespace arcly::gst

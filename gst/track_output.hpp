@@ -5,13 +5,16 @@
 // subscriber's Timeline:
 // * the payload is the publisher's memory (read-only, zero-copy); in-band
 //   parameter sets go in front of the next keyframe, in the same buffer;
-// * every buffer carries the publisher's timestamp as a reference-timestamp
-//   meta with caps `timestamp/x-arcly-publisher`;
+// * every buffer carries the publisher's metas and the publisher's timestamp
+//   as a reference-timestamp meta with caps `timestamp/x-arcly-publisher`;
 // * after a (re)start of the timeline: a SEGMENT first and DISCONT. In
 //   live-edge mode the first video keyframe gets a segment that shows it, the
 //   catch-up frames up to the edge are DECODE_ONLY and clipped by a second
 //   segment starting at the edge (decoded, not shown);
-// * decode timestamps never go backwards on the pad.
+// * decode timestamps never go backwards on the pad;
+// * a codec change (or a track that comes back after EOS) starts a new stream
+//   on the pad: STREAM_START (a new stream id, same group), CAPS, SEGMENT — what
+//   a parser needs to reset; a caps change within a codec only sends CAPS.
 // Not thread-safe: the subscriber's streaming thread owns it. The pad's query
 // and event functions are the element's business, not this class's.
 #pragma once
@@ -50,6 +53,14 @@ class TrackOutput {
   // keyframe.
   void on_config(const MediaFrame& config);
 
+  // A GAP event in the current segment (nothing to show from `pts` for
+  // `duration`); only once the track has a segment of the current timeline.
+  void push_gap(GstClockTime pts, GstClockTime duration);
+
+  // Ends the track's stream (EOS); a later config starts a new stream.
+  bool push_eos();
+  bool ended() const { return ended_; }
+
   // A new timeline starts: segment(s) and DISCONT before the next buffer.
   void restart();
   // The next buffer follows a gap (lag, skipped frames): DISCONT.
@@ -63,12 +74,19 @@ class TrackOutput {
   // catch-up up to its edge (see above).
   Pushed push(const FrameRef& frame, const Timeline& timeline, bool live_edge);
 
-  bool push_eos();
-
  private:
+  void push_segment(const GstSegment& segment);
+
   GstPad* pad_;
   const std::uint32_t track_;
   const MediaKind kind_;
+  const std::string stream_id_;
+  const guint group_id_;
+  unsigned stream_serial_ = 0;
+  bool stream_start_pending_ = false;  // a new stream before the next buffer
+  bool ended_ = false;                 // EOS pushed
+  bool have_segment_ = false;
+  GstSegment segment_;  // the last segment pushed
   std::string caps_desc_;
   bool caps_pending_ = false;   // new caps to push before the next buffer
   bool inband_config_ = false;  // config payload goes in front of the keyframe

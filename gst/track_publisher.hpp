@@ -1,7 +1,8 @@
 // TrackPublisher — turns what one sink pad receives (caps, buffers) into the
 // frames of one track: a CONFIG frame (with the caps as TrackInfo) per caps
 // change, a fresh CONFIG frame when a byte-stream keyframe brings new in-band
-// SPS/PPS/VPS, and one zero-copy media frame per buffer. Not thread-safe: one
+// SPS/PPS/VPS, and one zero-copy media frame per buffer, carrying the
+// buffer's metas (see buffer_frame.hpp). Not thread-safe: one
 // pad's streaming thread owns it. Timestamps are converted by the caller.
 #pragma once
 

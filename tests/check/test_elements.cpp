@@ -15,6 +15,7 @@
 #include "helpers.hpp"
 #include "timeline.hpp"
 #include "track_output.hpp"
+#include "track_publisher.hpp"
 
 namespace {
 
@@ -156,6 +157,357 @@ GST_START_TEST(test_zero_copy) {
   fail_unless(th::publisher_ts(out) != GST_CLOCK_TIME_NONE, "no publisher timestamp meta");
   gst_sample_unref(s);
   th::stop(sub);
+}
+GST_END_TEST;
+
+// The publisher's metas reach the subscriber (as through a tee): here an NTP
+// reference timestamp such as rtspsrc adds from RTCP sender reports; the
+// publisher-timestamp meta stays one per buffer.
+GST_START_TEST(test_metas_kept) {
+  HarnessPublisher pub("metas", "live/metas", "video/x-arcly-test");
+  GstElement* sub = th::launch(
+      "arclysrc engine=metas stream=live/metas start=keyframe ! appsink name=out sync=false");
+  th::play(sub);
+  th::wait_stat(pub.sink, "subscribers", 1);
+  GstBuffer* in = keyframe(64, 0);
+  GstCaps* ntp = gst_caps_new_empty_simple("timestamp/x-ntp");
+  gst_buffer_add_reference_timestamp_meta(in, ntp, 3900000000 * GST_SECOND, GST_CLOCK_TIME_NONE);
+  // A stale publisher meta from an upstream arcly stream is replaced, not doubled.
+  GstCaps* stale = gst_caps_new_empty_simple(th::kPublisherMeta);
+  gst_buffer_add_reference_timestamp_meta(in, stale, 1, GST_CLOCK_TIME_NONE);
+  gst_caps_unref(stale);
+  fail_unless_equals_int(gst_harness_push(pub.h, in), GST_FLOW_OK);
+  GstSample* s = th::pull(th::by_name(sub, "out"));
+  fail_unless(s != nullptr);
+  GstBuffer* out = gst_sample_get_buffer(s);
+  GstReferenceTimestampMeta* m = gst_buffer_get_reference_timestamp_meta(out, ntp);
+  fail_unless(m != nullptr, "the publisher's x-ntp meta was lost");
+  fail_unless_equals_uint64(m->timestamp, 3900000000 * GST_SECOND);
+  int publisher_metas = 0;
+  gpointer state = nullptr;
+  while (GstMeta* meta =
+             gst_buffer_iterate_meta_filtered(out, &state, GST_REFERENCE_TIMESTAMP_META_API_TYPE)) {
+    auto* r = reinterpret_cast<GstReferenceTimestampMeta*>(meta);
+    GstStructure* st = gst_caps_get_structure(r->reference, 0);
+    if (gst_structure_has_name(st, th::kPublisherMeta)) {
+      ++publisher_metas;
+      fail_if(r->timestamp == 1, "the stale publisher timestamp survived");
+    }
+  }
+  fail_unless_equals_int(publisher_metas, 1);
+  gst_caps_unref(ntp);
+  gst_sample_unref(s);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+namespace {
+
+GstPadProbeReturn count_stream_starts(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_STREAM_START)
+    g_atomic_int_inc(static_cast<gint*>(data));
+  return GST_PAD_PROBE_OK;
+}
+
+gint stream_starts_on(GstElement* appsink, gint* counter) {
+  GstPad* pad = gst_element_get_static_pad(appsink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, count_stream_starts, counter,
+                    nullptr);
+  gst_object_unref(pad);
+  return 0;
+}
+
+GstBuffer* frame_at(GstClockTime pts) {
+  return keyframe(16, pts);
+}
+
+}  // namespace
+
+// persist: a new publisher with another codec on the same track starts a new
+// stream on the pad (STREAM_START before the new caps: parsers reset); a caps
+// change within a codec does not.
+GST_START_TEST(test_codec_change_starts_new_stream) {
+  GstElement* sub = th::launch(
+      "arclysrc engine=codec stream=live/codec persist=true start=keyframe ! "
+      "appsink name=out sync=false");
+  gint starts = 0;
+  stream_starts_on(th::by_name(sub, "out"), &starts);
+  th::play(sub);
+  GstElement* out = th::by_name(sub, "out");
+  {
+    HarnessPublisher a("codec", "live/codec", "video/x-arcly-a,width=1");
+    fail_unless_equals_int(gst_harness_push(a.h, frame_at(0)), GST_FLOW_OK);
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr);
+    gst_sample_unref(s);
+    gst_harness_set_src_caps_str(a.h, "video/x-arcly-a,width=2");  // same codec
+    fail_unless_equals_int(gst_harness_push(a.h, frame_at(40 * GST_MSECOND)), GST_FLOW_OK);
+    s = th::pull(out);
+    fail_unless(s != nullptr);
+    gst_sample_unref(s);
+    fail_unless_equals_int(g_atomic_int_get(&starts), 1);
+  }  // publisher A ends
+  HarnessPublisher b("codec", "live/codec", "video/x-arcly-b");
+  fail_unless_equals_int(gst_harness_push(b.h, frame_at(0)), GST_FLOW_OK);
+  GstSample* s = th::pull(out);
+  fail_unless(s != nullptr, "nothing after the codec change");
+  fail_unless(
+      gst_structure_has_name(gst_caps_get_structure(gst_sample_get_caps(s), 0), "video/x-arcly-b"));
+  gst_sample_unref(s);
+  fail_unless_equals_int(g_atomic_int_get(&starts), 2);
+  th::assert_no_error(sub);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+// persist: a track the next publisher does not have gets EOS (a muxer would
+// wait for it for ever); the pad set is announced once: a track first seen
+// after no-more-pads is ignored with a warning, no pad appears after it.
+GST_START_TEST(test_vanished_and_late_tracks) {
+  GstElement* sub = th::launch(
+      "arclysrc name=src engine=tracks stream=live/tracks persist=true start=keyframe "
+      "src.video_0 ! queue ! appsink name=v sync=false  "
+      "src.audio_0 ! queue ! appsink name=a sync=false");
+  th::play(sub);
+  GstElement* v = th::by_name(sub, "v");
+  GstElement* a = th::by_name(sub, "a");
+  {
+    GstElement* sink = gst_element_factory_make("arclysink", nullptr);
+    g_object_set(sink, "engine", "tracks", "stream", "live/tracks", nullptr);
+    GstHarness* hv = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+    GstHarness* ha = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+    gst_harness_play(hv);
+    gst_harness_play(ha);
+    gst_harness_set_src_caps_str(hv, "video/x-arcly-test");
+    gst_harness_set_src_caps_str(ha, "audio/x-arcly-test");
+    for (int i = 0; i < 3; ++i) {
+      fail_unless_equals_int(gst_harness_push(hv, frame_at(i * 500 * GST_MSECOND)), GST_FLOW_OK);
+      fail_unless_equals_int(gst_harness_push(ha, frame_at(i * 500 * GST_MSECOND)), GST_FLOW_OK);
+    }
+    GstSample* s = th::pull(a);
+    fail_unless(s != nullptr, "no audio from the first publisher");
+    gst_sample_unref(s);
+    gst_harness_teardown(ha);
+    gst_harness_teardown(hv);
+    gst_object_unref(sink);
+  }
+  // The next publisher has video only; a second of its stream makes that final.
+  GstElement* sink = gst_element_factory_make("arclysink", nullptr);
+  g_object_set(sink, "engine", "tracks", "stream", "live/tracks", nullptr);
+  GstHarness* hv = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  gst_harness_play(hv);
+  gst_harness_set_src_caps_str(hv, "video/x-arcly-test");
+  for (int i = 0; i < 4; ++i)
+    fail_unless_equals_int(gst_harness_push(hv, frame_at(i * 500 * GST_MSECOND)), GST_FLOW_OK);
+  while (GstSample* s = gst_app_sink_try_pull_sample(GST_APP_SINK(a), 10 * GST_SECOND))
+    gst_sample_unref(s);
+  fail_unless(gst_app_sink_is_eos(GST_APP_SINK(a)), "the vanished audio track got no EOS");
+  fail_if(gst_app_sink_is_eos(GST_APP_SINK(v)));
+
+  // A track that was never announced appears: ignored, with a warning.
+  GstHarness* hd = gst_harness_new_with_element(sink, "sink_5", nullptr);
+  gst_harness_play(hd);
+  gst_harness_set_src_caps_str(hd, "application/x-arcly-data");
+  fail_unless_equals_int(gst_harness_push(hd, frame_at(2 * GST_SECOND)), GST_FLOW_OK);
+  fail_unless_equals_int(gst_harness_push(hv, frame_at(2 * GST_SECOND)), GST_FLOW_OK);
+  GstMessage* m = th::wait_message(sub, GST_MESSAGE_WARNING, 10);
+  fail_unless(m != nullptr, "no warning about the late track");
+  GError* err = nullptr;
+  gst_message_parse_warning(m, &err, nullptr);
+  fail_unless(std::strstr(err->message, "live/tracks") && std::strstr(err->message, "new track"),
+              "%s", err->message);
+  g_clear_error(&err);
+  gst_message_unref(m);
+  GstPad* late = gst_element_get_static_pad(th::by_name(sub, "src"), "data_0");
+  fail_unless(late == nullptr, "a pad was added after no-more-pads");
+  gst_harness_teardown(hd);
+  gst_harness_teardown(hv);
+  gst_object_unref(sink);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+namespace {
+
+void note_no_more_pads(GstElement*, gpointer flag) {
+  g_atomic_int_set(static_cast<gint*>(flag), 1);
+}
+
+bool wait_flag(gint* flag, double seconds = 10) {
+  const gint64 until = g_get_monotonic_time() + static_cast<gint64>(seconds * G_USEC_PER_SEC);
+  while (!g_atomic_int_get(flag) && g_get_monotonic_time() < until) g_usleep(2000);
+  return g_atomic_int_get(flag) != 0;
+}
+
+void assert_no_warning(GstElement* pipeline) {
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
+  gst_object_unref(bus);
+  if (!m) return;
+  const std::string text = th::error_text(m);
+  gst_message_unref(m);
+  ck_abort_msg("unexpected warning: %s", text.c_str());
+}
+
+}  // namespace
+
+// A publisher whose audio caps follow its first video keyframe (as an SRT or
+// RTSP camera's do through the ingest): a subscriber that joined on that cached
+// keyframe still gets the audio pad. no-more-pads waits for the publisher's
+// track set, which arclysink declares once both of its pads have caps.
+GST_START_TEST(test_track_announced_after_keyframe_gets_a_pad) {
+  GstElement* sink = gst_element_factory_make("arclysink", nullptr);
+  g_object_set(sink, "engine", "lateaudio", "stream", "live/lateaudio", nullptr);
+  GstHarness* hv = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  GstHarness* ha = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  gst_harness_play(hv);
+  gst_harness_play(ha);
+  gst_harness_set_src_caps_str(hv, "video/x-arcly-test");
+  fail_unless_equals_int(gst_harness_push(hv, frame_at(0)), GST_FLOW_OK);  // cached keyframe
+
+  GstElement* sub = th::launch(
+      "arclysrc name=src engine=lateaudio stream=live/lateaudio start=keyframe "
+      "src.video_0 ! queue ! appsink name=v sync=false async=false  "
+      "src.audio_0 ! queue ! appsink name=a sync=false async=false");
+  gint no_more_pads = 0;
+  g_signal_connect(th::by_name(sub, "src"), "no-more-pads", G_CALLBACK(note_no_more_pads),
+                   &no_more_pads);
+  th::play(sub);
+  GstSample* s = th::pull(th::by_name(sub, "v"));
+  fail_unless(s != nullptr, "no video");
+  gst_sample_unref(s);
+  fail_if(g_atomic_int_get(&no_more_pads), "no-more-pads before the publisher's audio track");
+
+  gst_harness_set_src_caps_str(ha, "audio/x-arcly-test");
+  fail_unless_equals_int(gst_harness_push(ha, frame_at(40 * GST_MSECOND)), GST_FLOW_OK);
+  fail_unless_equals_int(gst_harness_push(hv, frame_at(40 * GST_MSECOND)), GST_FLOW_OK);
+  s = th::pull(th::by_name(sub, "a"), 10);
+  fail_unless(s != nullptr, "the audio track announced after the keyframe got no pad");
+  gst_sample_unref(s);
+  // Both tracks declared and seen: the pad set is final long before a second
+  // of stream time has passed.
+  fail_unless(wait_flag(&no_more_pads), "no no-more-pads after the declared track set");
+  assert_no_warning(sub);
+  th::assert_no_error(sub);
+  th::stop(sub);
+  gst_harness_teardown(ha);
+  gst_harness_teardown(hv);
+  gst_object_unref(sink);
+}
+GST_END_TEST;
+
+// A publisher that never declares its track set (the engine API alone): a
+// track announced within a second of stream time after the join gets its pad;
+// no-more-pads comes once that second has passed.
+GST_START_TEST(test_undeclared_track_set_waits_a_second) {
+  auto engine = arcly::gst::engine_for("undeclared");
+  arcly::StreamHandle stream = engine->start_publish(arcly::StreamKey::parse("live/undeclared"));
+  arcly::gst::TrackPublisher video(0), audio(1);
+  auto publish = [&](arcly::gst::TrackPublisher& t, GstClockTime pts) {
+    GstBuffer* b = frame_at(pts);
+    for (auto& f : t.on_buffer(b, static_cast<std::int64_t>(pts), std::nullopt, 0))
+      stream->publish_frame(std::move(f));
+    gst_buffer_unref(b);
+  };
+  GstCaps* vcaps = gst_caps_from_string("video/x-arcly-test");
+  GstCaps* acaps = gst_caps_from_string("audio/x-arcly-test");
+  stream->publish_frame(video.on_caps(vcaps, 0));
+  publish(video, 0);
+
+  GstElement* sub = th::launch(
+      "arclysrc name=src engine=undeclared stream=live/undeclared start=keyframe "
+      "src.video_0 ! queue ! appsink name=v sync=false async=false  "
+      "src.audio_0 ! queue ! appsink name=a sync=false async=false");
+  gint no_more_pads = 0;
+  g_signal_connect(th::by_name(sub, "src"), "no-more-pads", G_CALLBACK(note_no_more_pads),
+                   &no_more_pads);
+  th::play(sub);
+  GstSample* s = th::pull(th::by_name(sub, "v"));
+  fail_unless(s != nullptr, "no video");
+  gst_sample_unref(s);
+
+  stream->publish_frame(audio.on_caps(acaps, 500 * GST_MSECOND));
+  publish(audio, 500 * GST_MSECOND);
+  publish(video, 500 * GST_MSECOND);
+  s = th::pull(th::by_name(sub, "a"), 10);
+  fail_unless(s != nullptr, "the audio track announced after the keyframe got no pad");
+  gst_sample_unref(s);
+  fail_if(g_atomic_int_get(&no_more_pads), "no-more-pads inside the second of stream time");
+  publish(video, 1100 * GST_MSECOND);
+  fail_unless(wait_flag(&no_more_pads), "no no-more-pads a second after the join");
+  assert_no_warning(sub);
+  th::stop(sub);
+  gst_caps_unref(vcaps);
+  gst_caps_unref(acaps);
+  engine->end_publish(stream);
+}
+GST_END_TEST;
+
+namespace {
+
+struct GapWatch {
+  GMutex mutex;
+  GstClockTime last_buffer_pts = 0;
+  GstClockTime last_gap_end = 0;
+  int gaps = 0;
+  bool misordered = false;
+};
+
+GstPadProbeReturn watch_gaps(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* w = static_cast<GapWatch*>(data);
+  g_mutex_lock(&w->mutex);
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    w->last_buffer_pts = GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info));
+  } else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_GAP) {
+    GstClockTime ts = 0, duration = 0;
+    gst_event_parse_gap(GST_PAD_PROBE_INFO_EVENT(info), &ts, &duration);
+    if (ts < w->last_buffer_pts || ts < w->last_gap_end) w->misordered = true;
+    w->last_gap_end = ts + duration;
+    ++w->gaps;
+  }
+  g_mutex_unlock(&w->mutex);
+  return GST_PAD_PROBE_OK;
+}
+
+}  // namespace
+
+// persist, between publishers: GAP events carry the running time on (after
+// the last buffer, never backwards), so aggregators and muxers do not stall.
+GST_START_TEST(test_gaps_while_waiting) {
+  GstElement* sub = th::launch(
+      "arclysrc engine=gaps stream=live/gaps persist=true start=keyframe ! "
+      "appsink name=out sync=false");
+  GapWatch w;
+  g_mutex_init(&w.mutex);
+  GstPad* pad = gst_element_get_static_pad(th::by_name(sub, "out"), "sink");
+  gst_pad_add_probe(
+      pad,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      watch_gaps, &w, nullptr);
+  gst_object_unref(pad);
+  th::play(sub);
+  {
+    HarnessPublisher pub("gaps", "live/gaps", "video/x-arcly-test");
+    fail_unless_equals_int(gst_harness_push(pub.h, frame_at(0)), GST_FLOW_OK);
+    GstSample* s = th::pull(th::by_name(sub, "out"));
+    fail_unless(s != nullptr);
+    gst_sample_unref(s);
+  }  // the publisher ends; the subscriber waits for the next one
+  const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  int gaps = 0;
+  while (gaps < 3 && g_get_monotonic_time() < deadline) {
+    g_usleep(10000);
+    g_mutex_lock(&w.mutex);
+    gaps = w.gaps;
+    g_mutex_unlock(&w.mutex);
+  }
+  fail_unless(gaps >= 3, "no GAP events while waiting for the next publisher");
+  g_mutex_lock(&w.mutex);
+  fail_if(w.misordered, "a GAP went backwards");
+  g_mutex_unlock(&w.mutex);
+  th::assert_no_error(sub);
+  th::stop(sub);
+  g_mutex_clear(&w.mutex);
 }
 GST_END_TEST;
 
@@ -409,25 +761,33 @@ GST_START_TEST(test_uri_round_trip) {
   }
   fail_unless(src_props(b) == want, "a refused URI changed settings");
 
-  // Not while streaming: the settings are snapshotted at READY->PAUSED.
+  // While streaming only the key may change (a switch); the rest is
+  // snapshotted at READY->PAUSED.
   GstElement* pipeline = gst_pipeline_new(nullptr);
   GstElement* sink = gst_element_factory_make("fakesink", nullptr);
   gst_bin_add_many(GST_BIN(pipeline), b, sink, nullptr);
   g_object_set(b, "wait", -1, nullptr);
   fail_unless(gst_element_set_state(pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
-  fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/third", &err));
-  fail_unless(err && err->code == GST_URI_ERROR_BAD_STATE, "%s", err ? err->message : "no error");
+  fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/third?latency=6", &err));
+  fail_unless(err && err->code == GST_URI_ERROR_BAD_STATE && std::strstr(err->message, "latency"),
+              "%s", err ? err->message : "no error");
   g_clear_error(&err);
   gchar* stream = nullptr;
   g_object_get(b, "stream", &stream, nullptr);
   fail_unless_equals_string(stream, "live/other");
+  g_free(stream);
+  fail_unless(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/third?latency=5", &err),
+              "%s", err ? err->message : "");
+  g_object_get(b, "stream", &stream, nullptr);
+  fail_unless_equals_string(stream, "live/third");
   g_free(stream);
   th::stop(pipeline);
   gst_object_unref(a);
 }
 GST_END_TEST;
 
-// GST_PARAM_MUTABLE_READY is enforced: in PAUSED the value stays.
+// GST_PARAM_MUTABLE_READY is enforced: in PAUSED the value stays (`stream`,
+// GST_PARAM_MUTABLE_PLAYING on arclysrc, switches instead).
 GST_START_TEST(test_ready_properties_enforced) {
   GstElement* pub = th::launch("appsrc format=time ! arclysink name=pub stream=live/mut");
   GstElement* sub = th::launch("arclysrc name=src stream=live/mut latency=40 ! fakesink");
@@ -444,7 +804,7 @@ GST_START_TEST(test_ready_properties_enforced) {
   g_free(engine);
   guint latency = 0;
   g_object_get(th::by_name(sub, "src"), "stream", &key, "latency", &latency, nullptr);
-  fail_unless_equals_string(key, "live/mut");
+  fail_unless_equals_string(key, "live/changed");
   fail_unless_equals_int(latency, 40);
   g_free(key);
   // Back in READY they may change again.
@@ -826,6 +1186,10 @@ static Suite* arcly_elements_suite() {
   tcase_add_test(tc, test_duplicate_publisher);
   tcase_add_test(tc, test_unblocks_while_waiting);
   tcase_add_test(tc, test_zero_copy);
+  tcase_add_test(tc, test_metas_kept);
+  tcase_add_test(tc, test_codec_change_starts_new_stream);
+  tcase_add_test(tc, test_vanished_and_late_tracks);
+  tcase_add_test(tc, test_gaps_while_waiting);
   tcase_add_test(tc, test_timestamps_and_caps_change);
   tcase_add_test(tc, test_non_time_segment_refused);
   tcase_add_test(tc, test_latency_query);
@@ -840,6 +1204,8 @@ static Suite* arcly_elements_suite() {
   tcase_add_test(tc, test_properties_documented);
   tcase_add_test(tc, test_caps_track);
   tcase_add_test(tc, test_track_output);
+  tcase_add_test(tc, test_track_announced_after_keyframe_gets_a_pad);
+  tcase_add_test(tc, test_undeclared_track_set_waits_a_second);
   return s;
 }
 

@@ -38,6 +38,8 @@ class PublishSession {
   const StreamHandle& handle() const { return stream_; }
   // Returns the live subscriber count; throws Error{StreamClosed} once ended.
   std::size_t publish_frame(MediaFrame frame) { return stream().publish_frame(std::move(frame)); }
+  // Every track's config is published (see Stream::declare_tracks_complete).
+  void declare_tracks_complete() { stream().declare_tracks_complete(); }
   // Releases the publish slot (idempotent).
   void finish() { claim_.reset(); }
   bool finished() const { return !claim_; }

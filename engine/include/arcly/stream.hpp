@@ -54,6 +54,16 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // The newest config frame of each track.
   std::vector<FrameRef> cached_configs() const { return gop_.configs(); }
 
+  // The publisher's word that every track it will have is announced: each
+  // track's config is published (so it is in cached_configs()). A subscriber
+  // may then close its set of outputs (GStreamer's no-more-pads) as soon as it
+  // has seen those configs, instead of waiting for tracks that come late (an
+  // audio track whose caps follow the first video keyframe). Publishers that
+  // cannot tell never declare it; subscribers then wait a bounded time. Call it
+  // after publishing the last config (release: the configs happen before).
+  void declare_tracks_complete() { tracks_complete_.store(true, std::memory_order_release); }
+  bool tracks_complete() const { return tracks_complete_.load(std::memory_order_acquire); }
+
   QosSnapshot qos() const;
   std::size_t subscriber_count() const { return subscribers_.load(std::memory_order_acquire); }
   std::chrono::steady_clock::time_point last_frame_at() const { return qos_.last_frame_at(); }
@@ -89,6 +99,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   std::uint64_t bytes_total_ = 0;  // guarded by publish_mutex_
 
   std::atomic<std::size_t> subscribers_{0};
+  std::atomic<bool> tracks_complete_{false};
   mutable std::mutex subscribers_mutex_;
   std::vector<std::shared_ptr<SubscriberCounters>> subscriber_counters_;
   std::uint64_t next_subscriber_id_ = 1;
