@@ -291,8 +291,21 @@ END_TEST
 // a second video frame while it waited for the first audio one). Every reader
 // of an audio+video stream, one after the other, must receive MPEG-TS.
 START_TEST(thirty_readers_in_a_row_of_audio_and_video_each_get_data) {
-  Publisher pub("live/row", true, 30);
-  pub.wait_frames(15);
+  // Sparse audio (one AAC frame per 128 ms at 8 kHz) between 30 fps video:
+  // after a keyframe, often two or more video frames come before any audio,
+  // the order that starved readers.
+  GstElement* pub = launch(
+      "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc "
+      "tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max=15 ! h264parse ! arclysink "
+      "name=pub stream=live/row audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! "
+      "avenc_aac ! aacparse ! pub.");
+  ck_assert(gst_element_set_state(pub, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  {
+    auto engine = arcly::gst::engine_for("default");
+    auto stream = engine->wait_for_stream(arcly::StreamKey::parse("live/row"), 20000ms);
+    auto sub = stream->subscribe({arcly::StartAt::Keyframe, {}, true});
+    ck_assert_int_ge(ingest_testing::read_frames(sub, 20, 1).audio, 1);
+  }
   SrtServer server(local_settings());
   server.start();
   int starved = 0;
@@ -317,13 +330,17 @@ START_TEST(thirty_readers_in_a_row_of_audio_and_video_each_get_data) {
       }
       gst_sample_unref(sample);
     }
-    if (!ts) ++starved;
     gst_object_unref(out);
     stop_pipeline(p);
+    if (!ts) {
+      starved = i + 1;
+      break;
+    }
   }
-  ck_assert_msg(starved == 0, "%d of 30 readers received no MPEG-TS", starved);
+  ck_assert_msg(starved == 0, "reader %d of 30 received no MPEG-TS", starved);
   ck_assert(readers_are(server, 0));
-  ck_assert_uint_eq(server.stats().accepted, 30);
+  ck_assert_uint_ge(server.stats().accepted, 30);
+  stop_pipeline(pub);
 }
 END_TEST
 
