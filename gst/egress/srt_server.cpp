@@ -289,10 +289,23 @@ struct SrtServer::Impl {
 
   // --- readers ---------------------------------------------------------------
 
+  // arclysrc pushes every track from its one streaming thread, and mpegtsmux
+  // (an aggregator without a clock timeout) outputs only once every sink pad
+  // holds a buffer. Until its latency query sees a live upstream it also queues
+  // a single buffer per pad and blocks the pushing thread on the next one. So
+  // with the tracks linked straight to the mux, a second video frame arriving
+  // before the first audio frame blocked that one thread forever: the audio
+  // the mux waited for was never pushed and the reader got nothing. A queue per
+  // track gives each track its own thread into the mux, as a demuxer needs.
+  // Bounded in bytes only (a GOP replay is many buffers); the limit is a
+  // backstop for a track that stops while the other one flows.
   static void on_reader_pad(GstElement*, GstPad* pad, gpointer data) {
     GstElement* pipeline = GST_ELEMENT(data);
     GstCaps* caps = gst_pad_get_current_caps(pad);
-    if (!caps) return;
+    if (!caps) {
+      GST_WARNING("srt: track %s without caps: not sent", GST_PAD_NAME(pad));
+      return;
+    }
     const std::string_view name = gst_structure_get_name(gst_caps_get_structure(caps, 0));
     const char* parser = nullptr;
     if (name == "video/x-h264")
@@ -308,17 +321,45 @@ struct SrtServer::Impl {
       GST_INFO("srt: track %s cannot go in MPEG-TS here; not sent", GST_PAD_NAME(pad));
       return;
     }
-    GstElement* mux = gst_bin_get_by_name(GST_BIN(pipeline), "mux");
+    GstElement* queue = gst_element_factory_make("queue", nullptr);
     GstElement* p = gst_element_factory_make(parser, nullptr);
+    if (!queue || !p) {
+      GST_WARNING("srt: track %s: queue or %s is missing; not sent", GST_PAD_NAME(pad), parser);
+      if (queue) gst_object_unref(queue);
+      if (p) gst_object_unref(p);
+      return;
+    }
+    g_object_set(queue, "max-size-buffers", 0u, "max-size-time", G_GUINT64_CONSTANT(0),
+                 "max-size-bytes", 32u << 20, nullptr);
     if (g_object_class_find_property(G_OBJECT_GET_CLASS(p), "config-interval"))
       g_object_set(p, "config-interval", -1, nullptr);
-    gst_bin_add(GST_BIN(pipeline), p);
-    GstPad* sink = gst_element_get_static_pad(p, "sink");
-    const bool ok = gst_pad_link(pad, sink) == GST_PAD_LINK_OK && gst_element_link(p, mux);
-    gst_object_unref(sink);
+    gst_bin_add_many(GST_BIN(pipeline), queue, p, nullptr);
+    GstElement* mux = gst_bin_get_by_name(GST_BIN(pipeline), "mux");
+    bool ok = gst_element_link_many(queue, p, mux, nullptr);
     gst_object_unref(mux);
-    if (!ok) GST_WARNING("srt: cannot mux track %s", GST_PAD_NAME(pad));
+    // Downstream first, and the track's pad last: nothing flows into an element
+    // that is not playing yet.
     gst_element_sync_state_with_parent(p);
+    gst_element_sync_state_with_parent(queue);
+    GstPad* sink = gst_element_get_static_pad(queue, "sink");
+    ok = ok && gst_pad_link(pad, sink) == GST_PAD_LINK_OK;
+    gst_object_unref(sink);
+    if (ok) return;
+    GST_WARNING("srt: cannot mux track %s; not sent", GST_PAD_NAME(pad));
+    // A mux pad that never gets data would hold the other tracks back.
+    GstPad* out = gst_element_get_static_pad(p, "src");
+    if (GstPad* mux_pad = gst_pad_get_peer(out)) {
+      gst_pad_unlink(out, mux_pad);
+      if (GstElement* m = gst_pad_get_parent_element(mux_pad)) {
+        gst_element_release_request_pad(m, mux_pad);
+        gst_object_unref(m);
+      }
+      gst_object_unref(mux_pad);
+    }
+    gst_object_unref(out);
+    gst_element_set_state(queue, GST_STATE_NULL);
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_bin_remove_many(GST_BIN(pipeline), queue, p, nullptr);
   }
 
   void read(Session* sess, std::stop_token stop) {
