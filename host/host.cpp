@@ -316,46 +316,34 @@ std::vector<std::string> Host::start_egress(const Config& c, const std::set<std:
                                             bool all) {
   std::vector<std::string> failures;
   auto wanted = [&](const std::string& s) { return all || only.contains(s); };
-  auto logger = [this](const char* section) {
-    return [this, section](const std::string& line) {
+  // One server from its section's settings into `slot`; a failure is collected.
+  const auto start = [&]<class Server>(const auto& config, const std::string& section,
+                                       std::unique_ptr<Server>& slot, const std::string& serving,
+                                       const std::string& suffix) {
+    if (!config || !wanted(section + " ")) return;
+    const std::string tag = "[" + section + "]";
+    auto settings = *config;
+    settings.engine = gst::kDefaultEngineName;
+    settings.log = [this, tag](const std::string& line) {
       // The servers say "rtsp: ..." / "srt: ...": the section names them here.
       const auto colon = line.find(": ");
-      log(std::string(section) + " " +
-          (colon != std::string::npos && colon <= 4 ? line.substr(colon + 2) : line));
+      log(tag + " " + (colon != std::string::npos && colon <= 4 ? line.substr(colon + 2) : line));
     };
+    try {
+      auto server = std::make_unique<Server>(settings);
+      server->start();
+      log(tag + " " + serving + (settings.host.empty() ? std::string("HOST") : settings.host) +
+          ":" + std::to_string(server->port()) + suffix);
+      std::lock_guard lock(sections_mutex_);
+      slot = std::move(server);
+    } catch (const std::exception& e) {
+      failures.push_back(tag + " " + e.what());
+    }
   };
-  if (c.rtsp_server && wanted("rtsp-server ")) {
-    auto settings = *c.rtsp_server;
-    settings.engine = gst::kDefaultEngineName;
-    settings.log = logger("[rtsp-server]");
-    try {
-      auto server = std::make_unique<egress::RtspServer>(settings);
-      server->start();
-      log("[rtsp-server] serving every stream at rtsp://" +
-          (settings.host.empty() ? std::string("HOST") : settings.host) + ":" +
-          std::to_string(server->port()) + "/APP/STREAM");
-      std::lock_guard lock(sections_mutex_);
-      rtsp_server_ = std::move(server);
-    } catch (const std::exception& e) {
-      failures.push_back(std::string("[rtsp-server] ") + e.what());
-    }
-  }
-  if (c.srt_server && wanted("srt-server ")) {
-    auto settings = *c.srt_server;
-    settings.engine = gst::kDefaultEngineName;
-    settings.log = logger("[srt-server]");
-    try {
-      auto server = std::make_unique<egress::SrtServer>(settings);
-      server->start();
-      log("[srt-server] serving on srt://" +
-          (settings.host.empty() ? std::string("HOST") : settings.host) + ":" +
-          std::to_string(server->port()) + " (streamid #!::r=APP/STREAM,m=request|publish)");
-      std::lock_guard lock(sections_mutex_);
-      srt_server_ = std::move(server);
-    } catch (const std::exception& e) {
-      failures.push_back(std::string("[srt-server] ") + e.what());
-    }
-  }
+  start(c.rtsp_server, "rtsp-server", rtsp_server_, "serving every stream at rtsp://",
+        "/APP/STREAM");
+  start(c.srt_server, "srt-server", srt_server_, "serving on srt://",
+        " (streamid #!::r=APP/STREAM,m=request|publish)");
   for (const auto& f : failures) log(f);
   return failures;
 }

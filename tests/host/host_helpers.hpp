@@ -150,6 +150,21 @@ inline int count_text(const std::string& text, const std::string& needle) {
   return n;
 }
 
+// `arcly check` refuses each config (exit 1) and names the expected problem.
+struct CheckCase {
+  std::string config;
+  std::string expected;
+};
+inline void expect_check_problems(const std::string& dir, const std::vector<CheckCase>& cases) {
+  std::string out;
+  for (const auto& c : cases) {
+    const int rc = run_arcly({"check", write_config(dir, c.config)}, &out);
+    ck_assert_msg(rc == 1, "exit %d for:\n%s\n%s", rc, c.config.c_str(), out.c_str());
+    ck_assert_msg(out.find(c.expected) != std::string::npos, "expected '%s' in:\n%s",
+                  c.expected.c_str(), out.c_str());
+  }
+}
+
 // `arcly run` with stdout collected by a reader thread, so a test can wait for a
 // log line (bounded) and send signals without waiting for the exit.
 class Service {

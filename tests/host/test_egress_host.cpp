@@ -65,12 +65,8 @@ START_TEST(check_reads_egress_sections_and_names_their_problems) {
   for (const char* secret : {"Pa55word-alice", "0123456789abcdef", "T0kenValue"})
     ck_assert_msg(out.find(secret) == std::string::npos, "a secret leaked:\n%s", out.c_str());
 
-  struct Case {
-    std::string config;
-    std::string expected;
-  };
   const std::string users = "user.alice=pw12345\n";
-  const std::vector<Case> cases{
+  const std::vector<CheckCase> cases{
       {"[rtsp-server]\nlisten=nowhere\n" + users, "[rtsp-server] listen:"},
       {"[rtsp-server]\nlisten=:" + port + "\n",
        "[rtsp-server] serves nobody: add user.NAME = PASSWORD, or anonymous-read = PATTERNS"},
@@ -93,12 +89,7 @@ START_TEST(check_reads_egress_sections_and_names_their_problems) {
       {"[srt in]\nlisten=srt://:" + port + "\n[srt-server]\nlisten=:" + port + "\n",
        "[srt-server] listen: port " + port + " is already used by [srt in]"},
   };
-  for (const auto& c : cases) {
-    rc = run_arcly({"check", write_config(dir, c.config)}, &out);
-    ck_assert_msg(rc == 1, "exit %d for:\n%s\n%s", rc, c.config.c_str(), out.c_str());
-    ck_assert_msg(out.find(c.expected) != std::string::npos, "expected '%s' in:\n%s",
-                  c.expected.c_str(), out.c_str());
-  }
+  expect_check_problems(dir, cases);
   fs::remove_all(dir);
 }
 END_TEST

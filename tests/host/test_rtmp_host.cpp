@@ -50,11 +50,7 @@ START_TEST(check_reads_rtmp_sections_and_names_their_problems) {
                 "%s", out.c_str());
   ck_assert_msg(out.find("s3cretvalue") == std::string::npos, "a token leaked:\n%s", out.c_str());
 
-  struct Case {
-    std::string config;
-    std::string expected;
-  };
-  const std::vector<Case> cases{
+  const std::vector<CheckCase> cases{
       {"[rtmp in]\nallow=live/*\n", "[rtmp in] listen: is required"},
       {"[rtmp in]\nlisten=nowhere\n", "[rtmp in] listen:"},
       {"[rtmp in]\nlisten=:" + port + "\ntokens=live/*\n",
@@ -66,12 +62,7 @@ START_TEST(check_reads_rtmp_sections_and_names_their_problems) {
       {"[rtmp a]\nlisten=:" + port + "\n[rtmp b]\nlisten=127.0.0.1:" + port + "\n",
        "[rtmp b] listen: port " + port + " is already used by [rtmp a]"},
   };
-  for (const auto& c : cases) {
-    rc = run_arcly({"check", write_config(dir, c.config)}, &out);
-    ck_assert_msg(rc == 1, "exit %d for:\n%s\n%s", rc, c.config.c_str(), out.c_str());
-    ck_assert_msg(out.find(c.expected) != std::string::npos, "expected '%s' in:\n%s",
-                  c.expected.c_str(), out.c_str());
-  }
+  expect_check_problems(dir, cases);
   fs::remove_all(dir);
 }
 END_TEST
