@@ -295,12 +295,13 @@ void Host::log_rtmp_events() {
   }
 }
 
-void Host::start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker) {
-  auto run = std::make_unique<WorkerRun>();
-  run->worker = std::move(worker);
-  WorkerRun* r = run.get();
-  std::shared_ptr<Engine> engine = engine_;
-  r->thread = std::jthread([r, engine] {
+namespace {
+// Runs `run.worker` under its own Engine::serve thread until `run.stop`; a serve
+// that throws leaves its reason in `run.failure` (under `run.mutex`).
+template <class Run>
+void serve_on_own_thread(const std::shared_ptr<Engine>& engine, Run& run) {
+  Run* r = &run;
+  run.thread = std::jthread([r, engine] {
     try {
       engine->serve({r->worker}, r->stop.get_token());
     } catch (const std::exception& e) {
@@ -308,6 +309,13 @@ void Host::start_worker(const std::string& section, std::shared_ptr<ingest::Sour
       r->failure = e.what();
     }
   });
+}
+}  // namespace
+
+void Host::start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker) {
+  auto run = std::make_unique<WorkerRun>();
+  run->worker = std::move(worker);
+  serve_on_own_thread(engine_, *run);
   std::lock_guard lock(sections_mutex_);
   workers_[section] = std::move(run);
 }
@@ -364,16 +372,7 @@ void Host::start_sections(const Config& c, const std::set<std::string>& only, bo
     if (!wanted(section)) continue;
     auto run = std::make_unique<RtmpRun>();
     run->worker = std::make_shared<ingest::RtmpWorker>(rc.rtmp);
-    RtmpRun* r = run.get();
-    std::shared_ptr<Engine> engine = engine_;
-    r->thread = std::jthread([r, engine] {
-      try {
-        engine->serve({r->worker}, r->stop.get_token());
-      } catch (const std::exception& e) {
-        std::lock_guard lock(r->mutex);
-        r->failure = e.what();
-      }
-    });
+    serve_on_own_thread(engine_, *run);
     std::lock_guard lock(sections_mutex_);
     rtmp_[section] = std::move(run);
   }
