@@ -28,7 +28,6 @@
 
 #include "arcly/error.hpp"
 #include "config_values.hpp"
-#include "http/server.hpp"
 #include "requirements.hpp"
 #include "url.hpp"
 
@@ -518,9 +517,8 @@ void read_http(Section& s, const std::string&, Config& c, const std::string& bas
   static const std::vector<Field<HttpConfig>> fields{
       {"listen", false,
        [](Section& s, const std::string& text, HttpConfig& h) {
-         std::string host, why;
-         std::uint16_t port = 0;
-         if (http::parse_listen(text, host, port, &why))
+         std::string why;
+         if (v::parse_ip_listen(text, &why))
            h.listen = text;
          else
            s.problem("listen", why);
@@ -537,10 +535,8 @@ void read_http(Section& s, const std::string&, Config& c, const std::string& bas
     s.problem("read-token", "is the same as token (give read-only clients their own)");
   if (!base_dir.empty() && !h.web_dir.empty() && !g_path_is_absolute(h.web_dir.c_str()))
     h.web_dir = (std::filesystem::path(base_dir) / h.web_dir).lexically_normal().string();
-  std::string host;
-  std::uint16_t port = 0;
-  if (http::parse_listen(h.listen, host, port) && port > 0)
-    c.listeners.push_back({"http", "listen", "tcp", {host, port}});
+  if (auto a = v::parse_ip_listen(h.listen, nullptr); a && a->port > 0)
+    c.listeners.push_back({"http", "listen", "tcp", *a});
   c.http = h;
 }
 

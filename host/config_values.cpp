@@ -1,5 +1,8 @@
 #include "config_values.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -180,6 +183,21 @@ std::optional<ListenAddress> parse_listen(std::string_view text, std::string* wh
     say(why, e.what());
     return std::nullopt;
   }
+}
+
+std::optional<ListenAddress> parse_ip_listen(std::string_view text, std::string* why) {
+  auto a = parse_listen(text, why);
+  if (!a) return a;
+  if (a->host == "localhost") a->host = "127.0.0.1";
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, a->host.c_str(), buf) != 1 &&
+      inet_pton(AF_INET6, a->host.c_str(), buf) != 1) {
+    say(why,
+        "'" + std::string(trim(text)) +
+            "' does not name an IP address (expected IP:port, e.g. 127.0.0.1:9090 or [::1]:9090)");
+    return std::nullopt;
+  }
+  return a;
 }
 
 std::optional<std::string> parse_choice(std::string_view text,

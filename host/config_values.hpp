@@ -45,6 +45,9 @@ bool patterns_overlap(const std::string& a, const std::string& b);
 // config, the TCP accept loop and the servers read addresses alike.
 using ListenAddress = arcly::ListenAddress;
 std::optional<ListenAddress> parse_listen(std::string_view text, std::string* why);
+// A listen address on one IP ("127.0.0.1:9090", "[::1]:9090"; "localhost" reads as
+// 127.0.0.1): for the control plane, which must not listen everywhere by accident.
+std::optional<ListenAddress> parse_ip_listen(std::string_view text, std::string* why);
 
 // One of `choices`.
 std::optional<std::string> parse_choice(std::string_view text,

@@ -12,6 +12,7 @@
 
 #include "api.hpp"
 #include "arcly/error.hpp"
+#include "config_values.hpp"
 #include "json.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(arcly_http_debug);
@@ -64,30 +65,6 @@ void raise_fd_limit() {
 
 }  // namespace
 
-bool parse_listen(const std::string& text, std::string& host, std::uint16_t& port,
-                  std::string* why) {
-  auto bad = [&](const std::string& w) {
-    if (why)
-      *why = "'" + text + "' " + w + " (expected IP:port, e.g. 127.0.0.1:9090 or [::1]:9090)";
-    return false;
-  };
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) return bad("has no port");
-  std::string h = text.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (h == "localhost") h = "127.0.0.1";
-  GInetAddress* addr = g_inet_address_new_from_string(h.c_str());
-  if (!addr) return bad("does not start with an IP address");
-  g_object_unref(addr);
-  const std::string p = text.substr(colon + 1);
-  char* end = nullptr;
-  const long v = std::strtol(p.c_str(), &end, 10);
-  if (*end != '\0' || v < 0 || v > 65535) return bad("has no port from 0 to 65535");
-  host = h;
-  port = static_cast<std::uint16_t>(v);
-  return true;
-}
-
 struct Server::Impl {
   ServerConfig config;
   ControlTarget& target;
@@ -110,17 +87,16 @@ struct Server::Impl {
     soup_server_add_early_handler(server, nullptr, &Impl::on_early, this, nullptr);
     soup_server_add_handler(server, nullptr, &Impl::on_request, this, nullptr);
     pool = g_thread_pool_new(&Impl::on_snapshot_task, this, 2, FALSE, nullptr);
-    std::string host;
-    std::uint16_t port = 0;
     std::string why;
     GError* err = nullptr;
-    if (!parse_listen(config.listen, host, port, &why)) {
+    const auto where = values::parse_ip_listen(config.listen, &why);
+    if (!where) {
       started.set_exception(
           std::make_exception_ptr(Error(Errc::InvalidArgument, "[http] listen: " + why)));
     } else {
-      GInetAddress* ia = g_inet_address_new_from_string(host.c_str());
+      GInetAddress* ia = g_inet_address_new_from_string(where->host.c_str());
       loopback = g_inet_address_get_is_loopback(ia);
-      GSocketAddress* sa = g_inet_socket_address_new(ia, port);
+      GSocketAddress* sa = g_inet_socket_address_new(ia, where->port);
       g_object_unref(ia);
       const bool ok = soup_server_listen(server, sa, static_cast<SoupServerListenOptions>(0), &err);
       g_object_unref(sa);

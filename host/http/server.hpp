@@ -35,10 +35,6 @@ struct ServerConfig {
   std::size_t max_body = 64 * 1024;
 };
 
-// Parses "IP:port" / "[IPv6]:port" / "localhost:port"; "" and sets `why` when bad.
-bool parse_listen(const std::string& text, std::string& host, std::uint16_t& port,
-                  std::string* why = nullptr);
-
 class Server {
  public:
   // Listens or throws arcly::Error (Io / InvalidArgument) naming the address.

@@ -4,7 +4,6 @@
 #include <random>
 
 #include "egress_helpers.hpp"
-#include "listen_address.hpp"
 #include "rtsp_server.hpp"
 
 using namespace std::chrono_literals;
@@ -361,7 +360,6 @@ END_TEST
 START_TEST(settings_are_validated) {
   RtspServerSettings s;
   s.users = {RtspUser{"a:b", "x", {"*"}}};
-  ck_assert_int_eq(arcly::egress::parse_listen_address(":8554").port, 8554);
   bool threw = false;
   try {
     arcly::egress::validate(s);

@@ -590,6 +590,13 @@ START_TEST(check_names_a_bad_http_section) {
   ck_assert_msg(out.find("[http] listen:") != std::string::npos, "%s", out.c_str());
   ck_assert_msg(out.find("[http] read-token:") != std::string::npos, "%s", out.c_str());
   ck_assert_msg(out.find("[http] port") != std::string::npos, "%s", out.c_str());
+  // The control plane listens on one IP, never on every address by accident.
+  std::ofstream(conf) << "[http]\nlisten=:9090\n";
+  const std::string every = run("'" + env("ARCLY_HOST_BIN") + "' check '" + conf + "'", &status);
+  ck_assert_msg(status != 0, "%s", every.c_str());
+  ck_assert_msg(
+      every.find("[http] listen: ':9090' does not name an IP address") != std::string::npos, "%s",
+      every.c_str());
   fs::remove_all(dir);
 }
 END_TEST
