@@ -114,6 +114,30 @@ def main():
                            "rtsp://a%40b:p%3Aw@h/p", "rtsp://h:99999/", "nourl", "rtsp://@/"]):
         write("url", "url%d" % i, u.encode())
 
+    # config: the example config, and one seed per section type with its keys.
+    with open(os.path.join(HERE, "..", "pipelines", "arcly.conf"), "rb") as f:
+        write("config", "example", f.read())
+    seeds = {
+        "app": "[app live]\ncache-window=10\ncache-frames=600\ncache-bytes=64M\nidle-timeout=30\nmax-streams=8\n",
+        "rtsp": "[rtsp cam1]\nurl=rtsp://user:pass@10.0.0.1:554/s1\nkey=live/cam1\nprotocols=tcp\n"
+                "grace=5\nbackoff-initial=1\nbackoff-max=30\nwatchdog=10\n",
+        "srt": "[srt contrib]\nlisten=:9000\napp=live\nallow=live/*\npassphrase=0123456789abcdef\n"
+               "tokens=live/a:s3cretToken99\nlatency=200\n",
+        "rtmp": "[rtmp push]\nlisten=127.0.0.1:1935\nallow=live/*\ntokens=live/cam:tok1234567890\n",
+        "pipeline": "[pipeline test]\nkey=live/test\nlaunch=videotestsrc is-live=true ! x264enc ! h264parse\n",
+        "record": "[record all]\nkeys=live/*\ndir=rec\nformat=mp4\nsegment=60\npre-roll=5\n"
+                  "max-age=7d\nmax-bytes=10G\nmin-free=5%\nmode=events\n",
+        "output": "[output monitor]\nkey=live/test\nlaunch=fakesink\n",
+        "http": "[http]\nlisten=127.0.0.1:9090\ntoken=adminTokenValue123\nread-token=readTokenValue456\n",
+        "rtsp-server": "[rtsp-server]\nlisten=:8554\nuser.alice=alicePassword1\nread.alice=live/*\n"
+                       "auth=basic,digest\nmax-readers=100\nstart=keyframe\ntransports=tcp,udp\n",
+        "srt-server": "[srt-server]\nlisten=:8890\npassphrase=serverPassphrase1\nread-allow=live/*\n"
+                      "publish=yes\npublish-tokens=live/x:pubToken12345\n",
+        "duplicate": "[app live]\ncache-window=10\n[app live]\ncache-window=20\ncache-window=5\n",
+    }
+    for name, text in seeds.items():
+        write("config", name, text.encode())
+
 
 if __name__ == "__main__":
     main()

@@ -710,26 +710,6 @@ GstRTSPFilterResult remove_client(GstRTSPServer*, GstRTSPClient*, gpointer) {
 
 // ---------------------------------------------------------------------------
 
-void validate(const RtspServerSettings& s) {
-  if (s.port < 0 || s.port > 65535)
-    throw Error(Errc::InvalidArgument, "port " + std::to_string(s.port) + ": expected 0 to 65535");
-  if (s.engine.empty()) throw Error(Errc::InvalidArgument, "engine: must not be empty");
-  if (!s.tcp && !s.udp)
-    throw Error(Errc::InvalidArgument, "transports: at least one of TCP and UDP must be offered");
-  if (!s.users.empty() && !s.basic && !s.digest)
-    throw Error(Errc::InvalidArgument, "auth: users need Basic or Digest authentication enabled");
-  std::set<std::string> names;
-  for (const auto& u : s.users) {
-    if (u.name.empty() || u.name.find_first_of(":\"") != std::string::npos)
-      throw Error(Errc::InvalidArgument,
-                  "user '" + u.name + "': a user name must be non-empty, without ':' or '\"'");
-    if (u.password.empty())
-      throw Error(Errc::InvalidArgument, "user " + u.name + ": empty password");
-    if (!names.insert(u.name).second)
-      throw Error(Errc::InvalidArgument, "user " + u.name + ": defined twice");
-  }
-}
-
 struct RtspServer::Objects {
   GstRTSPServer* server = nullptr;
   GMainContext* context = nullptr;

@@ -542,19 +542,6 @@ struct SrtServer::Impl {
   }
 };
 
-void validate(const SrtServerSettings& s) {
-  if (s.port < 0 || s.port > 65535)
-    throw Error(Errc::InvalidArgument, "port " + std::to_string(s.port) + ": expected 0 to 65535");
-  if (s.engine.empty()) throw Error(Errc::InvalidArgument, "engine: must not be empty");
-  if (!s.passphrase.empty() && (s.passphrase.size() < 10 || s.passphrase.size() > 79))
-    throw Error(Errc::InvalidArgument, "passphrase: SRT requires 10 to 79 characters");
-  if (s.pbkeylen != 0 && s.pbkeylen != 16 && s.pbkeylen != 24 && s.pbkeylen != 32)
-    throw Error(Errc::InvalidArgument,
-                "pbkeylen " + std::to_string(s.pbkeylen) + ": expected 16, 24 or 32");
-  if (s.publish_timeout <= 0ms)
-    throw Error(Errc::InvalidArgument, "publish_timeout: must be positive");
-}
-
 SrtServer::SrtServer(SrtServerSettings settings) : impl_(std::make_unique<Impl>()) {
   static std::once_flag once;
   std::call_once(once, [] {
