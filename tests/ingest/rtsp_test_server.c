@@ -21,9 +21,10 @@ int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   if (argc < 2) {
     fprintf(stderr, "usage: %s PORT [--path P] [--user U --password P] [--size WxH] [--audio] "
-                    "[--h265] [--cameras N]\n", argv[0]);
+                    "[--h265] [--cameras N] [--launch '( ... name=pay0 ... )']\n", argv[0]);
     return 2;
   }
+  const char *custom_launch = NULL; /* a whole media launch line (egress-bench's baseline) */
   const char *port = argv[1], *path = "/cam", *user = NULL, *password = NULL, *size = "320x240";
   gboolean audio = FALSE, h265 = FALSE;
   const char *files[2] = {NULL, NULL};
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--h265")) h265 = TRUE;
     else if (!strcmp(argv[i], "--cameras") && i + 1 < argc) cameras = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--file") && i + 1 < argc && nfiles < 2) files[nfiles++] = argv[++i];
+    else if (!strcmp(argv[i], "--launch") && i + 1 < argc) custom_launch = argv[++i];
     else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
   }
   int w = 320, h = 240;
@@ -65,6 +67,10 @@ int main(int argc, char **argv) {
   gchar *launch = audio
       ? g_strdup_printf("( %s audiotestsrc is-live=true wave=sine ! %s )", video, audio_chain)
       : g_strdup_printf("( %s )", video);
+  if (custom_launch) {
+    g_free(launch);
+    launch = g_strdup(custom_launch);
+  }
 
   GstRTSPAuth *auth = NULL;
   if (user) {
