@@ -51,6 +51,25 @@ bool is_complete_playlist(const std::string& text) {
          text.back() == '\n';
 }
 
+// The `profile` of H.264 caps ("" when they do not say).
+std::string h264_profile(const std::string& caps_text) {
+  std::string out;
+  if (caps_text.empty()) return out;
+  GstCaps* caps = gst_caps_from_string(caps_text.c_str());
+  if (caps && gst_caps_get_size(caps) > 0)
+    if (const char* p = gst_structure_get_string(gst_caps_get_structure(caps, 0), "profile"))
+      out = p;
+  if (caps) gst_caps_unref(caps);
+  return out;
+}
+
+// What MSE in browsers decodes: 8-bit 4:2:0 (not high-10, high-4:2:2, high-4:4:4).
+bool browser_profile(const std::string& profile) {
+  return profile.empty() || profile == "constrained-baseline" || profile == "baseline" ||
+         profile == "main" || profile == "high" || profile == "constrained-high" ||
+         profile == "progressive-high";
+}
+
 }  // namespace
 
 struct LivePlayer::Session {
@@ -229,13 +248,24 @@ std::optional<Response> LivePlayer::serve(const Request& r, Done done) {
     if (!stream)
       return error_response(404, "no stream '" + key->str() + "' is being published", "key");
     std::optional<CodecId> video;
-    for (const auto& config : stream->cached_configs())
-      if (config.frame().kind == MediaKind::Video) video = config.frame().codec;
+    std::string caps;
+    for (const auto& config : stream->cached_configs()) {
+      const auto& f = config.frame();
+      if (f.kind != MediaKind::Video || video) continue;
+      video = f.codec;
+      if (f.info) caps = f.info->description;
+    }
     if (!video) return error_response(409, "stream '" + key->str() + "' has no video track", "key");
     if (*video != CodecId::H264)
       return error_response(415,
                             "stream '" + key->str() + "' is " + std::string(codec_name(*video)) +
                                 "; the live player plays h264 only",
+                            "codec");
+    if (const std::string profile = h264_profile(caps); !browser_profile(profile))
+      return error_response(415,
+                            "stream '" + key->str() + "' is h264 of the " + profile +
+                                " profile; browsers play constrained-baseline, baseline, main "
+                                "and high only",
                             "codec");
     if (sessions_.size() >= kMaxSessions)
       return error_response(503, "already " + std::to_string(kMaxSessions) +
