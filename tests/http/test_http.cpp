@@ -748,13 +748,16 @@ END_TEST
 START_TEST(check_names_a_bad_http_section) {
   const std::string dir = scratch("check");
   const std::string conf = dir + "/bad.conf";
-  std::ofstream(conf) << "[http]\nlisten=nowhere\ntoken=same\nread-token=same\nport=1\n";
+  std::ofstream(conf)
+      << "[http]\nlisten=nowhere\ntoken=same\nread-token=same\nport=1\nplayer-idle=0.5\n";
   int status = -1;
   const std::string out = run("'" + env("ARCLY_HOST_BIN") + "' check '" + conf + "'", &status);
   ck_assert_msg(status != 0, "%s", out.c_str());
   ck_assert_msg(out.find("[http] listen:") != std::string::npos, "%s", out.c_str());
   ck_assert_msg(out.find("[http] read-token:") != std::string::npos, "%s", out.c_str());
   ck_assert_msg(out.find("[http] port") != std::string::npos, "%s", out.c_str());
+  ck_assert_msg(out.find("[http] player-idle: must be at least 1 s") != std::string::npos, "%s",
+                out.c_str());
   fs::remove_all(dir);
 }
 END_TEST
