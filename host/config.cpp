@@ -529,6 +529,17 @@ void read_http(Section& s, const std::string&, Config& c, const std::string& bas
                                      [](HttpConfig& h, std::string t) { h.read_token = t; }),
       field<HttpConfig, std::string>("web-dir", kText,
                                      [](HttpConfig& h, std::string d) { h.web_dir = d; }),
+      {"player-idle", false,
+       [](Section& s, const std::string& text, HttpConfig& h) {
+         std::string why;
+         auto d = v::parse_duration(text, &why);
+         if (!d)
+           s.problem("player-idle", why);
+         else if (d->count() < 1000)
+           s.problem("player-idle", "must be at least 1 s (a player asks every segment)");
+         else
+           h.player_idle = *d;
+       }},
   };
   read_fields(s, fields, h);
   if (!h.token.empty() && h.token == h.read_token)

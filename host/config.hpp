@@ -111,6 +111,7 @@ struct HttpConfig {
   std::string token;       // admin bearer token; never printed
   std::string read_token;  // read-only bearer token; never printed
   std::string web_dir;     // the page's static files ("" = the installed ones)
+  std::chrono::milliseconds player_idle{30000};  // the web player's HLS stops this long unasked
 };
 
 // [rtsp-server] and [srt-server]: every stream served to the network (gst/egress/).

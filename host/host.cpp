@@ -473,6 +473,7 @@ void Host::start_http() {
   sc.token = config_.http->token;
   sc.read_token = config_.http->read_token;
   sc.web_dir = config_.http->web_dir;
+  sc.player_idle = config_.http->player_idle;
   if (sc.web_dir.empty()) {
     std::error_code ec;
     sc.web_dir = std::filesystem::exists(ARCLY_WEB_DIR "/index.html", ec) ? ARCLY_WEB_DIR

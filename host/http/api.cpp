@@ -21,23 +21,6 @@ constexpr double kMaxPreSeconds = 3600;
 constexpr double kMaxPostSeconds = 3600;
 constexpr std::size_t kMaxLabel = 200;
 
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> out;
-  std::size_t start = 1;
-  if (path.empty() || path[0] != '/') return out;
-  while (start <= path.size()) {
-    const auto slash = path.find('/', start);
-    const auto end = slash == std::string::npos ? path.size() : slash;
-    gchar* part = g_uri_unescape_segment(path.c_str() + start, path.c_str() + end, nullptr);
-    // A segment with an escaped NUL or "/" cannot be decoded: keep it invalid.
-    out.push_back(part ? part : std::string("\x01"));
-    g_free(part);
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
-  return out;
-}
-
 std::int64_t ms(std::chrono::nanoseconds d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
@@ -126,6 +109,23 @@ void write_event(Json& j, const EventView& e) {
 }
 
 }  // namespace
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t start = 1;
+  if (path.empty() || path[0] != '/') return out;
+  while (start <= path.size()) {
+    const auto slash = path.find('/', start);
+    const auto end = slash == std::string::npos ? path.size() : slash;
+    gchar* part = g_uri_unescape_segment(path.c_str() + start, path.c_str() + end, nullptr);
+    // A segment with an escaped NUL or "/" cannot be decoded: keep it invalid.
+    out.push_back(part ? part : std::string("\x01"));
+    g_free(part);
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return out;
+}
 
 Response json_response(int status, std::string body) {
   Response r;

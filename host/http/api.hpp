@@ -10,6 +10,7 @@
 //   GET  /v1/streams/{app}/{stream}               one stream (404 unknown key)
 //   POST /v1/streams/{app}/{stream}/kick          end its publisher (admin)
 //   GET  /v1/streams/{app}/{stream}/snapshot.jpg  JPEG of the live edge (?width=)
+//   GET  /v1/streams/{app}/{stream}/live/...      HLS for the web player (live_player.hpp)
 //   GET  /v1/workers, /v1/recorders
 //   POST /v1/events {"key","pre","post","label"}  201 + the event (admin)
 //   GET  /v1/events?key=&from=&to=, /v1/events/{id}
@@ -49,6 +50,9 @@ struct Response {
 };
 
 Response json_response(int status, std::string body);
+// The path's segments, each percent-decoded on its own (an escaped "/" stays
+// inside its segment; one that cannot be decoded becomes "\x01", never valid).
+std::vector<std::string> split_path(const std::string& path);
 Response error_response(int status, std::string_view message, std::string_view field = {});
 
 // Snapshots are slow work (a decoder): handle() answers them through this hook,

@@ -14,6 +14,7 @@
 #include "arcly/error.hpp"
 #include "config_values.hpp"
 #include "json.hpp"
+#include "live_player.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(arcly_http_debug);
 #define GST_CAT_DEFAULT arcly_http_debug
@@ -32,7 +33,7 @@ const std::map<std::string, StaticFile>& static_files() {
       {"/index.html", {"index.html", "text/html; charset=utf-8"}},
       {"/app.js", {"app.js", "text/javascript; charset=utf-8"}},
       {"/style.css", {"style.css", "text/css; charset=utf-8"}},
-      {"/hls.min.js", {"hls.min.js", "text/javascript; charset=utf-8"}},
+      {"/vendor/hls.min.js", {"vendor/hls.min.js", "text/javascript; charset=utf-8"}},
   };
   return files;
 }
@@ -73,6 +74,7 @@ struct Server::Impl {
   GMainLoop* loop = nullptr;
   SoupServer* server = nullptr;
   GThreadPool* pool = nullptr;
+  std::unique_ptr<LivePlayer> player;  // server thread only
   std::thread thread;
   std::string bound;
   bool loopback = true;
@@ -87,6 +89,7 @@ struct Server::Impl {
     soup_server_add_early_handler(server, nullptr, &Impl::on_early, this, nullptr);
     soup_server_add_handler(server, nullptr, &Impl::on_request, this, nullptr);
     pool = g_thread_pool_new(&Impl::on_snapshot_task, this, 2, FALSE, nullptr);
+    player = std::make_unique<LivePlayer>(target, config.player_idle);
     std::string why;
     GError* err = nullptr;
     const auto where = values::parse_ip_listen(config.listen, &why);
@@ -118,7 +121,9 @@ struct Server::Impl {
         g_main_loop_run(loop);
       }
     }
-    // Wait for snapshots in flight, then deliver their answers.
+    // Stop the live players (held requests get their 503), wait for snapshots
+    // in flight, then deliver the answers.
+    player.reset();
     g_thread_pool_free(pool, FALSE, TRUE);
     pool = nullptr;
     while (g_main_context_pending(context)) g_main_context_iteration(context, FALSE);
@@ -272,6 +277,30 @@ struct Server::Impl {
       const auto* data = static_cast<const char*>(g_bytes_get_data(bytes, &n));
       r.body.assign(data, n);
       g_bytes_unref(bytes);
+    }
+    if (LivePlayer::is_player(r)) {
+      // A playlist may wait for its first segment: held, answered by `done`.
+      SoupServerMessage* held = SOUP_SERVER_MESSAGE(g_object_ref(msg));
+      soup_server_message_pause(held);
+      std::string logged = path;
+      std::optional<Response> now;
+      try {
+        now = impl->player->serve(r, [impl, held, logged](Response resp) {
+          impl->log(held, logged.c_str(), resp.status);
+          respond(held, resp);
+          soup_server_message_unpause(held);
+          g_object_unref(held);
+        });
+      } catch (const std::exception& e) {
+        now = error_response(500, e.what());
+      }
+      if (now) {
+        impl->log(held, path, now->status);
+        respond(held, *now);
+        soup_server_message_unpause(held);
+        g_object_unref(held);
+      }
+      return;
     }
     if (Api::is_snapshot(r)) {
       // Off this thread: the answer comes back through the context.

@@ -8,6 +8,8 @@
 // socket source lands there), the API answers at once and during a reload; the
 // host's side of ControlTarget locks what it shares. Snapshots, which run a
 // decoder, go to a small thread pool so one slow decode does not hold the rest.
+// The web player's HLS (live_player.hpp) runs on the server thread: requests
+// that wait for a first playlist are held, not the thread.
 //
 // Access: `token` (admin: everything) and `read_token` (GET only) as
 // "Authorization: Bearer …", compared in constant time and never logged. With
@@ -19,6 +21,7 @@
 // on the server thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +36,8 @@ struct ServerConfig {
   std::string read_token;                 // read-only bearer token ("" = none)
   std::string web_dir;                    // the web page's static files ("" = no page)
   std::size_t max_body = 64 * 1024;
+  // The web player's HLS pipeline of a stream stops this long after its last request.
+  std::chrono::milliseconds player_idle{30000};
 };
 
 class Server {

@@ -87,25 +87,10 @@ void on_pad_added(GstElement*, GstPad* pad, gpointer data) {
   gst_object_unref(sinkpad);
 }
 
-std::vector<std::string> split(const std::string& path) {
-  std::vector<std::string> out;
-  std::size_t start = 1;
-  while (start <= path.size()) {
-    auto slash = path.find('/', start);
-    auto end = slash == std::string::npos ? path.size() : slash;
-    gchar* part = g_uri_unescape_segment(path.c_str() + start, path.c_str() + end, nullptr);
-    out.push_back(part ? part : "\x01");
-    g_free(part);
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 Response Api::snapshot(const Request& r) {
-  const auto p = split(r.path);
+  const auto p = split_path(r.path);
   if (p.size() != 5) return error_response(404, "no such resource: " + r.path);
   std::string why;
   auto key = StreamKey::try_parse(p[2] + "/" + p[3], &why);

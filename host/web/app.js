@@ -44,9 +44,11 @@ function rowFor(key) {
     '<td><img class="thumb" alt=""></td><td class="key"></td><td class="state"></td>' +
     '<td class="codec"></td><td class="num bitrate"></td><td class="num fps"></td>' +
     '<td class="num subs"></td><td class="num cache"></td>' +
+    '<td><button class="watch" type="button">Watch</button></td>' +
     '<td><button class="event" type="button">Record event</button></td>';
   tr.querySelector(".key").textContent = key;
   tr.querySelector("button.event").addEventListener("click", () => recordEvent(key));
+  tr.querySelector("button.watch").addEventListener("click", () => watch(key));
   const img = tr.querySelector("img.thumb");
   img.addEventListener("load", () => {
     img.dataset.loaded = img.naturalWidth + "x" + img.naturalHeight;
@@ -141,6 +143,62 @@ async function recordEvent(key) {
   } catch (e) {
     setStatus("event failed: " + e.message, true);
   }
+}
+
+// The live player: HLS made on demand by the hub (hlssink2 from the GOP cache,
+// so the first segment starts at the cached keyframe), played by hls.js. The
+// video element's data-state says idle, loading, playing or error.
+let hls = null;
+
+function playerState(state, text) {
+  const video = document.getElementById("player");
+  video.dataset.state = state;
+  const s = document.getElementById("player-status");
+  s.textContent = text || "";
+  s.className = state === "error" ? "error" : "";
+}
+
+async function watch(key) {
+  const video = document.getElementById("player");
+  if (hls) {
+    hls.destroy();
+    hls = null;
+  }
+  document.getElementById("player-section").hidden = false;
+  document.getElementById("player-key").textContent = key;
+  playerState("loading", "starting…");
+  const url = "/v1/streams/" + key + "/live/index.m3u8";
+  try {
+    // Asked once here: the hub answers when the first segment is there, or with
+    // a JSON error that says why not (unknown stream, a codec the player cannot play).
+    const r = await api(url);
+    if (!r.ok) {
+      playerState("error", (await r.json()).error);
+      return;
+    }
+  } catch (e) {
+    playerState("error", e.message);
+    return;
+  }
+  if (typeof Hls === "undefined" || !Hls.isSupported()) {
+    playerState("error", "this browser has no Media Source Extensions for hls.js");
+    return;
+  }
+  hls = new Hls({
+    liveSyncDurationCount: 2,
+    manifestLoadingTimeOut: 20000,
+    xhrSetup: (xhr) => {
+      if (token) xhr.setRequestHeader("Authorization", "Bearer " + token);
+    },
+  });
+  hls.on(Hls.Events.ERROR, (_, data) => {
+    if (data.fatal) playerState("error", "playback failed: " + data.details);
+  });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  video.onplaying = () => playerState("playing", "");
+  video.onwaiting = () => playerState("loading", "buffering…");
+  video.play().catch(() => { /* autoplay starts it once data is there */ });
 }
 
 document.getElementById("login").addEventListener("submit", (ev) => {

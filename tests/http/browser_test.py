@@ -4,7 +4,9 @@
 Chromium is driven over the DevTools protocol on a pipe (--remote-debugging-pipe:
 JSON messages ended by NUL on fds 3 and 4), so no driver package is needed. Checks:
 the page lists the test stream with its codec, the thumbnail is a real image that
-changes over time (two screenshots of it differ: the camera burns in a clock), and
+changes over time (two screenshots of it differ: the camera burns in a clock), the
+live player (hls.js on the hub's HLS) reaches `playing` and its picture changes
+over time (two screenshots of the video element differ, its clock advances), and
 the page's event button produces a finalized, playable clip. Screenshots are kept
 in ARTIFACTS (under the build dir) for CI.
 
@@ -53,7 +55,7 @@ cache-window=6
 
 [pipeline cam]
 key=live/cam
-source=videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! timeoverlay font-desc="Sans 24" ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=600 ! h264parse config-interval=-1
+source=videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! timeoverlay font-desc="Sans 24" ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=600 ! h264parse config-interval=-1
 
 [record events]
 key=live/*
@@ -131,8 +133,9 @@ try:
     def screenshot(name, selector=None):
         params = {"format": "png"}
         if selector:
-            rect = js(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-                      ".getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()")
+            rect = js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                      "e.scrollIntoView({block: 'nearest'}); const r = e.getBoundingClientRect(); "
+                      "return [r.x, r.y, r.width, r.height]; })()")
             params["clip"] = {"x": rect[0], "y": rect[1], "width": rect[2], "height": rect[3],
                               "scale": 1}
         data = base64.b64decode(send("Page.captureScreenshot", params, session)["data"])
@@ -154,6 +157,28 @@ try:
     second = screenshot("thumbnail-2.png", 'tr[data-key="live/cam"] img.thumb')
     check(first != second, "the thumbnail did not change over time")
     screenshot("page.png")
+
+    # The live player: Watch, then `playing`, then a picture that moves.
+    video = "document.getElementById('player')"
+    js(f"{row}.querySelector('button.watch').click()")
+    status = "document.getElementById('player-status').textContent"
+    playing = wait(lambda: js(f"{video}.dataset.state") == "playing", 30,
+                   "the player did not reach playing")
+    if not playing:
+        print("player state:", js(f"{video}.dataset.state"), js(status))
+    else:
+        check(js(f"{video}.videoWidth") == 320 and js(f"{video}.videoHeight") == 240,
+              f"the player's picture is {js(video + '.videoWidth')}x{js(video + '.videoHeight')}")
+        # The picture alone (the page's controls fade in and out on their own).
+        js(f"{video}.controls = false")
+        # A frame on screen before the first screenshot.
+        wait(lambda: js(f"{video}.currentTime > 0.2"), 20, "the player's clock does not run")
+        played = js(f"{video}.currentTime")
+        first = screenshot("player-1.png", "#player")
+        wait(lambda: js(f"{video}.currentTime") >= played + 1.0, 20,
+             "the player's clock did not advance by 1 s")
+        second = screenshot("player-2.png", "#player")
+        check(first != second, "the player's picture did not change over time")
 
     # The event button: a clip is recorded, finalized and playable.
     js(f"{row}.querySelector('button.event').click()")

@@ -192,6 +192,32 @@ double discover(const std::string& file) {
   return seconds;
 }
 
+// GstDiscoverer's caps of the first video stream of `file` ("" when it cannot
+// play it). For a 1 s MPEG-TS segment it reports no duration, only the streams.
+std::string discover_video_caps(const std::string& file) {
+  GstDiscoverer* d = gst_discoverer_new(15 * GST_SECOND, nullptr);
+  gchar* uri = gst_filename_to_uri(file.c_str(), nullptr);
+  GstDiscovererInfo* info = gst_discoverer_discover_uri(d, uri, nullptr);
+  std::string out;
+  if (info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK) {
+    GList* videos = gst_discoverer_info_get_video_streams(info);
+    if (videos) {
+      GstCaps* caps = gst_discoverer_stream_info_get_caps(GST_DISCOVERER_STREAM_INFO(videos->data));
+      if (caps) {
+        gchar* text = gst_caps_to_string(caps);
+        out = text;
+        g_free(text);
+        gst_caps_unref(caps);
+      }
+    }
+    gst_discoverer_stream_info_list_free(videos);
+  }
+  if (info) gst_discoverer_info_unref(info);
+  g_free(uri);
+  g_object_unref(d);
+  return out;
+}
+
 std::string run(const std::string& cmd, int* status = nullptr) {
   std::string out;
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");
@@ -549,6 +575,145 @@ START_TEST(snapshot_is_a_jpeg_from_the_cache) {
 }
 END_TEST
 
+// The web player's HLS: made on demand from the GOP cache, served only by the
+// names hlssink2 gives, refused for what a browser cannot play, stopped when
+// nobody asks (its private directory removed), and at shutdown.
+START_TEST(live_player_serves_hls_and_stops_when_idle) {
+  const std::string dir = scratch("player");
+  const std::string tmp = dir + "/tmp";  // the host's TMPDIR: where its HLS directories go
+  fs::create_directories(tmp);
+  auto hls_dirs = [&] {
+    std::vector<fs::path> out;
+    for (auto& e : fs::directory_iterator(tmp))
+      if (e.path().filename().string().rfind("arcly-hls-", 0) == 0) out.push_back(e.path());
+    return out;
+  };
+  const std::string small = "video/x-raw,width=160,height=120,framerate=15/1";
+  const std::string config =
+      "[app live]\ncache-window=4\n\n"
+      "[pipeline cam]\nkey=live/cam\n"
+      "source=videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,"
+      "height=240,framerate=30/1 ! timeoverlay ! x264enc tune=zerolatency speed-preset=ultrafast "
+      "key-int-max=30 bitrate=600 ! h264parse config-interval=-1\n\n"
+      // 4:4:4 H.264 (what x264enc makes of videotestsrc's default format): no browser plays it.
+      "[pipeline cam444]\nkey=live/cam444\nsource=videotestsrc is-live=true ! video/x-raw,"
+      "format=Y444,width=160,height=120,framerate=15/1 ! x264enc tune=zerolatency "
+      "speed-preset=ultrafast key-int-max=15 ! h264parse\n\n"
+      "[pipeline vp8]\nkey=live/vp8\nsource=videotestsrc is-live=true ! " +
+      small + " ! vp8enc deadline=1 keyframe-max-dist=15\n\n" + token_config() + "player-idle=2\n";
+  setenv("TMPDIR", tmp.c_str(), 1);
+  Arcly a(dir, config);
+  unsetenv("TMPDIR");
+  const int port = a.port;
+  auto stream = [&](const std::string& key) {
+    return request(port, "GET", "/v1/streams/" + key, "", kRead);
+  };
+  auto subscribers = [&] { return num(Doc(stream("live/cam").body).obj(), "subscribers"); };
+  for (const char* key : {"live/cam", "live/cam444", "live/vp8"})
+    ck_assert_msg(
+        wait_until(
+            [&] {
+              Doc d(stream(key).body);
+              return d.obj() && json_object_has_member(d.obj(), "tracks") &&
+                     json_array_get_length(json_object_get_array_member(d.obj(), "tracks")) > 0;
+            },
+            30s),
+        "%s never went live:\n%s", key, a.log().c_str());
+  const double before = subscribers();
+  const std::string live = "/v1/streams/live/cam/live/";
+
+  expect_error(request(port, "GET", live + "index.m3u8"), 401, "Authorization", "no token");
+  ck_assert_msg(hls_dirs().empty(), "a refused request started a player");
+
+  // The first playlist: held until hlssink2 closed the first segment.
+  const auto asked = std::chrono::steady_clock::now();
+  Reply r = request(port, "GET", live + "index.m3u8", "", kRead);
+  const double first_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - asked).count();
+  ck_assert_msg(r.status == 200 && r.headers["content-type"] == "application/vnd.apple.mpegurl",
+                "%d %s\n%s", r.status, r.body.c_str(), a.log().c_str());
+  std::printf("first playlist after %.0f ms\n", first_ms);
+  std::smatch m;
+  ck_assert_msg(
+      r.body.rfind("#EXTM3U", 0) == 0 &&
+          std::regex_search(r.body, m, std::regex("#EXTINF:[0-9.]+,\\s*(segment[0-9]{5}\\.ts)")),
+      "not a playlist with a segment:\n%s", r.body.c_str());
+  const std::string segment = m[1].str();
+
+  // The segment: MPEG-TS that GstDiscoverer and ffprobe play, H.264 from a keyframe.
+  r = request(port, "GET", live + segment, "", kRead);
+  ck_assert_msg(r.status == 200 && r.headers["content-type"] == "video/mp2t" &&
+                    r.body.size() > 1000 && r.body[0] == 0x47,
+                "%s: %d %zu bytes", segment.c_str(), r.status, r.body.size());
+  const std::string ts = dir + "/" + segment;
+  std::ofstream(ts, std::ios::binary) << r.body;
+  const std::string caps = discover_video_caps(ts);
+  ck_assert_msg(
+      caps.rfind("video/x-h264", 0) == 0 && caps.find("width=(int)320") != std::string::npos,
+      "GstDiscoverer cannot play %s: '%s'", ts.c_str(), caps.c_str());
+  const std::string probe =
+      run("ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height "
+          "-show_entries frame=key_frame -read_intervals %+#1 -of csv=p=0 '" +
+          ts + "'");
+  ck_assert_msg(probe.find("h264,320,240") != std::string::npos && probe.rfind("1", 0) == 0, "%s",
+                probe.c_str());
+
+  // One pipeline for the key, however often it is asked; its own directory.
+  ck_assert_int_eq(request(port, "GET", live + "index.m3u8", "", kRead).status, 200);
+  ck_assert_int_eq(hls_dirs().size(), 1);
+  const fs::path hls = hls_dirs()[0];
+  ck_assert_msg(fs::exists(hls / "index.m3u8") && fs::exists(hls / segment), "%s", hls.c_str());
+  ck_assert_msg(subscribers() == before + 1, "subscribers %.0f, before %.0f", subscribers(),
+                before);
+
+  // Nothing but hlssink2's own names from that directory.
+  gchar* escaped = g_uri_escape_string((hls / "index.m3u8").c_str(), nullptr, FALSE);
+  const std::string absolute = escaped;
+  g_free(escaped);
+  for (const std::string path :
+       {live + "..%2f..%2f..%2f..%2fetc%2fpasswd", live + "../../../../../../etc/passwd",
+        live + "%2e%2e", live + absolute, live + "index.m3u8%00", live + "segment00000.ts%2f..",
+        live + "segment0000a.ts", live + ".%2findex.m3u8",
+        std::string("/v1/streams/live/cam/live/")}) {
+    r = request(port, "GET", path, "", kRead);
+    ck_assert_msg(r.status >= 400 && r.status < 500 && r.body.find("root:") == std::string::npos &&
+                      r.body.find("#EXTM3U") == std::string::npos,
+                  "%s: %d %s", path.c_str(), r.status, r.body.c_str());
+  }
+  expect_error(request(port, "GET", live + "segment99999.ts", "", kRead), 404, "file",
+               "a segment not written");
+  expect_error(request(port, "GET", live + "x.mp4", "", kRead), 404, "file", "another name");
+  expect_error(request(port, "GET", "/v1/streams/live/nope/live/index.m3u8", "", kRead), 404, "key",
+               "unknown key");
+  expect_error(request(port, "GET", "/v1/streams/live/nope/live/segment00000.ts", "", kRead), 404,
+               "key", "a segment of no player");
+  expect_error(request(port, "POST", live + "index.m3u8", "", kAdmin), 405, nullptr, "POST");
+
+  // What a browser cannot play: the codec (and the profile) named.
+  r = request(port, "GET", "/v1/streams/live/vp8/live/index.m3u8", "", kRead);
+  expect_error(r, 415, "codec", "vp8");
+  ck_assert_msg(r.body.find("vp8") != std::string::npos, "%s", r.body.c_str());
+  r = request(port, "GET", "/v1/streams/live/cam444/live/index.m3u8", "", kRead);
+  expect_error(r, 415, "codec", "h264 4:4:4");
+  ck_assert_msg(r.body.find("high-4:4:4") != std::string::npos, "%s", r.body.c_str());
+  ck_assert_int_eq(hls_dirs().size(), 1);
+
+  // Nobody asks for player-idle (2 s): the pipeline stops, its directory goes.
+  ck_assert_msg(wait_until([&] { return hls_dirs().empty() && subscribers() == before; }, 20s),
+                "the idle player did not stop (%zu dirs, %.0f subscribers):\n%s", hls_dirs().size(),
+                subscribers(), a.log().c_str());
+  expect_error(request(port, "GET", live + segment, "", kRead), 404, "key", "after the stop");
+  // Asked again: a new one.
+  r = request(port, "GET", live + "index.m3u8", "", kRead);
+  ck_assert_msg(r.status == 200 && hls_dirs().size() == 1, "%d %s", r.status, r.body.c_str());
+
+  // Shutdown stops it too and leaves nothing behind.
+  ck_assert_int_eq(a.stop(), 0);
+  ck_assert_msg(hls_dirs().empty(), "%s left behind at shutdown", hls_dirs()[0].c_str());
+  fs::remove_all(dir);
+}
+END_TEST
+
 // Without a token only loopback clients are served.
 START_TEST(without_a_token_only_loopback_is_served) {
   const std::string dir = scratch("loopback");
@@ -583,13 +748,16 @@ END_TEST
 START_TEST(check_names_a_bad_http_section) {
   const std::string dir = scratch("check");
   const std::string conf = dir + "/bad.conf";
-  std::ofstream(conf) << "[http]\nlisten=nowhere\ntoken=same\nread-token=same\nport=1\n";
+  std::ofstream(conf)
+      << "[http]\nlisten=nowhere\ntoken=same\nread-token=same\nport=1\nplayer-idle=0.5\n";
   int status = -1;
   const std::string out = run("'" + env("ARCLY_HOST_BIN") + "' check '" + conf + "'", &status);
   ck_assert_msg(status != 0, "%s", out.c_str());
   ck_assert_msg(out.find("[http] listen:") != std::string::npos, "%s", out.c_str());
   ck_assert_msg(out.find("[http] read-token:") != std::string::npos, "%s", out.c_str());
   ck_assert_msg(out.find("[http] port") != std::string::npos, "%s", out.c_str());
+  ck_assert_msg(out.find("[http] player-idle: must be at least 1 s") != std::string::npos, "%s",
+                out.c_str());
   // The control plane listens on one IP, never on every address by accident.
   std::ofstream(conf) << "[http]\nlisten=:9090\n";
   const std::string every = run("'" + env("ARCLY_HOST_BIN") + "' check '" + conf + "'", &status);
@@ -608,7 +776,7 @@ int main(int argc, char** argv) {
       "http",
       {api_answers_with_json_and_refuses_bad_input, metrics_parse_with_the_prometheus_parser,
        event_clip_covers_pre_and_post_and_a_second_event_extends_it,
-       snapshot_is_a_jpeg_from_the_cache, without_a_token_only_loopback_is_served,
-       check_names_a_bad_http_section},
+       snapshot_is_a_jpeg_from_the_cache, live_player_serves_hls_and_stops_when_idle,
+       without_a_token_only_loopback_is_served, check_names_a_bad_http_section},
       200);
 }
