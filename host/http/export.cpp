@@ -11,7 +11,7 @@ namespace {
 // A fragment per half second: the client gets the first bytes quickly, and the
 // appsink's bound below is a second or two of footage.
 constexpr guint kFragmentMs = 500;
-constexpr guint kSinkBuffers = 8;
+constexpr guint kSinkBuffers = 4;
 
 // The parser a demuxed stream needs before mp4mux (none for what it takes as is).
 const char* parser_for(const GstCaps* caps) {

@@ -332,7 +332,7 @@ struct Server::Impl {
   // bytes wait in libsoup for the client: beyond that the pipeline is not read
   // (its appsink fills and it waits), so a slow client costs no memory. A client
   // that goes away finishes the message: the pipeline is stopped there.
-  static constexpr std::uint64_t kMaxInFlight = 2 * 1024 * 1024;
+  static constexpr std::uint64_t kMaxInFlight = 1024 * 1024;
 
   struct ExportStream {
     Impl* impl;
