@@ -107,17 +107,28 @@ bool RecordingExport::build(const ExportPlan& plan, std::string& why) {
 
 RecordingExport::~RecordingExport() {
   if (!pipeline_) return;
+  // Buffers still held for a seek that will not come are let go first: splitmuxsrc
+  // stops its pads' tasks before it deactivates them, and a task blocked in a
+  // probe would never stop.
+  std::vector<std::pair<GstPad*, gulong>> blocks;
   {
     // No seek may start now; one that runs is waited for (it uses this object).
     std::unique_lock lock(mutex_);
     stopping_ = true;
     seek_done_.wait(lock, [&] { return !seeking_; });
+    for (auto& b : branches_) {
+      b->passing = true;
+      if (b->block_id && !b->block_gone) blocks.emplace_back(b->pad, b->block_id);
+      b->block_gone = true;
+    }
   }
+  for (auto& [pad, id] : blocks) gst_pad_remove_probe(pad, id);
   gst_element_set_state(pipeline_, GST_STATE_NULL);
   GstBus* bus = gst_element_get_bus(pipeline_);
   gst_bus_set_sync_handler(bus, nullptr, nullptr, nullptr);
   gst_object_unref(bus);
   gst_object_unref(pipeline_);
+  for (auto& b : branches_) gst_object_unref(b->pad);
   GST_INFO("export %s: pipeline stopped", key_.c_str());
 }
 
@@ -199,10 +210,10 @@ void RecordingExport::on_pad_added(GstElement*, GstPad* pad, gpointer self) {
   const bool video = media.rfind("video/", 0) == 0;
   const bool audio = media.rfind("audio/", 0) == 0;
   const char* parser_name = parser_for(caps);
-  if (caps) gst_caps_unref(caps);
 
   auto branch = std::make_unique<Branch>();
   branch->owner = e;
+  branch->pad = GST_PAD(gst_object_ref(pad));
   Branch* b = branch.get();
   {
     std::lock_guard lock(e->mutex_);
@@ -213,17 +224,30 @@ void RecordingExport::on_pad_added(GstElement*, GstPad* pad, gpointer self) {
       static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
                                    GST_PAD_PROBE_TYPE_EVENT_FLUSH),
       &RecordingExport::on_data, b, nullptr);
-  gst_pad_add_probe(
+  const gulong block_id = gst_pad_add_probe(
       pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BLOCK),
       &RecordingExport::on_block, b, nullptr);
+  {
+    std::lock_guard lock(e->mutex_);
+    b->block_id = block_id;
+  }
 
   GstElement* queue = gst_element_factory_make("queue", nullptr);
   GstElement* parser = parser_name ? gst_element_factory_make(parser_name, nullptr) : nullptr;
   GstPad* muxpad = (video || audio)
                        ? gst_element_request_pad_simple(e->mux_, video ? "video_%u" : "audio_%u")
                        : nullptr;
+  // What mp4mux cannot take is refused here, by name (linking would only fail
+  // later, as "not negotiated", once the first buffer is pushed).
+  bool fits = muxpad != nullptr;
+  if (fits && !parser_name && caps) {
+    GstCaps* accepted = gst_pad_get_pad_template_caps(muxpad);
+    fits = gst_caps_can_intersect(caps, accepted);
+    gst_caps_unref(accepted);
+  }
+  if (caps) gst_caps_unref(caps);
   bool linked = false;
-  if (queue && muxpad && (parser || !parser_name)) {
+  if (fits && queue && (parser || !parser_name)) {
     gst_bin_add(GST_BIN(e->pipeline_), queue);
     if (parser) gst_bin_add(GST_BIN(e->pipeline_), parser);
     GstPad* qsink = gst_element_get_static_pad(queue, "sink");
@@ -243,9 +267,9 @@ void RecordingExport::on_pad_added(GstElement*, GstPad* pad, gpointer self) {
   }
   if (muxpad) gst_object_unref(muxpad);
   if (!linked) {
-    e->fail("the recording holds a " + media +
-                " stream, which an MP4 cannot carry (export needs what mp4mux takes: "
-                "H.264, H.265, AAC, Opus, ...)",
+    e->fail("the recording holds " + media +
+                ", a stream an MP4 cannot carry (export takes what mp4mux does: H.264, "
+                "H.265, AAC, MP3, Opus, ...)",
             true);
   }
 }
@@ -262,7 +286,10 @@ GstPadProbeReturn RecordingExport::on_block(GstPad*, GstPadProbeInfo*, gpointer 
   auto* b = static_cast<Branch*>(data);
   RecordingExport* e = b->owner;
   std::lock_guard lock(e->mutex_);
-  if (b->passing) return GST_PAD_PROBE_REMOVE;
+  if (b->passing) {
+    b->block_gone = true;
+    return GST_PAD_PROBE_REMOVE;
+  }
   b->blocked = true;
   e->seek_when_ready_locked();
   return GST_PAD_PROBE_OK;

@@ -62,8 +62,11 @@ class RecordingExport : public std::enable_shared_from_this<RecordingExport> {
   // seek's flush comes from the seek's thread, the data from the pad's).
   struct Branch {
     RecordingExport* owner = nullptr;
-    bool blocked = false;                     // its first buffer waits for the seek
-    bool passing = false;                     // the seek's flush went by: its data goes on
+    GstPad* pad = nullptr;    // a reference of ours
+    gulong block_id = 0;      // the blocking probe
+    bool block_gone = false;  // removed (by itself after the seek, or by the destructor)
+    bool blocked = false;     // its first buffer waits for the seek
+    bool passing = false;     // the seek's flush went by: its data goes on
     GstClockTime stop = GST_CLOCK_TIME_NONE;  // the segment's stop
   };
 

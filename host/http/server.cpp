@@ -333,6 +333,7 @@ struct Server::Impl {
   // (its appsink fills and it waits), so a slow client costs no memory. A client
   // that goes away finishes the message: the pipeline is stopped there.
   static constexpr std::uint64_t kMaxInFlight = 1024 * 1024;
+  static constexpr std::chrono::seconds kFirstBytes{30};
 
   struct ExportStream {
     Impl* impl;
@@ -345,6 +346,7 @@ struct Server::Impl {
     bool answered = false;  // status and headers are out
     bool ended = false;     // the body is complete (or the answer was an error)
     gulong wrote_id = 0, finished_id = 0;
+    GSource* deadline = nullptr;  // the first bytes must come by then
 
     void answer_headers() {
       answered = true;
@@ -405,7 +407,25 @@ struct Server::Impl {
     }
 
     // The message is over (sent, or the client went away) or the server stops.
+    // Nothing in kFirstBytes (a file that never yields a frame): answered, not hung.
+    void first_bytes_late() {
+      if (answered || ended) return;
+      ended = true;
+      exporter.reset();
+      const Response r = error_response(
+          504,
+          "the recording yielded no footage within " + std::to_string(kFirstBytes.count()) + " s",
+          "key");
+      impl->log(msg, path.c_str(), r.status);
+      respond(msg, r);
+      soup_server_message_unpause(msg);
+    }
+
     void release() {
+      if (deadline) {
+        g_source_destroy(deadline);
+        g_source_unref(deadline);
+      }
       if (!ended)
         GST_INFO("%s: the client went away after %" G_GUINT64_FORMAT " bytes: export stopped",
                  path.c_str(), sent);
@@ -463,6 +483,15 @@ struct Server::Impl {
                            static_cast<ExportStream*>(d)->release();
                          }),
                          s);
+    s->deadline = g_timeout_source_new_seconds(static_cast<guint>(kFirstBytes.count()));
+    g_source_set_callback(
+        s->deadline,
+        [](gpointer d) -> gboolean {
+          static_cast<ExportStream*>(d)->first_bytes_late();
+          return G_SOURCE_REMOVE;
+        },
+        s, nullptr);
+    g_source_attach(s->deadline, context);
     soup_server_message_pause(msg);
   }
 

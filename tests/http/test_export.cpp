@@ -33,9 +33,16 @@ std::string export_config(const std::string& dir) {
              "source=videotestsrc is-live=true pattern=snow ! "
              "video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! x264enc "
              "tune=zerolatency speed-preset=ultrafast key-int-max=15 bitrate=5000 ! "
-             "h264parse config-interval=-1\n"
+             "h264parse config-interval=-1  audiotestsrc is-live=true ! avenc_aac\n"
              "backoff-initial=0.2\nbackoff-max=0.5\n\n"
-             "[record a-mp4]\nkey=live/*\nformat=mp4\nsegment=1\ndir=") +
+             // G.711 audio, as many RTSP cameras send: Matroska holds it, MP4 cannot.
+             "[pipeline g711]\nkey=live/g711\n"
+             "source=videotestsrc is-live=true ! "
+             "video/x-raw,format=I420,width=160,height=120,framerate=15/1 ! x264enc "
+             "tune=zerolatency speed-preset=ultrafast key-int-max=15 ! "
+             "h264parse config-interval=-1  audiotestsrc is-live=true ! alawenc\n"
+             "backoff-initial=0.2\nbackoff-max=0.5\n\n"
+             "[record a-mp4]\nkey=live/cam\nformat=mp4\nsegment=1\ndir=") +
          dir + "/mp4\n\n[record b-mkv]\nkey=live/*\nformat=mkv\nsegment=1\ndir=" + dir +
          "/mkv\n\n[http]\nlisten=127.0.0.1:0\ntoken=" + kAdmin + "\nread-token=" + kRead + "\n";
 }
@@ -46,9 +53,10 @@ struct Segment {
 };
 
 // The finalized segments of one recorder, oldest first.
-std::vector<Segment> segments(int port, const std::string& recorder) {
+std::vector<Segment> segments(int port, const std::string& recorder,
+                              const std::string& key = "live/cam") {
   std::vector<Segment> out;
-  Doc d(request(port, "GET", "/v1/recordings?key=live/cam", "", kRead).body);
+  Doc d(request(port, "GET", "/v1/recordings?key=" + key, "", kRead).body);
   if (!d.obj()) return out;
   JsonArray* list = json_object_get_array_member(d.obj(), "recordings");
   for (guint i = 0; list && i < json_array_get_length(list); ++i) {
@@ -168,6 +176,12 @@ void expect_export(int port, const std::string& dir, const std::string& recorder
   ck_assert_msg(!format.empty() && format == video_format(segs.front().file),
                 "%s: format '%s', the segments' '%s'", recorder.c_str(), format.c_str(),
                 video_format(segs.front().file).c_str());
+  // The camera's AAC track came along (audio and video cut by the same seek).
+  const std::string audio =
+      run("ffprobe -v error -select_streams a:0 -show_entries "
+          "stream=codec_name -of csv=p=0 '" +
+          out + "'");
+  ck_assert_msg(audio.rfind("aac", 0) == 0, "%s: audio '%s'", recorder.c_str(), audio.c_str());
   std::set<std::string> source;
   for (const auto& s : segs)
     for (const auto& p : packets(s.file)) source.insert(p.md5);
@@ -202,12 +216,13 @@ START_TEST(export_cuts_a_range_across_segments_without_reencoding) {
   ck_assert_msg(a.wait_for("connected: publishing live/cam", 30s),
                 "the camera never went live:\n%s", a.log().c_str());
   const int port = a.port;
-  std::vector<Segment> mp4, mkv;
+  std::vector<Segment> mp4, mkv, g711;
   ck_assert_msg(wait_until(
                     [&] {
                       mp4 = segments(port, "record a-mp4");
                       mkv = segments(port, "record b-mkv");
-                      return mp4.size() >= kSegments && mkv.size() >= kSegments;
+                      g711 = segments(port, "record b-mkv", "live/g711");
+                      return mp4.size() >= kSegments && mkv.size() >= kSegments && g711.size() >= 2;
                     },
                     40s),
                 "not %d segments of each recorder: %zu mp4, %zu mkv\n%s", kSegments, mp4.size(),
@@ -248,8 +263,12 @@ START_TEST(export_cuts_a_range_across_segments_without_reencoding) {
                "unknown recorder");
   expect_error(get("key=live/cam&from=" + from + "&to=" + to, ""), 401, "Authorization",
                "no token");
-  Reply r =
-      request(port, "POST", export_path("key=live/cam&from=" + from + "&to=" + to), "", kAdmin);
+  // A recording MP4 cannot carry: said so, naming the stream.
+  Reply r = get("key=live/g711&from=" + seconds(g711.front().start_ms) +
+                "&to=" + seconds(g711.back().start_ms + 500) + "&recorder=record%20b-mkv");
+  expect_error(r, 422, "key", "G.711 into MP4");
+  ck_assert_msg(r.body.find("audio/x-alaw") != std::string::npos, "%s", r.body.c_str());
+  r = request(port, "POST", export_path("key=live/cam&from=" + from + "&to=" + to), "", kAdmin);
   ck_assert_msg(r.status == 405, "POST: %d", r.status);
 
   // A client that stops reading and goes away: the pipeline stops, the host goes on.
