@@ -8,6 +8,7 @@
 #include "arcly/error.hpp"
 #include "host.hpp"
 #include "http/server.hpp"
+#include "segment_file.hpp"
 
 namespace arcly::host {
 
@@ -25,8 +26,10 @@ std::string peer_of(const ingest::SourceWorker& w) {
   return "";
 }
 
-// "20260131T120000Z-0001.mp4" / "20260131T120000Z-event-3.mp4" -> unix ms, or -1.
+// "20260131T120000.250Z-0001.mp4" (segment_file.hpp's names, to the millisecond) /
+// "20260131T120000Z-event-3.mp4" -> unix ms, or -1.
 std::int64_t stamp_of(const std::string& file) {
+  if (auto name = SegmentName::parse(file)) return name->capture_ns / 1'000'000;
   if (file.size() < 16) return -1;
   std::tm tm{};
   const char* end = strptime(file.c_str(), "%Y%m%dT%H%M%SZ", &tm);

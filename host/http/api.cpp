@@ -1,6 +1,7 @@
 #include "api.hpp"
 
 #include <glib.h>
+#include <gst/pbutils/pbutils.h>
 #include <json-glib/json-glib.h>
 
 #include <algorithm>
@@ -220,6 +221,13 @@ Response Api::handle(const Request& r) {
   if (p.size() == 2 && p[1] == "recordings") {
     if (!get) return method_not_allowed("GET");
     return recordings(r);
+  }
+  if (p.size() == 3 && p[1] == "recordings" && p[2] == "export") {
+    if (!get) return method_not_allowed("GET");
+    // The server streams a valid export itself (is_export); here only its errors.
+    ExportPlan plan;
+    if (auto bad = plan_export(r, plan)) return *bad;
+    return error_response(500, "the export is streamed by the HTTP server, not answered here");
   }
   return error_response(404, "no such resource: " + r.path);
 }
@@ -526,6 +534,114 @@ Response Api::recordings(const Request& r) {
   }
   j.end_array().end_object();
   return json_response(200, j.str());
+}
+
+bool Api::is_export(const Request& r) {
+  const auto p = split_path(r.path);
+  return (r.method == "GET" || r.method == "HEAD") && p.size() == 3 && p[0] == "v1" &&
+         p[1] == "recordings" && p[2] == "export";
+}
+
+namespace {
+
+// How long a recording file plays (GstDiscoverer reads its headers), -1 if unknown.
+std::int64_t file_duration_ms(const std::string& file) {
+  GstDiscoverer* d = gst_discoverer_new(5 * GST_SECOND, nullptr);
+  if (!d) return -1;
+  gchar* uri = gst_filename_to_uri(file.c_str(), nullptr);
+  GstDiscovererInfo* info = uri ? gst_discoverer_discover_uri(d, uri, nullptr) : nullptr;
+  std::int64_t out = -1;
+  if (info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK &&
+      GST_CLOCK_TIME_IS_VALID(gst_discoverer_info_get_duration(info)))
+    out = static_cast<std::int64_t>(gst_discoverer_info_get_duration(info) / GST_MSECOND);
+  if (info) gst_discoverer_info_unref(info);
+  g_free(uri);
+  g_object_unref(d);
+  return out;
+}
+
+std::string utc_stamp(std::int64_t unix_ms) {
+  GDateTime* t = g_date_time_new_from_unix_utc(unix_ms / 1000);
+  if (!t) return "0";
+  gchar* s = g_date_time_format(t, "%Y%m%dT%H%M%SZ");
+  std::string out = s ? s : "0";
+  g_free(s);
+  g_date_time_unref(t);
+  return out;
+}
+
+}  // namespace
+
+std::optional<Response> Api::plan_export(const Request& r, ExportPlan& plan) {
+  auto key_it = r.query.find("key");
+  if (key_it == r.query.end() || key_it->second.empty())
+    return error_response(400, "'key' is required: the stream key, e.g. live/cam3", "key");
+  std::string why;
+  auto key = StreamKey::try_parse(key_it->second, &why);
+  if (!key) return error_response(400, why, "key");
+  for (const char* name : {"from", "to"}) {
+    if (!r.query.contains(name))
+      return error_response(
+          400,
+          std::string("'") + name +
+              "' is required (unix seconds or ISO 8601, e.g. 2026-01-31T12:00:00Z)",
+          name);
+  }
+  TimeRange range;
+  if (auto bad = read_range(r, range)) return *bad;
+  if (range.from >= range.to) return error_response(400, "'from' must be before 'to'", "from");
+
+  std::optional<std::string> wanted;
+  if (auto it = r.query.find("recorder"); it != r.query.end()) wanted = it->second;
+  std::map<std::string, std::string> modes;  // section -> mode
+  for (const auto& rv : target_.recorders()) modes[rv.section] = rv.mode;
+  if (wanted && !modes.contains(*wanted))
+    return error_response(404, "no recorder '" + *wanted + "' (see GET /v1/recorders)", "recorder");
+
+  // One recorder's segments (event clips are files of their own: not by default).
+  std::map<std::string, std::vector<RecordingView>> by_recorder;
+  for (auto& rec : target_.recordings()) {
+    if (rec.key != key->str() || rec.start_unix_ms < 0) continue;
+    if (wanted ? rec.recorder != *wanted : modes[rec.recorder] == "events") continue;
+    by_recorder[rec.recorder].push_back(std::move(rec));
+  }
+  for (auto& [recorder, list] : by_recorder) {
+    std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) {
+      return a.start_unix_ms != b.start_unix_ms ? a.start_unix_ms < b.start_unix_ms
+                                                : a.file < b.file;
+    });
+    // The first segment: the one holding `from` (the last to start at or before
+    // it, if it lasts past `from`: after a gap it may not), else the first after.
+    std::size_t first =
+        static_cast<std::size_t>(std::upper_bound(list.begin(), list.end(), range.from,
+                                                  [](std::int64_t t, const RecordingView& v) {
+                                                    return t < v.start_unix_ms;
+                                                  }) -
+                                 list.begin());
+    if (first > 0) {
+      const auto& before = list[first - 1];
+      const std::int64_t d = file_duration_ms(before.file);
+      if (d < 0 || before.start_unix_ms + d > range.from) --first;
+    }
+    plan.files.clear();
+    for (std::size_t i = first; i < list.size() && list[i].start_unix_ms < range.to; ++i)
+      plan.files.push_back(list[i].file);
+    if (plan.files.empty()) continue;
+    const std::int64_t origin = list[first].start_unix_ms;
+    plan.key = key->str();
+    plan.recorder = recorder;
+    plan.start_ns = std::max<std::int64_t>(0, range.from - origin) * 1'000'000;
+    plan.stop_ns = (range.to - origin) * 1'000'000;
+    plan.from_unix_ms = range.from;
+    plan.to_unix_ms = range.to;
+    plan.filename = key->app() + "_" + key->stream() + "-" + utc_stamp(range.from) + ".mp4";
+    return std::nullopt;
+  }
+  return error_response(404,
+                        "no recorded footage of '" + key->str() + "' between " +
+                            utc_stamp(range.from) + " and " + utc_stamp(range.to) +
+                            (wanted ? " in recorder '" + *wanted + "'" : std::string()),
+                        "key");
 }
 
 Response Api::metrics() {

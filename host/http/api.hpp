@@ -15,6 +15,8 @@
 //   POST /v1/events {"key","pre","post","label"}  201 + the event (admin)
 //   GET  /v1/events?key=&from=&to=, /v1/events/{id}
 //   GET  /v1/recordings?key=&from=&to=
+//   GET  /v1/recordings/export?key=&from=&to=[&recorder=]  one MP4 of the range
+//        (planned here, streamed by server.cpp through RecordingExport)
 //
 // Every error is JSON {"error": "...", "field": "..."} with its status: 400 bad
 // input (naming the field), 401/403 (role), 404 unknown route/key/id, 405 wrong
@@ -25,6 +27,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +66,20 @@ struct Snapshot {
   std::string error;
 };
 
+// What GET /v1/recordings/export streams: one recorder's segments of one key,
+// oldest first, and where the range lies on their concatenated timeline
+// (splitmuxsrc's: segment 0 starts at 0, each next one where the previous ends).
+struct ExportPlan {
+  std::string key;
+  std::string recorder;  // the [record] section whose files these are
+  std::vector<std::string> files;
+  std::int64_t start_ns = 0;  // `from` on the timeline (the clip starts at the keyframe before)
+  std::int64_t stop_ns = 0;   // `to` on the timeline
+  std::int64_t from_unix_ms = 0;
+  std::int64_t to_unix_ms = 0;
+  std::string filename;  // for Content-Disposition: live_cam-20261126T105641Z.mp4
+};
+
 class Api {
  public:
   explicit Api(ControlTarget& target) : target_(target) {}
@@ -70,6 +87,11 @@ class Api {
   // True when the request is a snapshot (the server runs it on a worker thread).
   static bool is_snapshot(const Request& request);
   Response snapshot(const Request& request);
+  // True when the request is GET/HEAD /v1/recordings/export (the server streams it).
+  static bool is_export(const Request& request);
+  // Checks the query and picks the footage: nullopt and `plan` filled, or the
+  // error to answer (400 naming the field, 404 no footage in the range).
+  std::optional<Response> plan_export(const Request& request, ExportPlan& plan);
 
  private:
   Response streams();

@@ -7,12 +7,14 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "api.hpp"
 #include "arcly/error.hpp"
 #include "config_values.hpp"
+#include "export.hpp"
 #include "json.hpp"
 #include "live_player.hpp"
 
@@ -78,6 +80,8 @@ struct Server::Impl {
   std::thread thread;
   std::string bound;
   bool loopback = true;
+  struct ExportStream;
+  std::set<ExportStream*> exports;  // streaming now (server thread only)
 
   Impl(ServerConfig c, ControlTarget& t) : config(std::move(c)), target(t), api(t) {}
 
@@ -127,6 +131,8 @@ struct Server::Impl {
     g_thread_pool_free(pool, FALSE, TRUE);
     pool = nullptr;
     while (g_main_context_pending(context)) g_main_context_iteration(context, FALSE);
+    // Exports still streaming: their pipelines stop, their clients are cut off.
+    for (ExportStream* e : std::set<ExportStream*>(exports)) e->release();
     soup_server_disconnect(server);
     g_object_unref(server);
     server = nullptr;
@@ -302,6 +308,10 @@ struct Server::Impl {
       }
       return;
     }
+    if (Api::is_export(r)) {
+      impl->start_export(msg, path, r);
+      return;
+    }
     if (Api::is_snapshot(r)) {
       // Off this thread: the answer comes back through the context.
       soup_server_message_pause(msg);
@@ -317,6 +327,177 @@ struct Server::Impl {
     }
     impl->log(msg, path, resp.status);
     respond(msg, resp);
+  }
+
+  // GET /v1/recordings/export: the MP4 is sent as RecordingExport makes it, in
+  // chunks (Transfer-Encoding: chunked). The status is sent with the first bytes,
+  // so what fails before them (a stream MP4 cannot carry, an unreadable file) is
+  // still a JSON error; a failure later ends the file early (a fragmented MP4 stays
+  // playable up to its last whole fragment) and is logged. At most kMaxInFlight
+  // bytes wait in libsoup for the client: beyond that the pipeline is not read
+  // (its appsink fills and it waits), so a slow client costs no memory. A client
+  // that goes away finishes the message: the pipeline is stopped there.
+  static constexpr std::uint64_t kMaxInFlight = 1024 * 1024;
+  static constexpr std::chrono::seconds kFirstBytes{30};
+
+  struct ExportStream {
+    Impl* impl;
+    SoupServerMessage* msg;  // a reference of ours
+    std::string path;
+    std::string filename;
+    std::shared_ptr<RecordingExport> exporter;
+    std::uint64_t in_flight = 0;  // appended, not yet written to the socket
+    std::uint64_t sent = 0;
+    bool answered = false;  // status and headers are out
+    bool ended = false;     // the body is complete (or the answer was an error)
+    gulong wrote_id = 0, finished_id = 0;
+    GSource* deadline = nullptr;  // the first bytes must come by then
+
+    void answer_headers() {
+      answered = true;
+      soup_server_message_set_status(msg, 200, nullptr);
+      SoupMessageHeaders* h = soup_server_message_get_response_headers(msg);
+      soup_message_headers_set_encoding(h, SOUP_ENCODING_CHUNKED);
+      soup_message_headers_replace(h, "Content-Type", "video/mp4");
+      soup_message_headers_replace(h, "Cache-Control", "no-store");
+      soup_message_headers_replace(h, "Content-Disposition",
+                                   ("attachment; filename=\"" + filename + "\"").c_str());
+      impl->log(msg, path.c_str(), 200);
+    }
+
+    // On the server thread, whenever the exporter has news or the socket took bytes.
+    void pump() {
+      if (ended || !exporter) return;
+      SoupMessageBody* body = soup_server_message_get_response_body(msg);
+      bool moved = false;
+      while (in_flight < kMaxInFlight) {
+        GBytes* bytes = exporter->take();
+        if (!bytes) break;
+        const gsize n = g_bytes_get_size(bytes);
+        if (n > 0) {
+          if (!answered) answer_headers();
+          soup_message_body_append_bytes(body, bytes);
+          in_flight += n;
+          sent += n;
+          moved = true;
+        }
+        g_bytes_unref(bytes);
+      }
+      const std::string error = exporter->error();
+      if (!error.empty()) {
+        ended = true;
+        if (!answered) {
+          const Response r = error_response(exporter->unexportable() ? 422 : 500, error, "key");
+          impl->log(msg, path.c_str(), r.status);
+          respond(msg, r);
+        } else {
+          GST_WARNING("%s: the export failed after %" G_GUINT64_FORMAT " bytes: %s", path.c_str(),
+                      sent, error.c_str());
+          soup_message_body_complete(body);
+        }
+      } else if (exporter->finished()) {
+        ended = true;
+        if (!answered) {
+          const Response r =
+              error_response(404, "the recording has no footage in that range", "key");
+          impl->log(msg, path.c_str(), r.status);
+          respond(msg, r);
+        } else {
+          GST_INFO("%s: export complete, %" G_GUINT64_FORMAT " bytes", path.c_str(), sent);
+          soup_message_body_complete(body);
+        }
+      }
+      if (ended) exporter.reset();  // the pipeline is done with
+      if (moved || ended) soup_server_message_unpause(msg);
+    }
+
+    // The message is over (sent, or the client went away) or the server stops.
+    // Nothing in kFirstBytes (a file that never yields a frame): answered, not hung.
+    void first_bytes_late() {
+      if (answered || ended) return;
+      ended = true;
+      exporter.reset();
+      const Response r = error_response(
+          504,
+          "the recording yielded no footage within " + std::to_string(kFirstBytes.count()) + " s",
+          "key");
+      impl->log(msg, path.c_str(), r.status);
+      respond(msg, r);
+      soup_server_message_unpause(msg);
+    }
+
+    void release() {
+      if (deadline) {
+        g_source_destroy(deadline);
+        g_source_unref(deadline);
+      }
+      if (!ended)
+        GST_INFO("%s: the client went away after %" G_GUINT64_FORMAT " bytes: export stopped",
+                 path.c_str(), sent);
+      exporter.reset();
+      g_signal_handler_disconnect(msg, wrote_id);
+      g_signal_handler_disconnect(msg, finished_id);
+      impl->exports.erase(this);
+      g_object_unref(msg);
+      delete this;
+    }
+  };
+
+  void start_export(SoupServerMessage* msg, const char* path, const Request& r) {
+    ExportPlan plan;
+    std::optional<Response> bad;
+    try {
+      bad = api.plan_export(r, plan);
+    } catch (const std::exception& e) {
+      bad = error_response(500, e.what());
+    }
+    if (bad) {
+      log(msg, path, bad->status);
+      respond(msg, *bad);
+      return;
+    }
+    if (r.method == "HEAD") {
+      Response head;
+      head.content_type = "video/mp4";
+      log(msg, path, 200);
+      respond(msg, head);
+      return;
+    }
+    auto* s = new ExportStream{this, SOUP_SERVER_MESSAGE(g_object_ref(msg)), path, plan.filename};
+    std::string why;
+    s->exporter = RecordingExport::start(
+        plan, context, [s] { s->pump(); }, why);
+    if (!s->exporter) {
+      const Response failed = error_response(500, why);
+      log(msg, path, failed.status);
+      respond(msg, failed);
+      g_object_unref(s->msg);
+      delete s;
+      return;
+    }
+    exports.insert(s);
+    s->wrote_id = g_signal_connect(msg, "wrote-body-data",
+                                   G_CALLBACK(+[](SoupServerMessage*, guint n, gpointer d) {
+                                     auto* e = static_cast<ExportStream*>(d);
+                                     e->in_flight -= std::min<std::uint64_t>(e->in_flight, n);
+                                     e->pump();
+                                   }),
+                                   s);
+    s->finished_id =
+        g_signal_connect(msg, "finished", G_CALLBACK(+[](SoupServerMessage*, gpointer d) {
+                           static_cast<ExportStream*>(d)->release();
+                         }),
+                         s);
+    s->deadline = g_timeout_source_new_seconds(static_cast<guint>(kFirstBytes.count()));
+    g_source_set_callback(
+        s->deadline,
+        [](gpointer d) -> gboolean {
+          static_cast<ExportStream*>(d)->first_bytes_late();
+          return G_SOURCE_REMOVE;
+        },
+        s, nullptr);
+    g_source_attach(s->deadline, context);
+    soup_server_message_pause(msg);
   }
 
   struct SnapshotTask {
