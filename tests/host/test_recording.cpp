@@ -463,7 +463,9 @@ START_TEST(segments_are_named_by_the_capture_time_of_their_first_frame) {
                "/rec\n");
   Process arcly({arcly_bin(), "run", conf, "--stats-json", json});
   ck_assert(wait_for_regex(json, "segment-opened", 40s));
+  ck_assert(wait_for_regex(json, "\"preroll\":[4-9]\\.", 10s));  // the whole pre-roll
   arcly.stop(SIGINT);
+  ck_assert_int_eq(count_text(read_all(json), "preroll-short"), 0);
   // The JSON line that reported the opening is written at most a second after it.
   const std::string text = read_all(json);
   std::smatch m;
@@ -486,6 +488,30 @@ START_TEST(segments_are_named_by_the_capture_time_of_their_first_frame) {
   char iso[64];
   std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &name_tm);
   ck_assert_str_eq(m[5].str().c_str(), (std::string(iso) + "." + m[4].str() + "Z").c_str());
+  fs::remove_all(dir);
+}
+END_TEST
+
+START_TEST(a_pre_roll_the_cache_cannot_hold_is_reported_with_what_was_recorded) {
+  const std::string dir = scratch("preroll");
+  const std::string json = dir + "/stats.json";
+  // ~100 KB/s against a 150 KiB cache: about 1.5 s of keyframes back, not 5.
+  const std::string conf = write_config(
+      dir,
+      std::string("[app live]\ncache-window=8\ncache-bytes=150K\n[pipeline cam]\nkey=live/"
+                  "cam\nsource=") +
+          kH264Camera +
+          " bitrate=800\n[record r]\nkey=live/cam\nsegment=60\npre-roll=5\njoin-delay=8\ndir=" +
+          dir + "/rec\n");
+  Process arcly({arcly_bin(), "run", conf, "--stats-json", json});
+  ck_assert_msg(
+      wait_for_regex(json,
+                     "\"type\":\"preroll-short\"[^}]*recorded [0-4]\\.[0-9] s of the 5\\.0 s asked",
+                     40s),
+      "%s", tail(json).c_str());
+  ck_assert(wait_for_regex(json, "\"recorder\":\"r\",\"key\":\"live/cam\"[^}]*\"preroll\":[0-4]\\.",
+                           10s));
+  arcly.stop(SIGINT);
   fs::remove_all(dir);
 }
 END_TEST
