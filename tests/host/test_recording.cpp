@@ -563,6 +563,7 @@ int main(int argc, char** argv) {
       min_free_deletes_the_oldest_footage_across_cameras_on_a_small_filesystem,
       a_full_disk_with_nothing_to_free_is_an_error_and_the_unfinished_segment_stays_playable,
       segments_are_named_by_the_capture_time_of_their_first_frame,
+      a_pre_roll_the_cache_cannot_hold_is_reported_with_what_was_recorded,
       max_age_goes_by_capture_times_and_reaches_every_kind_of_footage};
   // ARCLY_TEST_ONLY=substring runs the matching tests only (while developing).
   const char* only = std::getenv("ARCLY_TEST_ONLY");
