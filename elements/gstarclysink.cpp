@@ -9,6 +9,10 @@
  * in-band SPS/PPS/VPS) are cached so that a late arclysrc can decode at once.
  * The payload is not copied: subscribers push the publisher's memory.
  *
+ * Once every requested pad has its caps, the stream's track set is declared
+ * complete, so a subscriber announces its pads (no-more-pads) at once; request
+ * every pad before data flows.
+ *
  * The publish slot is claimed on READY→PAUSED; a second publisher of the same
  * key fails its state change. EOS on every pad, or going back to READY, ends the
  * publish and every subscriber sees EOS. Buffers without timestamps are stamped
@@ -27,6 +31,12 @@
  */
 // Thin GObject shell: state, pads and errors here; frame building lives in
 // arcly-gst (TrackPublisher, engine registry). No exception leaves this file.
+//
+// Locking: the properties (`settings`) are protected by the object lock; the
+// publish (`stream`, `ended`, `failed`, the pad map and each pad's `eos`) by
+// SinkPrivate::lock. Functions named *_locked are called with that lock held.
+// Each pad's TrackPublisher, segment and `config_instance` belong to the pad's
+// streaming thread (and to state changes while the pad is inactive).
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -42,6 +52,7 @@
 #include "arcly/engine.hpp"
 #include "arcly/error.hpp"
 #include "arcly/stream_key.hpp"
+#include "arcly_element.hpp"
 #include "engine_registry.hpp"
 #include "gst_ptr.hpp"
 #include "keys.hpp"
@@ -54,25 +65,35 @@ namespace {
 
 enum { PROP_0, PROP_STREAM, PROP_ENGINE, PROP_STATS };
 
+struct Settings {
+  std::string stream_key;
+  std::string engine_name = arcly::gst::kDefaultEngineName;
+};
+
 struct PadData {
   explicit PadData(std::uint32_t track) : publisher(track) {
     gst_segment_init(&segment, GST_FORMAT_TIME);
   }
+  // Streaming thread of the pad.
   arcly::gst::TrackPublisher publisher;
   GstSegment segment;
-  bool eos = false;
+  std::uint64_t config_instance = 0;  // the publish instance that has this track's config
+  bool eos = false;                   /* protected by SinkPrivate::lock */
+  std::uint64_t announced = 0;        /* protected by SinkPrivate::lock: config_instance */
 };
 
 struct SinkPrivate {
-  std::mutex lock;  // guards everything below
-  std::string stream_key;
-  std::string engine_name = arcly::gst::kDefaultEngineName;
-  std::shared_ptr<arcly::Engine> engine;
-  std::optional<arcly::StreamKey> key;
-  arcly::StreamHandle stream;
-  bool ended = false;  // the publish ended on EOS
-  std::uint32_t next_track = 0;
-  std::map<GstPad*, std::unique_ptr<PadData>> pads;
+  Settings settings; /* protected by the object lock */
+
+  std::mutex lock;
+  Settings run;                          /* protected by lock: snapshot at NULL->READY */
+  std::shared_ptr<arcly::Engine> engine; /* protected by lock */
+  std::optional<arcly::StreamKey> key;   /* protected by lock */
+  arcly::StreamHandle stream;            /* protected by lock */
+  bool ended = false;                    /* protected by lock: the publish ended on EOS */
+  bool failed = false;          /* protected by lock: this publish already posted its error */
+  std::uint32_t next_track = 0; /* protected by lock */
+  std::map<GstPad*, std::unique_ptr<PadData>> pads; /* protected by lock */
 };
 
 }  // namespace
@@ -101,6 +122,11 @@ GstElement* element_of(GstArclySink* self) {
   return &self->parent;
 }
 
+std::string stream_key_of(GstArclySink* self) {
+  std::lock_guard lock(self->priv->lock);
+  return self->priv->run.stream_key;
+}
+
 std::int64_t clock_now_or_monotonic(GstElement* element) {
   if (GstClock* clock = gst_element_get_clock(element)) {
     const GstClockTime now = gst_clock_get_time(clock);
@@ -111,15 +137,14 @@ std::int64_t clock_now_or_monotonic(GstElement* element) {
 }
 
 // Publisher timestamps are absolute clock times (running time + base time), so
-// subscribers can relate them to their own clock and to other cameras.
-std::optional<std::int64_t> to_publisher_time(GstElement* element, const GstSegment& segment,
-                                              GstClockTime ts) {
+// subscribers can relate them to their own clock and to other cameras. `ts` may
+// lie before the segment (a DTS ahead of its PTS): negative running time.
+std::int64_t to_publisher_time(GstElement* element, const GstSegment& segment, GstClockTime ts) {
   guint64 rt = 0;
   const int sign = gst_segment_to_running_time_full(&segment, GST_FORMAT_TIME, ts, &rt);
-  if (sign == 0) return std::nullopt;
   const auto base = static_cast<std::int64_t>(gst_element_get_base_time(element));
   const auto srt = static_cast<std::int64_t>(rt);
-  return sign > 0 ? base + srt : base - srt;
+  return sign >= 0 ? base + srt : base - srt;
 }
 
 void end_publish_locked(SinkPrivate* p) {
@@ -133,6 +158,73 @@ void end_publish_locked(SinkPrivate* p) {
   p->stream.reset();
 }
 
+// Posts the publish's error once: every pad that meets the same failure (a
+// stream closed under the publisher) returns GST_FLOW_ERROR, but the
+// application hears about it one time.
+void post_failure(GstArclySink* self, GQuark domain, gint code, const std::string& text,
+                  const std::string& debug) {
+  {
+    std::lock_guard lock(self->priv->lock);
+    if (self->priv->failed) return;
+    self->priv->failed = true;
+  }
+  gst_element_message_full(
+      element_of(self), GST_MESSAGE_ERROR, domain, code, g_strdup(text.c_str()),
+      debug.empty() ? nullptr : g_strdup(debug.c_str()), __FILE__, GST_FUNCTION, __LINE__);
+}
+
+// Claims the key (READY->PAUSED, or a restart after EOS + flush). Returns the
+// error's human text ("" on success); `busy` tells a taken key apart.
+std::string claim_locked(GstArclySink* self, bool* busy) {
+  SinkPrivate* p = self->priv;
+  try {
+    p->stream = p->engine->start_publish(*p->key);
+    p->ended = false;
+    p->failed = false;
+    for (auto& [pad, data] : p->pads) data->eos = false;
+    GST_INFO_OBJECT(self, "publishing %s on engine %s (publish #%" G_GUINT64_FORMAT ")",
+                    p->run.stream_key.c_str(), p->run.engine_name.c_str(), p->stream->instance());
+    return {};
+  } catch (const arcly::Error& e) {
+    *busy = e.code() == arcly::Errc::StreamAlreadyPublishing ||
+            e.code() == arcly::Errc::PublisherLimitReached;
+    return e.what();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+void post_claim_error(GstArclySink* self, const std::string& message, bool busy) {
+  if (busy)
+    GST_ELEMENT_ERROR(element_of(self), RESOURCE, BUSY, ("%s", message.c_str()),
+                      ("the key is published by another element or ingest worker"));
+  else
+    GST_ELEMENT_ERROR(element_of(self), RESOURCE, OPEN_WRITE, ("%s", message.c_str()), (nullptr));
+}
+
+// After a pad's config went into `stream`: once every pad's has, the track set
+// is complete and subscribers need not wait for more tracks (request every pad
+// before data flows: a pad requested later is a track subscribers may ignore).
+void note_config_published(GstArclySink* self, PadData* pd, const arcly::StreamHandle& stream) {
+  SinkPrivate* p = self->priv;
+  std::lock_guard lock(p->lock);
+  pd->announced = stream->instance();
+  for (const auto& [pad, data] : p->pads)
+    if (data->announced != stream->instance()) return;
+  if (!stream->tracks_complete())
+    GST_DEBUG_OBJECT(self, "every pad has caps: %zu tracks, complete", p->pads.size());
+  stream->declare_tracks_complete();
+}
+
+// The track's config goes first into every publish instance this pad writes to
+// (caps arrive once, a restarted publish needs them again).
+void publish_config_if_needed(GstArclySink* self, PadData* pd, const arcly::StreamHandle& stream) {
+  if (!pd->publisher.has_caps() || pd->config_instance == stream->instance()) return;
+  stream->publish_frame(pd->publisher.current_config(clock_now_or_monotonic(element_of(self))));
+  pd->config_instance = stream->instance();
+  note_config_published(self, pd, stream);
+}
+
 GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer) {
   SinkPrivate* p = self->priv;
   GstElement* element = element_of(self);
@@ -140,24 +232,33 @@ GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer
   arcly::StreamHandle stream;
   {
     std::lock_guard lock(p->lock);
+    if (p->failed) return GST_FLOW_ERROR;
     stream = p->stream;
     if (!stream) return p->ended ? GST_FLOW_EOS : GST_FLOW_FLUSHING;
   }
   if (!pd->publisher.has_caps()) {
-    GST_ELEMENT_ERROR(element, CORE, NEGOTIATION,
-                      ("arclysink: pad %s received data before caps", GST_PAD_NAME(pad)),
-                      (nullptr));
+    post_failure(self, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+                 "arclysink received data before caps",
+                 std::string("pad ") + GST_PAD_NAME(pad) + ", stream " + stream_key_of(self));
     return GST_FLOW_NOT_NEGOTIATED;
   }
+  publish_config_if_needed(self, pd, stream);
 
   std::int64_t pts = 0;
   if (GST_BUFFER_PTS_IS_VALID(buffer)) {
-    auto t = to_publisher_time(element, pd->segment, GST_BUFFER_PTS(buffer));
-    if (!t) {
-      GST_LOG_OBJECT(pad, "dropping buffer outside the segment");
+    // Only what lies inside the segment is published; a buffer that overlaps
+    // its start begins at the start (as basesink clips).
+    const GstClockTime start = GST_BUFFER_PTS(buffer);
+    const GstClockTime stop = GST_BUFFER_DURATION_IS_VALID(buffer)
+                                  ? start + GST_BUFFER_DURATION(buffer)
+                                  : GST_CLOCK_TIME_NONE;
+    guint64 clip_start = 0, clip_stop = 0;
+    if (!gst_segment_clip(&pd->segment, GST_FORMAT_TIME, start, stop, &clip_start, &clip_stop)) {
+      GST_LOG_OBJECT(pad, "dropping buffer outside the segment: %" GST_PTR_FORMAT,
+                     static_cast<void*>(buffer));
       return GST_FLOW_OK;
     }
-    pts = *t;
+    pts = to_publisher_time(element, pd->segment, clip_start);
   } else {
     pts = clock_now_or_monotonic(element);  // running time now + base time
   }
@@ -179,40 +280,36 @@ GstFlowReturn sink_chain(GstPad* pad, GstObject* parent, GstBuffer* buffer) {
   try {
     return sink_chain_impl(self, pad, buffer);
   } catch (const arcly::Error& e) {
-    if (e.code() == arcly::Errc::StreamClosed) {
-      GST_ELEMENT_ERROR(
-          element_of(self), RESOURCE, WRITE,
-          ("stream %s ended while publishing: %s", self->priv->stream_key.c_str(), e.what()),
-          (nullptr));
-    } else {
-      GST_ELEMENT_ERROR(
-          element_of(self), STREAM, FAILED,
-          ("publishing to stream %s failed: %s", self->priv->stream_key.c_str(), e.what()),
-          (nullptr));
-    }
+    const std::string key = stream_key_of(self);
+    if (e.code() == arcly::Errc::StreamClosed)
+      post_failure(self, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_WRITE,
+                   "stream " + key + " ended while publishing",
+                   std::string(e.what()) + " (ended by the engine, e.g. its idle reaper)");
+    else
+      post_failure(self, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                   "publishing to stream " + key + " failed", e.what());
   } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(
-        element_of(self), STREAM, FAILED,
-        ("publishing to stream %s failed: %s", self->priv->stream_key.c_str(), e.what()),
-        (nullptr));
+    post_failure(self, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                 "publishing to stream " + stream_key_of(self) + " failed", e.what());
   }
   return GST_FLOW_ERROR;
 }
 
-void check_all_eos(GstArclySink* self) {
+// Called with lock held. Ends the publish once every pad saw EOS; returns TRUE
+// when the caller must post the EOS message (outside the lock).
+bool check_all_eos_locked(GstArclySink* self) {
   SinkPrivate* p = self->priv;
-  bool post = false;
-  {
-    std::lock_guard lock(p->lock);
-    if (p->ended || p->pads.empty()) return;
-    for (const auto& [pad, data] : p->pads)
-      if (!data->eos) return;
-    GST_INFO_OBJECT(self, "EOS on every pad: ending the publish of %s", p->stream_key.c_str());
-    end_publish_locked(p);
-    p->ended = true;
-    post = true;
-  }
-  if (post) gst_element_post_message(element_of(self), gst_message_new_eos(GST_OBJECT(self)));
+  if (p->ended || p->pads.empty()) return false;
+  for (const auto& [pad, data] : p->pads)
+    if (!data->eos) return false;
+  GST_INFO_OBJECT(self, "EOS on every pad: ending the publish of %s", p->run.stream_key.c_str());
+  end_publish_locked(p);
+  p->ended = true;
+  return true;
+}
+
+void post_eos(GstArclySink* self) {
+  gst_element_post_message(element_of(self), gst_message_new_eos(GST_OBJECT(self)));
 }
 
 gboolean sink_event_impl(GstArclySink* self, GstPad* pad, GstEvent* event) {
@@ -231,32 +328,58 @@ gboolean sink_event_impl(GstArclySink* self, GstPad* pad, GstEvent* event) {
       arcly::MediaFrame config = pd->publisher.on_caps(caps, now);
       GST_DEBUG_OBJECT(pad, "track %u caps %" GST_PTR_FORMAT, pd->publisher.track(),
                        static_cast<void*>(caps));
-      if (stream) stream->publish_frame(std::move(config));
+      if (stream) {
+        stream->publish_frame(std::move(config));
+        pd->config_instance = stream->instance();
+        note_config_published(self, pd, stream);
+      } else {
+        pd->config_instance = 0;  // published with the first buffer of the next publish
+      }
       return TRUE;
     }
     case GST_EVENT_SEGMENT: {
       const GstSegment* segment = nullptr;
       gst_event_parse_segment(event, &segment);
       if (segment->format != GST_FORMAT_TIME) {
-        GST_ELEMENT_ERROR(
-            element_of(self), STREAM, FORMAT,
-            ("arclysink needs TIME segments, pad %s got a %s segment "
-             "(stream %s)",
-             GST_PAD_NAME(pad), gst_format_get_name(segment->format), p->stream_key.c_str()),
-            (nullptr));
+        post_failure(self, GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT,
+                     std::string("arclysink needs TIME segments, pad ") + GST_PAD_NAME(pad) +
+                         " got a " + gst_format_get_name(segment->format) + " segment (stream " +
+                         stream_key_of(self) + ")",
+                     "put a parser or timestamping element in front of arclysink");
         return FALSE;
       }
       gst_segment_copy_into(segment, &pd->segment);
       return TRUE;
     }
-    case GST_EVENT_EOS:
-      pd->eos = true;
-      check_all_eos(self);
+    case GST_EVENT_EOS: {
+      bool post = false;
+      {
+        std::lock_guard lock(p->lock);
+        pd->eos = true;
+        post = check_all_eos_locked(self);
+      }
+      if (post) post_eos(self);
       return TRUE;
-    case GST_EVENT_FLUSH_STOP:
+    }
+    case GST_EVENT_FLUSH_STOP: {
       gst_segment_init(&pd->segment, GST_FORMAT_TIME);
-      pd->eos = false;
+      std::string message;
+      bool busy = false;
+      {
+        std::lock_guard lock(p->lock);
+        pd->eos = false;
+        if (p->ended) {
+          // EOS ended the publish; a flushing seek starts a new one (as a sink
+          // leaves EOS on flush), subscribers see a new publisher.
+          GST_INFO_OBJECT(self, "flushed after EOS: publishing %s again",
+                          p->run.stream_key.c_str());
+          message = claim_locked(self, &busy);
+          if (!message.empty()) p->failed = true;
+        }
+      }
+      if (!message.empty()) post_claim_error(self, message, busy);
       return TRUE;
+    }
     default:
       return TRUE;
   }
@@ -268,10 +391,9 @@ gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
   try {
     ret = sink_event_impl(self, pad, event);
   } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                      ("stream %s: cannot handle %s event: %s", self->priv->stream_key.c_str(),
-                       GST_EVENT_TYPE_NAME(event), e.what()),
-                      (nullptr));
+    post_failure(self, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                 "publishing to stream " + stream_key_of(self) + " failed",
+                 std::string("handling a ") + GST_EVENT_TYPE_NAME(event) + " event: " + e.what());
   }
   gst_event_unref(event);
   return ret;
@@ -281,11 +403,18 @@ gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
 // show what a valid one looks like.
 bool resolve(GstArclySink* self) {
   SinkPrivate* p = self->priv;
+  Settings settings;
+  GST_OBJECT_LOCK(self);
+  settings = p->settings;
+  GST_OBJECT_UNLOCK(self);
   std::string message;
   try {
+    auto key = arcly::gst::parse_stream_key(settings.stream_key, "arclysink");
+    auto engine = arcly::gst::engine_for(settings.engine_name);
     std::lock_guard lock(p->lock);
-    p->key = arcly::gst::parse_stream_key(p->stream_key, "arclysink");
-    p->engine = arcly::gst::engine_for(p->engine_name);
+    p->run = settings;
+    p->key = key;
+    p->engine = std::move(engine);
     return true;
   } catch (const std::exception& e) {
     message = e.what();
@@ -295,28 +424,14 @@ bool resolve(GstArclySink* self) {
 }
 
 bool claim(GstArclySink* self) {
-  SinkPrivate* p = self->priv;
   std::string message;
   bool busy = false;
-  try {
-    std::lock_guard lock(p->lock);
-    p->stream = p->engine->start_publish(*p->key);
-    p->ended = false;
-    for (auto& [pad, data] : p->pads) data->eos = false;
-    GST_INFO_OBJECT(self, "publishing %s on engine %s", p->stream_key.c_str(),
-                    p->engine_name.c_str());
-    return true;
-  } catch (const arcly::Error& e) {
-    busy = e.code() == arcly::Errc::StreamAlreadyPublishing ||
-           e.code() == arcly::Errc::PublisherLimitReached;
-    message = e.what();
-  } catch (const std::exception& e) {
-    message = e.what();
+  {
+    std::lock_guard lock(self->priv->lock);
+    message = claim_locked(self, &busy);
   }
-  if (busy)
-    GST_ELEMENT_ERROR(element_of(self), RESOURCE, BUSY, ("%s", message.c_str()), (nullptr));
-  else
-    GST_ELEMENT_ERROR(element_of(self), RESOURCE, OPEN_WRITE, ("%s", message.c_str()), (nullptr));
+  if (message.empty()) return true;
+  post_claim_error(self, message, busy);
   return false;
 }
 
@@ -371,8 +486,10 @@ static GstPad* gst_arcly_sink_request_new_pad(GstElement* element, GstPadTemplat
     if (pad) gst_object_unref(pad);
     return nullptr;
   }
-  gst_pad_set_chain_function(pad, sink_chain);
-  gst_pad_set_event_function(pad, sink_event);
+  // The pad functions dereference the element: never call them without a parent.
+  GST_OBJECT_FLAG_SET(pad, GST_PAD_FLAG_NEED_PARENT);
+  gst_pad_set_chain_function(pad, GST_DEBUG_FUNCPTR(sink_chain));
+  gst_pad_set_event_function(pad, GST_DEBUG_FUNCPTR(sink_event));
   gst_element_add_pad(element, pad);
   return pad;
 }
@@ -380,7 +497,9 @@ static GstPad* gst_arcly_sink_request_new_pad(GstElement* element, GstPadTemplat
 static void gst_arcly_sink_release_pad(GstElement* element, GstPad* pad) {
   auto* self = GST_ARCLY_SINK(element);
   SinkPrivate* p = self->priv;
+  gst_element_remove_pad(element, pad);  // deactivates: waits for the pad's streaming thread
   std::unique_ptr<PadData> data;
+  bool post = false;
   {
     std::lock_guard lock(p->lock);
     auto it = p->pads.find(pad);
@@ -388,10 +507,9 @@ static void gst_arcly_sink_release_pad(GstElement* element, GstPad* pad) {
       data = std::move(it->second);
       p->pads.erase(it);
     }
+    post = check_all_eos_locked(self);
   }
-  gst_element_remove_pad(element, pad);  // waits for the pad's streaming thread
-  data.reset();
-  check_all_eos(self);
+  if (post) post_eos(self);
 }
 
 static GstStateChangeReturn gst_arcly_sink_change_state(GstElement* element,
@@ -422,11 +540,13 @@ static GstStateChangeReturn gst_arcly_sink_change_state(GstElement* element,
   switch (transition) {
     case GST_STATE_CHANGE_PAUSED_TO_READY: {
       std::lock_guard lock(p->lock);  // pads are inactive now: no chain runs
-      GST_INFO_OBJECT(self, "leaving PAUSED: ending the publish of %s", p->stream_key.c_str());
+      GST_INFO_OBJECT(self, "leaving PAUSED: ending the publish of %s", p->run.stream_key.c_str());
       end_publish_locked(p);
       p->ended = false;
+      p->failed = false;
       for (auto& [pad, data] : p->pads) {
         data->eos = false;
+        data->config_instance = 0;
         gst_segment_init(&data->segment, GST_FORMAT_TIME);
       }
       break;
@@ -447,21 +567,27 @@ static void gst_arcly_sink_set_property(GObject* object, guint id, const GValue*
                                         GParamSpec* pspec) {
   auto* self = GST_ARCLY_SINK(object);
   SinkPrivate* p = self->priv;
-  std::lock_guard lock(p->lock);
+  GST_OBJECT_LOCK(self);
+  if (!arcly::elements::property_mutable_locked(element_of(self), pspec->flags)) {
+    arcly::elements::warn_immutable(GST_CAT_DEFAULT, element_of(self), pspec);
+    GST_OBJECT_UNLOCK(self);
+    return;
+  }
   switch (id) {
     case PROP_STREAM: {
       const gchar* s = g_value_get_string(value);
-      p->stream_key = s ? s : "";
+      p->settings.stream_key = s ? s : "";
       break;
     }
     case PROP_ENGINE: {
       const gchar* s = g_value_get_string(value);
-      p->engine_name = (s && *s) ? s : arcly::gst::kDefaultEngineName;
+      p->settings.engine_name = (s && *s) ? s : arcly::gst::kDefaultEngineName;
       break;
     }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
+  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_arcly_sink_get_property(GObject* object, guint id, GValue* value,
@@ -469,16 +595,17 @@ static void gst_arcly_sink_get_property(GObject* object, guint id, GValue* value
   auto* self = GST_ARCLY_SINK(object);
   SinkPrivate* p = self->priv;
   switch (id) {
-    case PROP_STREAM: {
-      std::lock_guard lock(p->lock);
-      g_value_set_string(value, p->stream_key.empty() ? nullptr : p->stream_key.c_str());
+    case PROP_STREAM:
+      GST_OBJECT_LOCK(self);
+      g_value_set_string(value,
+                         p->settings.stream_key.empty() ? nullptr : p->settings.stream_key.c_str());
+      GST_OBJECT_UNLOCK(self);
       break;
-    }
-    case PROP_ENGINE: {
-      std::lock_guard lock(p->lock);
-      g_value_set_string(value, p->engine_name.c_str());
+    case PROP_ENGINE:
+      GST_OBJECT_LOCK(self);
+      g_value_set_string(value, p->settings.engine_name.c_str());
+      GST_OBJECT_UNLOCK(self);
       break;
-    }
     case PROP_STATS:
       g_value_take_boxed(value, make_stats(self));
       break;
@@ -507,9 +634,9 @@ static void gst_arcly_sink_class_init(GstArclySinkClass* klass) {
   GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
 
-  gobject_class->set_property = gst_arcly_sink_set_property;
-  gobject_class->get_property = gst_arcly_sink_get_property;
-  gobject_class->finalize = gst_arcly_sink_finalize;
+  gobject_class->set_property = GST_DEBUG_FUNCPTR(gst_arcly_sink_set_property);
+  gobject_class->get_property = GST_DEBUG_FUNCPTR(gst_arcly_sink_get_property);
+  gobject_class->finalize = GST_DEBUG_FUNCPTR(gst_arcly_sink_finalize);
 
   const auto ready = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                               GST_PARAM_MUTABLE_READY);
@@ -534,9 +661,9 @@ static void gst_arcly_sink_class_init(GstArclySinkClass* klass) {
           "Publish statistics: frames, bytes, bitrate (bit/s), fps, keyframes, subscribers",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
-  element_class->request_new_pad = gst_arcly_sink_request_new_pad;
-  element_class->release_pad = gst_arcly_sink_release_pad;
-  element_class->change_state = gst_arcly_sink_change_state;
+  element_class->request_new_pad = GST_DEBUG_FUNCPTR(gst_arcly_sink_request_new_pad);
+  element_class->release_pad = GST_DEBUG_FUNCPTR(gst_arcly_sink_release_pad);
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_arcly_sink_change_state);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_set_static_metadata(

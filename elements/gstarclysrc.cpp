@@ -6,7 +6,12 @@
  * A live source that subscribes to an arcly stream key published in the same
  * process (by arclysink or an ingest worker). It exposes one sometimes pad per
  * track (`video_%u`, `audio_%u`, `data_%u`) with the publisher's caps, then
- * signals no-more-pads. An unlinked pad does not stop the others.
+ * signals no-more-pads once the publisher's track set is final: when the
+ * publisher declared it (arclysink once all its pads have caps, the RTSP/SRT
+ * ingest once its demuxers are done) and each of its tracks has a pad, or one
+ * second of stream time after the join for a publisher that does not declare.
+ * A track whose caps follow the first keyframe (a camera's audio) still gets
+ * its pad. An unlinked pad does not stop the others.
  *
  * `start` chooses where a late joiner begins: `live-edge` (default) sends the
  * codec configs and the cached keyframe at once — the first picture — and the
@@ -23,10 +28,21 @@
  * keyframe, marks DISCONT and posts an element message `arcly-lagged`
  * (`stream` string, `dropped` guint64, `total-dropped` guint64).
  *
+ * `stream` (or the URI's key) can change while playing: fast channel change.
+ * The source leaves the current publisher and joins the new key as a late
+ * joiner does — configs and the cached keyframe at once, the cached frames up
+ * to the live edge decoded but not shown — on the same pads (new caps if they
+ * differ, a new stream where the codec differs), the running time continuing:
+ * no EOS, no flush downstream. Once the new stream's first buffer is out it
+ * posts the element message `arcly-switched` (`from`, `to` strings,
+ * `running-time` guint64). A key nobody publishes yet is waited for, with GAP
+ * events meanwhile.
+ *
  * When the publisher ends, EOS is sent — unless `persist` is set, in which case
  * the source waits for the next publisher of the key and continues (new caps if
  * they changed, DISCONT). Also available as the URI `arcly://app/stream?engine=NAME`
- * (query keys: engine, wait, start, persist, latency).
+ * (query keys: engine, wait, start, persist, latency, preroll — each the property
+ * of the same name; a URI round-trips through get_uri/set_uri).
  *
  * ## Example launch lines
  * |[
@@ -42,46 +58,41 @@
  * autovideosink \ s.audio_0 ! queue ! aacparse ! avdec_aac ! autoaudiosink
  * ]| Plays both tracks of an audio+video stream.
  */
-// Thin GObject shell around one arcly::Subscription driven by a GstTask. The task
-// blocks only in calls that a std::stop_token interrupts (wait_for_stream, recv,
-// the wait for PLAYING), so state changes unblock promptly. No exception leaves
-// this file: every entry point catches and posts an element error.
+// Thin GObject shell: properties, pads, the GstTask and the element's messages.
+// The subscription state machine is arcly::gst::SubscriberDriver and each pad's
+// output arcly::gst::TrackOutput (both in arcly-gst); this file only hosts them.
+// No exception leaves this file.
+//
+// Locking: the properties (`settings`) are protected by the object lock. `run`
+// (the driver of the current READY->PAUSED..PAUSED->READY run) is created and
+// destroyed with the task stopped, under `task_state_lock`; other threads reach
+// it only under that lock. The driver guards its own run control.
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include "gstarclysrc.h"
 
-#include <gst/base/gstflowcombiner.h>
-
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
-#include <stop_token>
 #include <string>
+#include <vector>
 
-#include "arcly/engine.hpp"
 #include "arcly/error.hpp"
 #include "arcly/stream_key.hpp"
-#include "arcly/subscription.hpp"
-#include "buffer_frame.hpp"
+#include "arcly_element.hpp"
 #include "caps_track.hpp"
 #include "engine_registry.hpp"
-#include "gst_ptr.hpp"
 #include "keys.hpp"
-#include "timeline.hpp"
+#include "subscriber_driver.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(gst_arcly_src_debug);
 #define GST_CAT_DEFAULT gst_arcly_src_debug
 
-namespace {
+using arcly::gst::StartMode;
+using Settings = arcly::gst::SubscriberSettings;
 
-enum class StartMode { LiveEdge = 0, Keyframe = 1, NextKeyframe = 2 };
+namespace {
 
 enum {
   PROP_0,
@@ -96,85 +107,55 @@ enum {
   PROP_STATS
 };
 
-constexpr gint kDefaultWait = -1;
-constexpr guint kDefaultLatencyMs = 30;
-constexpr StartMode kDefaultStart = StartMode::LiveEdge;
+constexpr gint kDefaultWait = Settings{}.wait_ms;
+constexpr guint kDefaultLatencyMs = Settings{}.latency_ms;
+constexpr StartMode kDefaultStart = Settings{}.start;
 
-struct Settings {
-  std::string stream_key;
-  std::string engine_name = arcly::gst::kDefaultEngineName;
-  gint wait_ms = kDefaultWait;
-  StartMode start = kDefaultStart;
-  bool persist = false;
-  guint latency_ms = kDefaultLatencyMs;
-  guint preroll_ms = 0;
-};
+// The element as the driver's host: pads from the templates, messages.
+class SrcHost final : public arcly::gst::SubscriberHost {
+ public:
+  explicit SrcHost(GstElement* element) : element_(element) {}
+  GstPad* new_pad(const arcly::TrackInfo& info, const std::string& name) override;
+  std::string stream_id(GstPad* pad, const std::string& track) override;
+  void add_pad(GstPad* pad) override;
+  void remove_pad(GstPad* pad) override { gst_element_remove_pad(element_, pad); }
+  void no_more_pads() override { gst_element_no_more_pads(element_); }
+  void post_element_message(GstStructure* structure) override {
+    gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), structure));
+  }
+  void post_error(GQuark domain, gint code, const std::string& text,
+                  const std::string& debug) override {
+    gst_element_message_full(element_, GST_MESSAGE_ERROR, domain, code, g_strdup(text.c_str()),
+                             debug.empty() ? nullptr : g_strdup(debug.c_str()), __FILE__,
+                             GST_FUNCTION, __LINE__);
+  }
+  void post_warning(GQuark domain, gint code, const std::string& text,
+                    const std::string& debug) override {
+    gst_element_message_full(element_, GST_MESSAGE_WARNING, domain, code, g_strdup(text.c_str()),
+                             debug.empty() ? nullptr : g_strdup(debug.c_str()), __FILE__,
+                             GST_FUNCTION, __LINE__);
+  }
+  GstClockTime running_time_now() override;
+  GstObject* log_object() override { return GST_OBJECT(element_); }
 
-// One source pad = one track of the stream.
-struct TrackPad {
-  GstPad* pad = nullptr;  // owned by the element once added
-  std::uint32_t track = 0;
-  arcly::MediaKind kind = arcly::MediaKind::Video;
-  std::string caps_desc;
-  bool caps_pending = false;   // new caps to push before the next buffer
-  bool inband_config = false;  // config payload must be pushed as a HEADER buffer
-  arcly::Bytes pending_header;
-  bool discont = true;
-  bool first_after_start = true;  // segment(s) still to send for the current timeline
-  bool edge_segment_after = false;
-  GstClockTime last_dts = GST_CLOCK_TIME_NONE;
-};
-
-struct Stats {
-  std::atomic<std::uint64_t> frames{0};
-  std::atomic<std::uint64_t> bytes{0};
-  std::atomic<std::uint64_t> keyframes{0};
-  std::atomic<std::uint64_t> dropped{0};
-  std::atomic<std::uint64_t> lag_events{0};
-  std::atomic<std::uint64_t> publishers{0};  // publish instances followed
+ private:
+  GstElement* element_;
 };
 
 struct SrcPrivate {
-  std::mutex lock;  // settings, playing flag
-  std::condition_variable_any cond;
-  Settings settings;
-  bool playing = false;
-  bool played_before = false;  // a later PAUSED->PLAYING re-anchors the timeline
-  std::atomic<bool> rebase{false};
+  explicit SrcPrivate(GstElement* element) : host(element) {}
 
-  // Set in READY->PAUSED, used by the task only.
-  std::shared_ptr<arcly::Engine> engine;
-  std::optional<arcly::StreamKey> key;
-  arcly::StreamHandle initial_stream;  // wait=0: found synchronously
-  Settings run;                        // settings snapshot of this run
-  std::stop_source stop;
+  Settings settings; /* protected by the object lock */
+
+  SrcHost host;
+  arcly::gst::SubscriberStats stats;  // atomics: any thread
+  std::unique_ptr<arcly::gst::SubscriberDriver>
+      run; /* changed under task_state_lock, task stopped */
 
   GstTask* task = nullptr;
   GRecMutex task_lock;
-  std::mutex task_state_lock;  // orders the task's self-pause against stop
-
-  // Task-owned state.
-  std::optional<arcly::Subscription> sub;
-  std::uint64_t last_instance = 0;
-  std::deque<arcly::FrameRef> backlog;  // read ahead at (re)start
-  bool restart = false;                 // next start continues after a publisher change
-  arcly::gst::Timeline timeline;
-  std::map<std::uint32_t, TrackPad> pads;
-  std::map<arcly::MediaKind, guint> pad_counts;
-  GstFlowCombiner* combiner = nullptr;
-  bool no_more_pads = false;
-  std::int64_t no_more_pads_at = 0;  // publisher ts after which the track set is final
-  guint group_id = 0;
-  GstClockTime max_out = 0;  // highest output pts so far
-  GstClockTime max_rt = 0;   // highest running time so far
-
-  Stats stats;
+  std::mutex task_state_lock;  // orders the task's self-pause against stop, guards `run`
 };
-
-GstCaps* publisher_meta_caps() {
-  static GstCaps* caps = gst_caps_new_empty_simple("timestamp/x-arcly-publisher");
-  return caps;
-}
 
 }  // namespace
 
@@ -226,31 +207,12 @@ GstElement* element_of(GstArclySrc* self) {
   return &self->parent;
 }
 
-// Outcome of one task step.
-enum class Step { Continue, Pause };
-
-bool wait_playing(SrcPrivate* p) {
-  std::unique_lock lock(p->lock);
-  return p->cond.wait(lock, p->stop.get_token(), [p] { return p->playing; });
-}
-
-GstClockTime running_time_now(GstElement* element) {
-  GstClock* clock = gst_element_get_clock(element);
-  if (!clock) return 0;
-  const GstClockTime now = gst_clock_get_time(clock);
-  gst_object_unref(clock);
-  const GstClockTime base = gst_element_get_base_time(element);
-  return now > base ? now - base : 0;
-}
-
 gboolean src_query(GstPad* pad, GstObject* parent, GstQuery* query) {
   auto* self = reinterpret_cast<GstArclySrc*>(parent);
   if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
-    guint ms = 0;
-    {
-      std::lock_guard lock(self->priv->lock);
-      ms = self->priv->settings.latency_ms;
-    }
+    GST_OBJECT_LOCK(self);
+    const guint ms = self->priv->settings.latency_ms;
+    GST_OBJECT_UNLOCK(self);
     gst_query_set_latency(query, TRUE, ms * GST_MSECOND, GST_CLOCK_TIME_NONE);
     return TRUE;
   }
@@ -272,415 +234,73 @@ gboolean src_event(GstPad* pad, GstObject* parent, GstEvent* event) {
   }
 }
 
-TrackPad& add_pad(GstArclySrc* self, const arcly::TrackInfo& info, GstCaps* caps) {
-  SrcPrivate* p = self->priv;
-  GstElementClass* klass = GST_ELEMENT_GET_CLASS(element_of(self));
-  const std::string prefix(arcly::gst::pad_prefix(info.kind));
-  const guint index = p->pad_counts[info.kind]++;
-  gchar* name = g_strdup_printf("%s_%u", prefix.c_str(), index);
-  GstPadTemplate* templ = gst_element_class_get_pad_template(klass, (prefix + "_%u").c_str());
-  GstPad* pad = gst_pad_new_from_template(templ, name);
-  g_free(name);
-  gst_pad_set_query_function(pad, src_query);
-  gst_pad_set_event_function(pad, src_event);
-  gst_pad_use_fixed_caps(pad);
-  gst_pad_set_active(pad, TRUE);
-
-  gchar* stream_id = gst_pad_create_stream_id_printf(pad, element_of(self), "%s/%u",
-                                                     p->run.stream_key.c_str(), info.track);
-  GstEvent* start = gst_event_new_stream_start(stream_id);
-  g_free(stream_id);
-  gst_event_set_group_id(start, p->group_id);
-  gst_event_set_stream_flags(start, GST_STREAM_FLAG_NONE);
-  gst_pad_push_event(pad, start);
-  gst_pad_push_event(pad, gst_event_new_caps(caps));
-
-  TrackPad tp;
-  tp.pad = pad;
-  tp.track = info.track;
-  tp.kind = info.kind;
-  tp.caps_desc = info.description;
-  tp.inband_config = arcly::gst::needs_inband_config(info);
-  auto [it, inserted] = p->pads.insert_or_assign(info.track, tp);
-
-  gst_flow_combiner_add_pad(p->combiner, pad);
-  GST_INFO_OBJECT(self, "track %u -> pad %s caps %" GST_PTR_FORMAT, info.track, GST_PAD_NAME(pad),
-                  static_cast<void*>(caps));
-  gst_element_add_pad(element_of(self), pad);
-  return it->second;
+GstPad* SrcHost::new_pad(const arcly::TrackInfo& info, const std::string& name) {
+  GstElementClass* klass = GST_ELEMENT_GET_CLASS(element_);
+  const std::string templ_name = std::string(arcly::gst::pad_prefix(info.kind)) + "_%u";
+  GstPadTemplate* templ = gst_element_class_get_pad_template(klass, templ_name.c_str());
+  GstPad* pad = gst_pad_new_from_template(templ, name.c_str());
+  gst_pad_set_query_function(pad, GST_DEBUG_FUNCPTR(src_query));
+  gst_pad_set_event_function(pad, GST_DEBUG_FUNCPTR(src_event));
+  return pad;
 }
 
-void on_config(GstArclySrc* self, const arcly::FrameRef& frame) {
-  SrcPrivate* p = self->priv;
-  const arcly::MediaFrame& f = *frame;
-  auto it = p->pads.find(f.track);
-  if (f.info) {
-    if (it == p->pads.end()) {
-      arcly::gst::CapsPtr caps(arcly::gst::caps_from_track(*f.info));
-      if (!caps) {
-        GST_WARNING_OBJECT(self, "track %u has unparsable caps '%s', ignored", f.track,
-                           f.info->description.c_str());
-        return;
-      }
-      it = p->pads.find(add_pad(self, *f.info, caps.get()).track);
-    } else if (it->second.caps_desc != f.info->description) {
-      it->second.caps_desc = f.info->description;
-      it->second.caps_pending = true;
-      it->second.inband_config = arcly::gst::needs_inband_config(*f.info);
-    }
-  }
-  if (it == p->pads.end()) return;
-  if (it->second.inband_config && !f.payload.empty()) it->second.pending_header = f.payload;
+std::string SrcHost::stream_id(GstPad* pad, const std::string& track) {
+  gchar* id = gst_pad_create_stream_id(pad, element_, track.c_str());
+  std::string out = id ? id : track;
+  g_free(id);
+  return out;
 }
 
-GstFlowReturn push(GstArclySrc* self, TrackPad& tp, GstBuffer* buffer) {
-  GstFlowReturn ret = gst_pad_push(tp.pad, buffer);
-  return gst_flow_combiner_update_pad_flow(self->priv->combiner, tp.pad, ret);
+void SrcHost::add_pad(GstPad* pad) {
+  // The pad functions dereference the element: never call them without a
+  // parent. (Set once active: activating an unparented pad needs no parent.)
+  GST_OBJECT_FLAG_SET(pad, GST_PAD_FLAG_NEED_PARENT);
+  gst_element_add_pad(element_, pad);
 }
 
-void push_segment(TrackPad& tp, const GstSegment& segment) {
-  gst_pad_push_event(tp.pad, gst_event_new_segment(&segment));
-}
-
-// Starts the timeline at the first media frame after a (re)subscription.
-void start_timeline(GstArclySrc* self, const arcly::MediaFrame& first, bool from_cache) {
-  SrcPrivate* p = self->priv;
-  std::int64_t anchor = first.pts;
-  std::int64_t edge = anchor;
-  if (p->run.start == StartMode::LiveEdge) {
-    // The live edge: newest cached frame (video if there is video).
-    bool have_video = false;
-    std::int64_t video_edge = anchor, any_edge = anchor;
-    for (const auto& ref : p->backlog) {
-      if (ref->is_config()) continue;
-      any_edge = std::max(any_edge, ref->pts);
-      if (ref->kind == arcly::MediaKind::Video) {
-        have_video = true;
-        video_edge = std::max(video_edge, ref->pts);
-      }
-    }
-    edge = have_video || first.kind == arcly::MediaKind::Video ? video_edge : any_edge;
-  }
-  GstClockTime base = running_time_now(element_of(self));
-  GstClockTime floor = 0;
-  if (p->restart) {
-    base = std::max(base, p->max_rt + 1);
-    floor = p->max_out + GST_MSECOND;
-  }
-  p->timeline.start(anchor, edge, base, floor);
-  for (auto& [track, tp] : p->pads) {
-    tp.first_after_start = true;
-    tp.discont = true;
-  }
-  GST_INFO_OBJECT(
-      self,
-      "timeline: anchor %" G_GINT64_FORMAT " edge +%" GST_TIME_FORMAT " base %" GST_TIME_FORMAT,
-      anchor, GST_TIME_ARGS(static_cast<GstClockTime>(edge - anchor)), GST_TIME_ARGS(base));
-  // Joining a running stream, the cache announced every track already. Joining
-  // a stream that is just starting, its other tracks may still be on their way:
-  // give them a second of stream time before declaring the pad set complete.
-  const bool joined_running = from_cache || p->restart;
-  p->no_more_pads_at = joined_running ? anchor : anchor + static_cast<std::int64_t>(GST_SECOND);
-}
-
-GstFlowReturn on_media(GstArclySrc* self, const arcly::FrameRef& frame, bool discont) {
-  SrcPrivate* p = self->priv;
-  const arcly::MediaFrame& f = *frame;
-  if (!p->timeline.started()) {
-    start_timeline(self, f, p->sub && p->sub->from_cache(frame));
-  } else if (p->rebase.exchange(false)) {
-    // Resumed after a pause: our running time stood still while the publisher's
-    // did not. Continue from this frame, now, without clipping.
-    const GstClockTime base = std::max(running_time_now(element_of(self)), p->max_rt + 1);
-    p->timeline.start(f.pts, f.pts, base, p->max_out + GST_MSECOND);
-    for (auto& [track, tp] : p->pads) {
-      tp.first_after_start = true;
-      tp.discont = true;
-      tp.last_dts = GST_CLOCK_TIME_NONE;
-    }
-  }
-  if (!p->no_more_pads && !p->pads.empty() && f.pts >= p->no_more_pads_at) {
-    p->no_more_pads = true;
-    gst_element_no_more_pads(element_of(self));
-  }
-  auto it = p->pads.find(f.track);
-  if (it == p->pads.end()) {
-    GST_LOG_OBJECT(self, "frame of track %u without a pad (no config yet), dropped", f.track);
-    return GST_FLOW_OK;
-  }
-  TrackPad& tp = it->second;
-  const arcly::gst::Timeline& tl = p->timeline;
-
-  const GstClockTime pts = tl.out(f.pts);
-  if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_FLOW_OK;  // far before the anchor
-  GstClockTime dts = f.dts ? tl.out(*f.dts) : GST_CLOCK_TIME_NONE;
-  // Decode timestamps must not go backwards on a pad.
-  if (GST_CLOCK_TIME_IS_VALID(dts) && GST_CLOCK_TIME_IS_VALID(tp.last_dts) && dts < tp.last_dts)
-    dts = tp.last_dts;
-
-  if (tp.caps_pending) {
-    arcly::TrackInfo info;
-    info.description = tp.caps_desc;
-    arcly::gst::CapsPtr caps(arcly::gst::caps_from_track(info));
-    if (caps) gst_pad_push_event(tp.pad, gst_event_new_caps(caps.get()));
-    tp.caps_pending = false;
-  }
-  if (tp.first_after_start) {
-    tp.first_after_start = false;
-    const bool live_edge = p->run.start == StartMode::LiveEdge;
-    if (live_edge && tp.kind == arcly::MediaKind::Video && f.pts < tl.edge()) {
-      // Show this (key)frame at once, then clip up to the live edge.
-      push_segment(tp, tl.segment_from(f.pts));
-      tp.edge_segment_after = true;
-    } else {
-      push_segment(tp, tl.segment_from(live_edge ? tl.edge() : tl.anchor()));
-    }
-  }
-
-  GstBuffer* buffer = arcly::gst::buffer_from_frame(frame);
-  GST_BUFFER_PTS(buffer) = pts;
-  GST_BUFFER_DTS(buffer) = dts;
-  if (f.duration > 0) GST_BUFFER_DURATION(buffer) = static_cast<GstClockTime>(f.duration);
-  if (!f.is_keyframe()) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
-  if (any(f.flags & arcly::FrameFlags::Corrupt))
-    GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_CORRUPTED);
-  if (any(f.flags & arcly::FrameFlags::Header)) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_HEADER);
-  if (p->run.start == StartMode::LiveEdge && f.pts < tl.edge() && !tp.edge_segment_after)
-    GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DECODE_ONLY);
-  gst_buffer_add_reference_timestamp_meta(buffer, publisher_meta_caps(),
-                                          static_cast<GstClockTime>(f.pts), GST_CLOCK_TIME_NONE);
-
-  const bool mark_discont = discont || tp.discont;
-  tp.discont = false;
-  if (mark_discont) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
-
-  if (!tp.pending_header.empty() && f.is_keyframe()) {
-    // In-band parameter sets go in front of the keyframe, in the same access unit
-    // (what a byte-stream keyframe looks like anyway); the payload stays zero-copy.
-    GstBuffer* header = arcly::gst::buffer_from_bytes(tp.pending_header);
-    tp.pending_header = {};
-    gst_buffer_prepend_memory(buffer, gst_buffer_get_memory(header, 0));
-    gst_buffer_unref(header);
-  }
-
-  p->stats.frames.fetch_add(1, std::memory_order_relaxed);
-  p->stats.bytes.fetch_add(f.payload.size(), std::memory_order_relaxed);
-  if (f.is_keyframe()) p->stats.keyframes.fetch_add(1, std::memory_order_relaxed);
-  p->max_out = std::max(p->max_out, pts);
-  if (GST_CLOCK_TIME_IS_VALID(dts)) tp.last_dts = dts;
-
-  GstFlowReturn ret = push(self, tp, buffer);
-  if (tp.edge_segment_after) {
-    tp.edge_segment_after = false;
-    push_segment(tp, tl.segment_from(tl.edge()));
-  }
-  if (pts >= tl.out(tl.edge())) {
-    const GstClockTime rt = pts - tl.out(tl.edge()) + tl.base();
-    p->max_rt = std::max(p->max_rt, rt);
-  } else {
-    p->max_rt = std::max(p->max_rt, tl.base());
-  }
-  return ret;
-}
-
-void post_lagged(GstArclySrc* self, std::uint64_t dropped) {
-  SrcPrivate* p = self->priv;
-  p->stats.lag_events.fetch_add(1, std::memory_order_relaxed);
-  const std::uint64_t total =
-      p->stats.dropped.fetch_add(dropped, std::memory_order_relaxed) + dropped;
-  GST_WARNING_OBJECT(self,
-                     "subscriber lagged: %" G_GUINT64_FORMAT
-                     " frames dropped, resuming at "
-                     "the newest keyframe",
-                     dropped);
-  GstStructure* s =
-      gst_structure_new("arcly-lagged", "stream", G_TYPE_STRING, p->run.stream_key.c_str(),
-                        "dropped", G_TYPE_UINT64, static_cast<guint64>(dropped), "total-dropped",
-                        G_TYPE_UINT64, static_cast<guint64>(total), nullptr);
-  gst_element_post_message(element_of(self), gst_message_new_element(GST_OBJECT(self), s));
-}
-
-void push_eos_all(GstArclySrc* self) {
-  for (auto& [track, tp] : self->priv->pads) gst_pad_push_event(tp.pad, gst_event_new_eos());
-}
-
-// Finds the publisher; null when stopped or failed (error already posted).
-arcly::StreamHandle acquire_stream(GstArclySrc* self) {
-  SrcPrivate* p = self->priv;
-  if (p->initial_stream) return std::exchange(p->initial_stream, nullptr);
-  const auto stop = p->stop.get_token();
-  // After the first publisher, persist waits for the next one without limit.
-  const bool forever = p->restart || p->run.wait_ms < 0;
-  const auto timeout = std::chrono::milliseconds(forever ? -1 : p->run.wait_ms);
-  while (!stop.stop_requested()) {
-    try {
-      arcly::StreamHandle s = p->run.wait_ms == 0 && !p->restart
-                                  ? p->engine->get_stream(*p->key)
-                                  : p->engine->wait_for_stream(*p->key, timeout, stop);
-      if (s && s->instance() != p->last_instance && !s->closed()) return s;
-      // The old publish is still registered while it winds down: look again shortly.
-      std::unique_lock lock(p->lock);
-      p->cond.wait_for(lock, stop, std::chrono::milliseconds(20), [] { return false; });
-    } catch (const arcly::Error& e) {
-      if (e.code() == arcly::Errc::Cancelled || stop.stop_requested()) return nullptr;
-      if (e.code() == arcly::Errc::Timeout || e.code() == arcly::Errc::StreamNotFound) {
-        GST_ELEMENT_ERROR(element_of(self), RESOURCE, NOT_FOUND,
-                          ("stream %s is not being published (waited %d ms)",
-                           p->run.stream_key.c_str(), p->run.wait_ms),
-                          ("%s", e.what()));
-      } else {
-        GST_ELEMENT_ERROR(element_of(self), RESOURCE, OPEN_READ, ("%s", e.what()), (nullptr));
-      }
-      return nullptr;
-    }
-  }
-  return nullptr;
-}
-
-// Subscribes and reads what the cache offers right now (configs, cached GOP, the
-// first live frame), so the live edge is known before anything is pushed.
-bool subscribe(GstArclySrc* self, const arcly::StreamHandle& stream) {
-  SrcPrivate* p = self->priv;
-  arcly::SubscribeOptions options;
-  options.start = p->run.start == StartMode::NextKeyframe ? arcly::StartAt::NextKeyframe
-                                                          : arcly::StartAt::Keyframe;
-  options.resilient = true;
-  if (p->run.start == StartMode::Keyframe)
-    options.preroll = std::chrono::milliseconds(p->run.preroll_ms);
-  p->sub.emplace(stream->subscribe(options));
-  p->last_instance = stream->instance();
-  p->stats.publishers.fetch_add(1, std::memory_order_relaxed);
-  p->timeline.reset();
-  p->backlog.clear();
-  for (;;) {
-    arcly::Received r = p->sub->try_recv();
-    if (r.status != arcly::RecvStatus::Frame) break;
-    const bool live = !r.frame->is_config() && !p->sub->from_cache(r.frame);
-    p->backlog.push_back(std::move(r.frame));
-    if (live) break;
-  }
-  GST_INFO_OBJECT(self, "subscribed to %s (publish #%" G_GUINT64_FORMAT "): %zu frames cached",
-                  p->run.stream_key.c_str(), stream->instance(), p->backlog.size());
-  return true;
-}
-
-GstFlowReturn handle(GstArclySrc* self, const arcly::FrameRef& frame, bool discont) {
-  if (frame->is_config()) {
-    on_config(self, frame);
-    return GST_FLOW_OK;
-  }
-  return on_media(self, frame, discont);
-}
-
-Step finish_flow(GstArclySrc* self, GstFlowReturn ret) {
-  if (ret == GST_FLOW_OK) return Step::Continue;
-  GST_INFO_OBJECT(self, "pausing task: %s", gst_flow_get_name(ret));
-  if (ret == GST_FLOW_FLUSHING) return Step::Pause;
-  if (ret == GST_FLOW_EOS) {
-    push_eos_all(self);
-    return Step::Pause;
-  }
-  if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
-    GST_ELEMENT_FLOW_ERROR(element_of(self), ret);
-    push_eos_all(self);
-  }
-  return Step::Pause;
-}
-
-Step step(GstArclySrc* self) {
-  SrcPrivate* p = self->priv;
-  const auto stop = p->stop.get_token();
-  if (stop.stop_requested()) return Step::Pause;
-
-  if (!p->sub) {
-    if (!wait_playing(p)) return Step::Pause;
-    arcly::StreamHandle stream = acquire_stream(self);
-    if (!stream) return Step::Pause;
-    subscribe(self, stream);
-    return Step::Continue;
-  }
-
-  if (!p->backlog.empty()) {
-    arcly::FrameRef f = std::move(p->backlog.front());
-    p->backlog.pop_front();
-    return finish_flow(self, handle(self, f, false));
-  }
-
-  arcly::Received r = p->sub->recv(std::chrono::steady_clock::time_point::max(), stop);
-  switch (r.status) {
-    case arcly::RecvStatus::Frame:
-      if (r.discont) {
-        for (auto& [track, tp] : p->pads) tp.discont = true;  // every track skipped
-        if (r.skipped > 0) post_lagged(self, r.skipped);
-      }
-      return finish_flow(self, handle(self, r.frame, r.discont));
-    case arcly::RecvStatus::Lagged:  // strict mode only; resilient reports via discont
-      post_lagged(self, r.skipped);
-      for (auto& [track, tp] : p->pads) tp.discont = true;
-      return Step::Continue;
-    case arcly::RecvStatus::Closed:
-      p->sub.reset();
-      if (p->run.persist) {
-        GST_INFO_OBJECT(self, "publisher of %s ended; waiting for the next one",
-                        p->run.stream_key.c_str());
-        p->restart = true;
-        return Step::Continue;
-      }
-      GST_INFO_OBJECT(self, "publisher of %s ended: EOS", p->run.stream_key.c_str());
-      if (p->pads.empty()) {
-        GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                          ("stream %s ended before it had any track", p->run.stream_key.c_str()),
-                          (nullptr));
-      }
-      push_eos_all(self);
-      return Step::Pause;
-    case arcly::RecvStatus::Empty:
-    case arcly::RecvStatus::Timeout:
-      return Step::Continue;
-    case arcly::RecvStatus::Cancelled:
-      return Step::Pause;
-  }
-  return Step::Continue;
+GstClockTime SrcHost::running_time_now() {
+  GstClock* clock = gst_element_get_clock(element_);
+  if (!clock) return 0;
+  const GstClockTime now = gst_clock_get_time(clock);
+  gst_object_unref(clock);
+  const GstClockTime base = gst_element_get_base_time(element_);
+  return now > base ? now - base : 0;
 }
 
 void task_loop(gpointer data) {
   auto* self = static_cast<GstArclySrc*>(data);
-  Step s = Step::Pause;
-  try {
-    s = step(self);
-  } catch (const arcly::Error& e) {
-    GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                      ("stream %s: %s", self->priv->run.stream_key.c_str(), e.what()), (nullptr));
-    push_eos_all(self);
-  } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(element_of(self), STREAM, FAILED,
-                      ("stream %s: %s", self->priv->run.stream_key.c_str(), e.what()), (nullptr));
-    push_eos_all(self);
-  }
-  if (s == Step::Pause) {
+  SrcPrivate* p = self->priv;
+  // `run` only changes with the task stopped.
+  if (p->run->step() == arcly::gst::SubscriberDriver::Step::Pause) {
     // Never turn a stop into a pause: the state change stops under the same lock.
-    std::lock_guard lock(self->priv->task_state_lock);
-    if (!self->priv->stop.stop_requested()) gst_task_pause(self->priv->task);
+    std::lock_guard lock(p->task_state_lock);
+    if (!p->run->stop_requested()) gst_task_pause(p->task);
   }
 }
 
+// READY->PAUSED: a driver for this run on a snapshot of the settings.
 bool prepare(GstArclySrc* self) {
   SrcPrivate* p = self->priv;
+  GST_OBJECT_LOCK(self);
+  const Settings settings = p->settings;
+  GST_OBJECT_UNLOCK(self);
   std::string message;
   bool not_found = false;
   try {
+    auto driver = std::make_unique<arcly::gst::SubscriberDriver>(settings, p->host, p->stats);
+    GST_OBJECT_LOCK(self);
     {
-      std::lock_guard lock(p->lock);
-      p->run = p->settings;
+      std::lock_guard state_lock(p->task_state_lock);
+      p->run = std::move(driver);
+      // `stream` may have been switched since the snapshot (it is mutable
+      // once the change to PAUSED is under way).
+      if (p->settings.stream_key != settings.stream_key) p->run->switch_to(p->settings.stream_key);
     }
-    p->key = arcly::gst::parse_stream_key(p->run.stream_key, "arclysrc");
-    p->engine = arcly::gst::engine_for(p->run.engine_name);
-    p->initial_stream.reset();
-    if (p->run.wait_ms == 0) {
-      not_found = true;
-      p->initial_stream = p->engine->get_stream(*p->key);
-    }
+    GST_OBJECT_UNLOCK(self);
     return true;
+  } catch (const arcly::Error& e) {
+    not_found = e.code() == arcly::Errc::StreamNotFound;
+    message = e.what();
   } catch (const std::exception& e) {
     message = e.what();
   }
@@ -692,29 +312,34 @@ bool prepare(GstArclySrc* self) {
   return false;
 }
 
-void reset_run(GstArclySrc* self) {
+void start_task(GstArclySrc* self) {
   SrcPrivate* p = self->priv;
-  p->sub.reset();
-  p->backlog.clear();
-  p->initial_stream.reset();
-  p->timeline.reset();
-  p->restart = false;
-  p->last_instance = 0;
-  p->max_out = 0;
-  p->max_rt = 0;
-  p->no_more_pads = false;
-  for (auto& [track, tp] : p->pads) {
-    gst_flow_combiner_remove_pad(p->combiner, tp.pad);
-    gst_pad_set_active(tp.pad, FALSE);
-    gst_element_remove_pad(element_of(self), tp.pad);
+  gchar* name = g_strdup_printf("%s:task", GST_OBJECT_NAME(self));
+  gst_object_set_name(GST_OBJECT(p->task), name);
+  g_free(name);
+  p->stats.reset();
+  gst_task_start(p->task);
+}
+
+// Stops and joins the task, then the run's pads and driver go away.
+void end_run(GstArclySrc* self) {
+  SrcPrivate* p = self->priv;
+  {
+    std::lock_guard state_lock(p->task_state_lock);
+    if (p->run) p->run->stop();
+    gst_task_stop(p->task);
   }
-  p->pads.clear();
-  p->pad_counts.clear();
-  gst_flow_combiner_reset(p->combiner);
+  gst_task_join(p->task);
+  std::unique_ptr<arcly::gst::SubscriberDriver> run;
+  {
+    std::lock_guard state_lock(p->task_state_lock);
+    run = std::move(p->run);
+  }
+  if (run) run->remove_tracks();
 }
 
 GstStructure* make_stats(GstArclySrc* self) {
-  const Stats& s = self->priv->stats;
+  const arcly::gst::SubscriberStats& s = self->priv->stats;
   return gst_structure_new("arclysrc-stats", "frames", G_TYPE_UINT64,
                            static_cast<guint64>(s.frames.load()), "bytes", G_TYPE_UINT64,
                            static_cast<guint64>(s.bytes.load()), "keyframes", G_TYPE_UINT64,
@@ -722,6 +347,11 @@ GstStructure* make_stats(GstArclySrc* self) {
                            static_cast<guint64>(s.dropped.load()), "lag-events", G_TYPE_UINT64,
                            static_cast<guint64>(s.lag_events.load()), "publishers", G_TYPE_UINT64,
                            static_cast<guint64>(s.publishers.load()), nullptr);
+}
+
+void set_playing(SrcPrivate* p, bool playing) {
+  std::lock_guard state_lock(p->task_state_lock);
+  if (p->run) p->run->set_playing(playing);
 }
 
 }  // namespace
@@ -735,9 +365,11 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY: {
       std::string message;
+      GST_OBJECT_LOCK(self);
+      const std::string key = p->settings.stream_key;
+      GST_OBJECT_UNLOCK(self);
       try {
-        std::lock_guard lock(p->lock);
-        arcly::gst::parse_stream_key(p->settings.stream_key, "arclysrc");
+        arcly::gst::parse_stream_key(key, "arclysrc");
       } catch (const std::exception& e) {
         message = e.what();
       }
@@ -749,87 +381,56 @@ static GstStateChangeReturn gst_arcly_src_change_state(GstElement* element,
     }
     case GST_STATE_CHANGE_READY_TO_PAUSED:
       if (!prepare(self)) return GST_STATE_CHANGE_FAILURE;
-      {
-        std::lock_guard lock(p->lock);
-        p->played_before = false;
-        p->rebase = false;
-      }
-      {
-        std::lock_guard state_lock(p->task_state_lock);
-        p->stop = std::stop_source();
-      }
-      {
-        gchar* name = g_strdup_printf("%s:task", GST_OBJECT_NAME(self));
-        gst_object_set_name(GST_OBJECT(p->task), name);
-        g_free(name);
-      }
-      p->group_id = gst_util_group_id_next();
-      p->stats.frames = 0;
-      p->stats.bytes = 0;
-      p->stats.keyframes = 0;
-      p->stats.dropped = 0;
-      p->stats.lag_events = 0;
-      p->stats.publishers = 0;
-      gst_task_start(p->task);
+      start_task(self);
       break;
-    case GST_STATE_CHANGE_PAUSED_TO_PLAYING: {
-      std::lock_guard lock(p->lock);
-      p->playing = true;
-      if (p->played_before) p->rebase = true;
-      p->played_before = true;
-      p->cond.notify_all();
+    case GST_STATE_CHANGE_PAUSED_TO_PLAYING:
+      set_playing(p, true);
       break;
-    }
+    case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
+      // Before chaining up: the task stops pushing at its next frame.
+      set_playing(p, false);
+      break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
-      // Stop the task first so it cannot push while the pads go away; every
-      // blocking call it makes watches this stop token.
-      {
-        std::lock_guard state_lock(p->task_state_lock);
-        p->stop.request_stop();
-        gst_task_stop(p->task);
-      }
-      {
-        std::lock_guard lock(p->lock);
-        p->cond.notify_all();
-      }
-      gst_task_join(p->task);
+      // Stop the task first so it cannot push while the pads go away.
+      end_run(self);
       break;
     default:
       break;
   }
 
   ret = GST_ELEMENT_CLASS(gst_arcly_src_parent_class)->change_state(element, transition);
-  if (ret == GST_STATE_CHANGE_FAILURE) return ret;
-
-  switch (transition) {
-    case GST_STATE_CHANGE_READY_TO_PAUSED:
-      ret = GST_STATE_CHANGE_NO_PREROLL;
-      break;
-    case GST_STATE_CHANGE_PLAYING_TO_PAUSED: {
-      std::lock_guard lock(p->lock);
-      p->playing = false;
-      ret = GST_STATE_CHANGE_NO_PREROLL;
-      break;
-    }
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      reset_run(self);
-      break;
-    case GST_STATE_CHANGE_READY_TO_NULL:
-      p->engine.reset();
-      p->key.reset();
-      break;
-    default:
-      break;
+  if (ret == GST_STATE_CHANGE_FAILURE) {
+    // The element stays in READY: nothing of this run may keep going.
+    if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) end_run(self);
+    return ret;
   }
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED ||
+      transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED)
+    ret = GST_STATE_CHANGE_NO_PREROLL;
   return ret;
 }
 
-static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value,
-                                       GParamSpec* pspec) {
-  auto* self = GST_ARCLY_SRC(object);
+// EOS sent to the element is handled as basesrc does: flagged here, pushed on
+// every pad by the streaming thread (GstElement's default would push it on one
+// pad from the caller's thread while the task keeps pushing).
+static gboolean gst_arcly_src_send_event(GstElement* element, GstEvent* event) {
+  auto* self = GST_ARCLY_SRC(element);
   SrcPrivate* p = self->priv;
-  std::lock_guard lock(p->lock);
-  Settings& s = p->settings;
+  if (GST_EVENT_TYPE(event) != GST_EVENT_EOS)
+    return GST_ELEMENT_CLASS(gst_arcly_src_parent_class)->send_event(element, event);
+  gst_event_unref(event);
+  std::lock_guard state_lock(p->task_state_lock);
+  if (!p->run || !p->run->request_eos()) {
+    GST_DEBUG_OBJECT(self, "EOS refused: not streaming");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+namespace {
+
+// Called with the object lock held; `value` is valid for the property.
+void set_setting_locked(Settings& s, guint id, const GValue* value) {
   switch (id) {
     case PROP_STREAM: {
       const gchar* v = g_value_get_string(value);
@@ -857,8 +458,66 @@ static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* 
       s.latency_ms = g_value_get_uint(value);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      break;
   }
+}
+
+// With the object lock held; `key` is valid. The settings take the key (for
+// get_uri, the next run) and the running driver switches to it.
+void switch_stream_locked(GstArclySrc* self, const std::string& key) {
+  SrcPrivate* p = self->priv;
+  if (p->settings.stream_key == key) return;
+  GST_INFO_OBJECT(self, "stream %s -> %s", p->settings.stream_key.c_str(), key.c_str());
+  p->settings.stream_key = key;
+  std::lock_guard state_lock(p->task_state_lock);
+  if (p->run) p->run->switch_to(key);
+}
+
+}  // namespace
+
+// `stream` in PAUSED or PLAYING: switch the running subscription to the key.
+// An invalid key is refused with a WARNING message; the source plays on.
+static void switch_stream(GstArclySrc* self, const std::string& key) {
+  SrcPrivate* p = self->priv;
+  std::string why;
+  if (!arcly::StreamKey::try_parse(key, &why)) {
+    GST_OBJECT_LOCK(self);
+    const std::string current = p->settings.stream_key;
+    GST_OBJECT_UNLOCK(self);
+    GST_ELEMENT_WARNING(element_of(self), RESOURCE, SETTINGS,
+                        ("cannot switch to stream \"%s\": %s; still playing %s", key.c_str(),
+                         why.c_str(), current.c_str()),
+                        ("%s", arcly::gst::kValidKeyHint));
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  switch_stream_locked(self, key);
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value,
+                                       GParamSpec* pspec) {
+  auto* self = GST_ARCLY_SRC(object);
+  if (id == PROP_0 || id > PROP_LATENCY) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    return;
+  }
+  if (id == PROP_STREAM) {
+    const gchar* v = g_value_get_string(value);
+    GST_OBJECT_LOCK(self);
+    const bool stopped = arcly::elements::property_mutable_locked(
+        element_of(self), static_cast<GParamFlags>(GST_PARAM_MUTABLE_READY));
+    if (stopped) set_setting_locked(self->priv->settings, id, value);
+    GST_OBJECT_UNLOCK(self);
+    if (!stopped) switch_stream(self, v ? v : "");
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  if (arcly::elements::property_mutable_locked(element_of(self), pspec->flags))
+    set_setting_locked(self->priv->settings, id, value);
+  else
+    arcly::elements::warn_immutable(GST_CAT_DEFAULT, element_of(self), pspec);
+  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
@@ -869,7 +528,7 @@ static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
     g_value_take_boxed(value, make_stats(self));
     return;
   }
-  std::lock_guard lock(p->lock);
+  GST_OBJECT_LOCK(self);
   const Settings& s = p->settings;
   switch (id) {
     case PROP_STREAM:
@@ -899,26 +558,29 @@ static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
+  GST_OBJECT_UNLOCK(self);
 }
 
 static void gst_arcly_src_finalize(GObject* object) {
   auto* self = GST_ARCLY_SRC(object);
   SrcPrivate* p = self->priv;
+  // Every way out of PAUSED (including a failed READY->PAUSED) joins the task.
+  if (gst_task_get_state(p->task) != GST_TASK_STOPPED || p->run)
+    g_critical("arclysrc %s finalized with its streaming task still running",
+               GST_OBJECT_NAME(self));
   gst_object_unref(p->task);
   g_rec_mutex_clear(&p->task_lock);
-  gst_flow_combiner_free(p->combiner);
   delete p;
   self->priv = nullptr;
   G_OBJECT_CLASS(gst_arcly_src_parent_class)->finalize(object);
 }
 
 static void gst_arcly_src_init(GstArclySrc* self) {
-  auto* p = new SrcPrivate;
+  auto* p = new SrcPrivate(element_of(self));
   self->priv = p;
   g_rec_mutex_init(&p->task_lock);
-  p->task = gst_task_new(task_loop, self, nullptr);
+  p->task = gst_task_new(GST_DEBUG_FUNCPTR(task_loop), self, nullptr);
   gst_task_set_lock(p->task, &p->task_lock);
-  p->combiner = gst_flow_combiner_new();
   GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SOURCE);
 }
 
@@ -926,9 +588,9 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
   GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
 
-  gobject_class->set_property = gst_arcly_src_set_property;
-  gobject_class->get_property = gst_arcly_src_get_property;
-  gobject_class->finalize = gst_arcly_src_finalize;
+  gobject_class->set_property = GST_DEBUG_FUNCPTR(gst_arcly_src_set_property);
+  gobject_class->get_property = GST_DEBUG_FUNCPTR(gst_arcly_src_get_property);
+  gobject_class->finalize = GST_DEBUG_FUNCPTR(gst_arcly_src_finalize);
 
   const auto ready = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                               GST_PARAM_MUTABLE_READY);
@@ -937,8 +599,12 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
       g_param_spec_string(
           "stream", "Stream key",
           "Stream key to play, as app/stream (e.g. live/cam): two parts of 1-64 characters "
-          "[A-Za-z0-9._-]. Required",
-          nullptr, ready));
+          "[A-Za-z0-9._-]. Required. Changeable while playing: the source switches to the new "
+          "key at once (its configs and cached keyframe, then live) on the same pads, the "
+          "running time continuing, no EOS or flush; element message arcly-switched",
+          nullptr,
+          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                   GST_PARAM_MUTABLE_PLAYING)));
   g_object_class_install_property(
       gobject_class, PROP_ENGINE,
       g_param_spec_string(
@@ -993,7 +659,8 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
           "lagging), lag-events, publishers (publish instances followed)",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
-  element_class->change_state = gst_arcly_src_change_state;
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_arcly_src_change_state);
+  element_class->send_event = GST_DEBUG_FUNCPTR(gst_arcly_src_send_event);
   gst_element_class_add_static_pad_template(element_class, &video_template);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
   gst_element_class_add_static_pad_template(element_class, &data_template);
@@ -1008,10 +675,15 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
       "arcly project");
   GST_DEBUG_CATEGORY_INIT(gst_arcly_src_debug, "arclysrc", 0, "arcly stream subscriber");
   gst_type_mark_as_plugin_api(GST_TYPE_ARCLY_SRC_START, static_cast<GstPluginAPIFlags>(0));
-  (void)publisher_meta_caps();
+  (void)arcly::gst::publisher_meta_caps();
 }
 
-// --- GstURIHandler: arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1 ---
+// --- GstURIHandler ---
+// arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1&latency=MS&preroll=MS
+// Each query key is the property of the same name, with its range; a URI sets
+// the key and the properties it names and leaves the others as they are.
+// get_uri() names every property that differs from its default, so a URI
+// round-trips: set_uri(get_uri()) on a fresh element gives the same settings.
 
 static GstURIType uri_get_type(GType) {
   return GST_URI_SRC;
@@ -1022,20 +694,72 @@ static const gchar* const* uri_get_protocols(GType) {
   return protocols;
 }
 
+namespace {
+
+struct UriKey {
+  const char* name;  // query key = property name
+  guint id;
+};
+constexpr UriKey kUriKeys[] = {{"engine", PROP_ENGINE},   {"wait", PROP_WAIT},
+                               {"start", PROP_START},     {"persist", PROP_PERSIST},
+                               {"latency", PROP_LATENCY}, {"preroll", PROP_PRE_ROLL}};
+
+std::string uri_key_list() {
+  std::string out;
+  for (const UriKey& k : kUriKeys) out += (out.empty() ? "" : ", ") + std::string(k.name);
+  return out;
+}
+
+std::string start_nick(StartMode mode) {
+  auto* klass = static_cast<GEnumClass*>(g_type_class_ref(GST_TYPE_ARCLY_SRC_START));
+  GEnumValue* v = g_enum_get_value(klass, static_cast<gint>(mode));
+  std::string nick = v ? v->value_nick : "";
+  g_type_class_unref(klass);
+  return nick;
+}
+
+// "min..max" of a numeric property, for messages.
+std::string range_of(GParamSpec* pspec) {
+  if (G_IS_PARAM_SPEC_INT(pspec)) {
+    auto* i = G_PARAM_SPEC_INT(pspec);
+    return std::to_string(i->minimum) + ".." + std::to_string(i->maximum);
+  }
+  if (G_IS_PARAM_SPEC_UINT(pspec)) {
+    auto* u = G_PARAM_SPEC_UINT(pspec);
+    return std::to_string(u->minimum) + ".." + std::to_string(u->maximum);
+  }
+  if (G_IS_PARAM_SPEC_ENUM(pspec)) return "live-edge, keyframe, next-keyframe";
+  if (G_IS_PARAM_SPEC_BOOLEAN(pspec)) return "1, 0, true, false";
+  return "a name";
+}
+
+}  // namespace
+
 static gchar* uri_get_uri(GstURIHandler* handler) {
   auto* self = GST_ARCLY_SRC(handler);
-  SrcPrivate* p = self->priv;
-  std::lock_guard lock(p->lock);
-  if (p->settings.stream_key.empty()) return nullptr;
-  std::string uri = "arcly://" + p->settings.stream_key;
-  if (p->settings.engine_name != arcly::gst::kDefaultEngineName)
-    uri += "?engine=" + p->settings.engine_name;
-  return g_strdup(uri.c_str());
+  GST_OBJECT_LOCK(self);
+  const Settings s = self->priv->settings;
+  GST_OBJECT_UNLOCK(self);
+  if (s.stream_key.empty()) return nullptr;
+  const Settings defaults;
+  std::string query;
+  auto add = [&query](const char* key, const std::string& value) {
+    gchar* escaped = g_uri_escape_string(value.c_str(), nullptr, FALSE);
+    query += (query.empty() ? "?" : "&") + std::string(key) + "=" + escaped;
+    g_free(escaped);
+  };
+  if (s.engine_name != defaults.engine_name) add("engine", s.engine_name);
+  if (s.wait_ms != defaults.wait_ms) add("wait", std::to_string(s.wait_ms));
+  if (s.start != defaults.start) add("start", start_nick(s.start));
+  if (s.persist != defaults.persist) add("persist", s.persist ? "1" : "0");
+  if (s.latency_ms != defaults.latency_ms) add("latency", std::to_string(s.latency_ms));
+  if (s.preroll_ms != defaults.preroll_ms) add("preroll", std::to_string(s.preroll_ms));
+  return g_strdup(("arcly://" + s.stream_key + query).c_str());
 }
 
 static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** error) {
   auto* self = GST_ARCLY_SRC(handler);
-  SrcPrivate* p = self->priv;
+  GObjectClass* klass = G_OBJECT_GET_CLASS(self);
   GstUri* parsed = gst_uri_from_string(uri);
   if (!parsed || g_strcmp0(gst_uri_get_scheme(parsed), "arcly") != 0 || !gst_uri_get_host(parsed)) {
     if (parsed) gst_uri_unref(parsed);
@@ -1055,30 +779,101 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
                 arcly::gst::kValidKeyHint);
     return FALSE;
   }
-  Settings s;
-  s.stream_key = key;
-  if (const gchar* v = gst_uri_get_query_value(parsed, "engine"); v && *v) s.engine_name = v;
-  if (const gchar* v = gst_uri_get_query_value(parsed, "wait"))
-    s.wait_ms = static_cast<gint>(g_ascii_strtoll(v, nullptr, 10));
-  if (const gchar* v = gst_uri_get_query_value(parsed, "latency"))
-    s.latency_ms = static_cast<guint>(g_ascii_strtoull(v, nullptr, 10));
-  if (const gchar* v = gst_uri_get_query_value(parsed, "persist"))
-    s.persist = g_ascii_strcasecmp(v, "1") == 0 || g_ascii_strcasecmp(v, "true") == 0;
-  if (const gchar* v = gst_uri_get_query_value(parsed, "start")) {
-    GEnumClass* klass = static_cast<GEnumClass*>(g_type_class_ref(GST_TYPE_ARCLY_SRC_START));
-    GEnumValue* ev = g_enum_get_value_by_nick(klass, v);
-    if (ev) s.start = static_cast<StartMode>(ev->value);
-    g_type_class_unref(klass);
-    if (!ev) {
-      gst_uri_unref(parsed);
-      g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
-                  "unknown start '%s' in URI '%s' (live-edge, keyframe, next-keyframe)", v, uri);
+
+  // Every query value is parsed and range-checked before anything changes.
+  struct Parsed {
+    guint id;
+    GParamSpec* pspec;
+    GValue value;
+  };
+  std::vector<Parsed> values;
+  auto clear_values = [&values] {
+    for (Parsed& v : values) g_value_unset(&v.value);
+  };
+  std::string problem;
+  GList* keys = gst_uri_get_query_keys(parsed);  // transfer container
+  for (GList* k = keys; k && problem.empty(); k = k->next) {
+    const auto* name = static_cast<const gchar*>(k->data);
+    const UriKey* known = nullptr;
+    for (const UriKey& u : kUriKeys)
+      if (g_strcmp0(u.name, name) == 0) known = &u;
+    if (!known) {
+      problem = "unknown query key '" + std::string(name) + "' (known: " + uri_key_list() + ")";
+      break;
+    }
+    const gchar* text = gst_uri_get_query_value(parsed, name);
+    GParamSpec* pspec = g_object_class_find_property(klass, name);
+    Parsed v{known->id, pspec, G_VALUE_INIT};
+    g_value_init(&v.value, pspec->value_type);
+    bool ok = text != nullptr;
+    if (ok && G_IS_PARAM_SPEC_STRING(pspec))
+      g_value_set_string(&v.value, text);
+    else if (ok)
+      ok = gst_value_deserialize(&v.value, text);
+    // g_param_value_validate() clamps and returns TRUE when it had to.
+    if (ok && g_param_value_validate(pspec, &v.value)) ok = false;
+    if (ok && G_IS_PARAM_SPEC_STRING(pspec) && *text == '\0') ok = false;
+    if (!ok) {
+      problem = std::string(name) + "=" + (text ? text : "") + " is not valid (expected " +
+                range_of(pspec) + ")";
+      g_value_unset(&v.value);
+      break;
+    }
+    values.push_back(v);
+  }
+  g_list_free(keys);
+  gst_uri_unref(parsed);
+  if (!problem.empty()) {
+    clear_values();
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "URI '%s': %s", uri, problem.c_str());
+    return FALSE;
+  }
+
+  GST_OBJECT_LOCK(self);
+  SrcPrivate* p = self->priv;
+  if (!arcly::elements::property_mutable_locked(
+          element_of(self), static_cast<GParamFlags>(GST_PARAM_MUTABLE_READY))) {
+    // Running: the URI may switch the stream key (as `stream` does); the
+    // other settings belong to the run and need READY.
+    Settings wanted = p->settings;
+    for (const Parsed& v : values) set_setting_locked(wanted, v.id, &v.value);
+    std::string fixed;
+    const Settings& now = p->settings;
+    for (const Parsed& v : values) {
+      const bool same = (v.id == PROP_ENGINE && wanted.engine_name == now.engine_name) ||
+                        (v.id == PROP_WAIT && wanted.wait_ms == now.wait_ms) ||
+                        (v.id == PROP_START && wanted.start == now.start) ||
+                        (v.id == PROP_PERSIST && wanted.persist == now.persist) ||
+                        (v.id == PROP_LATENCY && wanted.latency_ms == now.latency_ms) ||
+                        (v.id == PROP_PRE_ROLL && wanted.preroll_ms == now.preroll_ms);
+      if (!same) fixed += (fixed.empty() ? "" : ", ") + std::string(v.pspec->name);
+    }
+    if (!fixed.empty()) {
+      const GstState state = GST_STATE(self);
+      GST_OBJECT_UNLOCK(self);
+      clear_values();
+      g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
+                  "cannot change %s of %s to '%s' in state %s: only the stream key can change "
+                  "while running, the rest in NULL or READY",
+                  fixed.c_str(), GST_OBJECT_NAME(self), uri, gst_element_state_get_name(state));
       return FALSE;
     }
+    const bool changed = now.stream_key != key;
+    switch_stream_locked(self, key);
+    GST_OBJECT_UNLOCK(self);
+    clear_values();
+    if (changed) g_object_notify(G_OBJECT(self), "stream");
+    return TRUE;
   }
-  gst_uri_unref(parsed);
-  std::lock_guard lock(p->lock);
-  p->settings = s;
+  p->settings.stream_key = key;
+  for (const Parsed& v : values) set_setting_locked(p->settings, v.id, &v.value);
+  GST_OBJECT_UNLOCK(self);
+
+  g_object_freeze_notify(G_OBJECT(self));
+  g_object_notify(G_OBJECT(self), "stream");
+  for (const Parsed& v : values) g_object_notify_by_pspec(G_OBJECT(self), v.pspec);
+  g_object_thaw_notify(G_OBJECT(self));
+  clear_values();
   return TRUE;
 }
 

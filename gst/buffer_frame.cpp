@@ -33,7 +33,46 @@ GstBuffer* wrap(const std::uint8_t* data, std::size_t size, void* holder, GDestr
                                      free_fn);
 }
 
+constexpr const char* kMetaCarrierTag = "x-arcly/buffer-metas";
+
+struct MetaCarrier final : TrackInfo {
+  explicit MetaCarrier(GstBuffer* b) : holder(b) {
+    kind = MediaKind::Data;
+    description = kMetaCarrierTag;
+  }
+  ~MetaCarrier() { gst_buffer_unref(holder); }
+  MetaCarrier(const MetaCarrier&) = delete;
+  MetaCarrier& operator=(const MetaCarrier&) = delete;
+  GstBuffer* holder;
+};
+
+gboolean any_meta(GstBuffer*, GstMeta**, gpointer found) {
+  *static_cast<bool*>(found) = true;
+  return FALSE;  // stop at the first
+}
+
 }  // namespace
+
+std::shared_ptr<const TrackInfo> meta_carrier(GstBuffer* buffer) {
+  bool found = false;
+  gst_buffer_foreach_meta(buffer, any_meta, &found);
+  if (!found) return nullptr;
+  GstBuffer* holder = nullptr;
+  if (buffer->pool) {
+    // Do not keep a pooled buffer for the GOP cache's lifetime (see above).
+    holder = gst_buffer_new();
+    gst_buffer_copy_into(holder, buffer, GST_BUFFER_COPY_META, 0, 0);
+  } else {
+    holder = gst_buffer_ref(buffer);
+  }
+  return std::make_shared<const MetaCarrier>(holder);
+}
+
+void copy_carried_metas(const MediaFrame& frame, GstBuffer* out) {
+  if (!frame.info || frame.is_config() || frame.info->description != kMetaCarrierTag) return;
+  const auto* carrier = static_cast<const MetaCarrier*>(frame.info.get());
+  gst_buffer_copy_into(out, carrier->holder, GST_BUFFER_COPY_META, 0, 0);
+}
 
 Bytes bytes_from_buffer(GstBuffer* buffer) {
   if (buffer->pool) {

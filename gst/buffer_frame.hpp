@@ -8,13 +8,23 @@
 // * buffer_from_frame(): a new GstBuffer whose single READONLY memory wraps the
 //   frame's payload and holds a FrameRef copy until the memory is freed — the
 //   subscriber pushes the publisher's bytes.
-// Both functions are safe on any thread. Timestamps are not touched here.
+// * meta_carrier() / copy_carried_metas(): the publisher's metas (reference
+//   timestamps such as rtspsrc's x-ntp capture time, timecodes, captions, KLV)
+//   travel with a media frame as its `info` — a TrackInfo subtype holding a
+//   GstBuffer that carries them: the publisher's own buffer (already held by the
+//   payload), or for a pooled buffer an empty one with copies of its metas. The
+//   engine treats `info` of a media frame as opaque. (A dedicated attachment
+//   field on MediaFrame would say this better; that is an engine change.)
+// All functions are safe on any thread. Timestamps are not touched here.
 #pragma once
 
 #include <gst/gst.h>
 
 #include "arcly/bytes.hpp"
 #include "arcly/frame_ref.hpp"
+#include "arcly/media_frame.hpp"
+
+#include <memory>
 
 namespace arcly::gst {
 
@@ -26,5 +36,10 @@ GstBuffer* buffer_from_frame(const FrameRef& frame);
 
 // Wraps any Bytes (e.g. a config payload) the same way.
 GstBuffer* buffer_from_bytes(const Bytes& bytes);
+
+// Null when `buffer` has no metas (nothing to carry).
+std::shared_ptr<const TrackInfo> meta_carrier(GstBuffer* buffer);
+// Copies the metas a media frame carries onto `out` (writable); no-op without.
+void copy_carried_metas(const MediaFrame& frame, GstBuffer* out);
 
 }  // namespace arcly::gst

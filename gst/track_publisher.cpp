@@ -49,6 +49,7 @@ std::vector<MediaFrame> TrackPublisher::on_buffer(GstBuffer* buffer, std::int64_
   f.dts = dts;
   f.duration = duration;
   f.payload = std::move(payload);
+  f.info = meta_carrier(buffer);  // the publisher's metas, if any
   if (keyframe) f.flags |= FrameFlags::Keyframe;
   if (GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT)) f.flags |= FrameFlags::Discont;
   if (GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_CORRUPTED)) f.flags |= FrameFlags::Corrupt;

@@ -1,7 +1,8 @@
 // TrackPublisher — turns what one sink pad receives (caps, buffers) into the
 // frames of one track: a CONFIG frame (with the caps as TrackInfo) per caps
 // change, a fresh CONFIG frame when a byte-stream keyframe brings new in-band
-// SPS/PPS/VPS, and one zero-copy media frame per buffer. Not thread-safe: one
+// SPS/PPS/VPS, and one zero-copy media frame per buffer, carrying the
+// buffer's metas (see buffer_frame.hpp). Not thread-safe: one
 // pad's streaming thread owns it. Timestamps are converted by the caller.
 #pragma once
 
@@ -27,6 +28,10 @@ class TrackPublisher {
 
   // New caps: the CONFIG frame announcing them (pts = `pts`).
   MediaFrame on_caps(const GstCaps* caps, std::int64_t pts);
+
+  // The config of the current caps again (pts = `pts`), for a new publish
+  // instance of the same pad. Requires has_caps().
+  MediaFrame current_config(std::int64_t pts) const { return make_config(pts); }
 
   // One buffer: a CONFIG frame first when in-band parameter sets changed, then
   // the media frame wrapping the buffer's memory. Keyframe = no DELTA_UNIT flag.

@@ -12,6 +12,7 @@
 
 #include "arcly/error.hpp"
 #include "engine_registry.hpp"
+#include "http/server.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(arcly_host_debug);
 #define GST_CAT_DEFAULT arcly_host_debug
@@ -148,16 +149,6 @@ struct Host::Output {
   }
 };
 
-// One ingest section: its worker under its own Engine::serve thread, so sections
-// can start and stop independently (reload).
-struct Host::WorkerRun {
-  std::shared_ptr<ingest::SourceWorker> worker;
-  std::stop_source stop;
-  std::jthread thread;
-  std::mutex mutex;
-  std::string failure;  // a worker that gave up (max attempts); protected by mutex
-};
-
 struct Host::Seen {
   struct Worker {
     ingest::WorkerState state = ingest::WorkerState::Idle;
@@ -191,6 +182,7 @@ Host::Host(Config config, HostOptions options)
 }
 
 Host::~Host() {
+  http_.reset();
   if (json_ && json_ != stdout) std::fclose(json_);
   gst::unregister_engine(gst::kDefaultEngineName);
 }
@@ -200,6 +192,7 @@ void Host::on_event(const RecorderEvent& e) {
     std::lock_guard lock(events_mutex_);
     if (e.type == "segment-opened") segment_locations_.push_back(e.location);
     pending_events_.push_back(e);
+    note_recorder_event(e);
   }
   std::string line = "[record " + e.recorder + "] " + e.type + " " + e.key;
   if (!e.location.empty()) line += " " + e.location;
@@ -269,12 +262,46 @@ void Host::log_events() {
   }
 }
 
-void Host::start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker) {
-  auto run = std::make_unique<WorkerRun>();
-  run->worker = std::move(worker);
-  WorkerRun* r = run.get();
-  std::shared_ptr<Engine> engine = engine_;
-  r->thread = std::jthread([r, engine] {
+// What changed on each RTMP server since the last look: listening, publishers
+// accepted and refused (with the last reason), connections cut off.
+void Host::log_rtmp_events() {
+  for (auto& [section, run] : rtmp_) {
+    const auto s = run->worker->stats();
+    auto& seen = run->seen;
+    const std::string tag = "[" + section + "] ";
+    if (s.listening && !seen.listening) log(tag + "listening on port " + std::to_string(s.port));
+    if (s.publishes > seen.publishes)
+      log(tag + std::to_string(s.publishes - seen.publishes) + " publish(es) accepted; " +
+          std::to_string(s.live) + " live");
+    if (s.refused > seen.refused) {
+      const auto n = s.refused - seen.refused;
+      log(tag + "refused " + std::to_string(n) +
+          (n == 1 ? " publisher: " : " publishers, the last: ") + s.last_refusal);
+    }
+    if (s.timeouts + s.protocol_errors + s.over_limit >
+        seen.timeouts + seen.protocol_errors + seen.over_limit) {
+      log(tag + "connections cut off so far: " + std::to_string(s.timeouts) + " timed out, " +
+          std::to_string(s.protocol_errors) + " broke the protocol, " +
+          std::to_string(s.over_limit) + " over the limit");
+    }
+    {
+      std::lock_guard lock(run->mutex);
+      if (!run->failure.empty() && !run->failure_logged) {
+        log(tag + "failed: " + run->failure);
+        run->failure_logged = true;
+      }
+    }
+    seen = s;
+  }
+}
+
+namespace {
+// Runs `run.worker` under its own Engine::serve thread until `run.stop`; a serve
+// that throws leaves its reason in `run.failure` (under `run.mutex`).
+template <class Run>
+void serve_on_own_thread(const std::shared_ptr<Engine>& engine, Run& run) {
+  Run* r = &run;
+  run.thread = std::jthread([r, engine] {
     try {
       engine->serve({r->worker}, r->stop.get_token());
     } catch (const std::exception& e) {
@@ -282,7 +309,51 @@ void Host::start_worker(const std::string& section, std::shared_ptr<ingest::Sour
       r->failure = e.what();
     }
   });
+}
+}  // namespace
+
+void Host::start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker) {
+  auto run = std::make_unique<WorkerRun>();
+  run->worker = std::move(worker);
+  serve_on_own_thread(engine_, *run);
+  std::lock_guard lock(sections_mutex_);
   workers_[section] = std::move(run);
+}
+
+std::vector<std::string> Host::start_egress(const Config& c, const std::set<std::string>& only,
+                                            bool all) {
+  std::vector<std::string> failures;
+  auto wanted = [&](const std::string& s) { return all || only.contains(s); };
+  // One server from its section's settings into `slot`; a failure is collected.
+  const auto start = [&]<class Server>(const auto& config, const std::string& section,
+                                       std::unique_ptr<Server>& slot, const std::string& serving,
+                                       const std::string& suffix) {
+    if (!config || !wanted(section + " ")) return;
+    const std::string tag = "[" + section + "]";
+    auto settings = *config;
+    settings.engine = gst::kDefaultEngineName;
+    settings.log = [this, tag](const std::string& line) {
+      // The servers say "rtsp: ..." / "srt: ...": the section names them here.
+      const auto colon = line.find(": ");
+      log(tag + " " + (colon != std::string::npos && colon <= 4 ? line.substr(colon + 2) : line));
+    };
+    try {
+      auto server = std::make_unique<Server>(settings);
+      server->start();
+      log(tag + " " + serving + (settings.host.empty() ? std::string("HOST") : settings.host) +
+          ":" + std::to_string(server->port()) + suffix);
+      std::lock_guard lock(sections_mutex_);
+      slot = std::move(server);
+    } catch (const std::exception& e) {
+      failures.push_back(tag + " " + e.what());
+    }
+  };
+  start(c.rtsp_server, "rtsp-server", rtsp_server_, "serving every stream at rtsp://",
+        "/APP/STREAM");
+  start(c.srt_server, "srt-server", srt_server_, "serving on srt://",
+        " (streamid #!::r=APP/STREAM,m=request|publish)");
+  for (const auto& f : failures) log(f);
+  return failures;
 }
 
 // Starts the sections of `c` named in `only` (every section when `all`).
@@ -296,6 +367,15 @@ void Host::start_sections(const Config& c, const std::set<std::string>& only, bo
     if (wanted("srt " + sc.worker.name))
       start_worker("srt " + sc.worker.name, std::make_shared<ingest::SrtWorker>(sc.worker, sc.srt));
   }
+  for (const auto& rc : c.rtmp) {
+    const std::string section = "rtmp " + rc.rtmp.name;
+    if (!wanted(section)) continue;
+    auto run = std::make_unique<RtmpRun>();
+    run->worker = std::make_shared<ingest::RtmpWorker>(rc.rtmp);
+    serve_on_own_thread(engine_, *run);
+    std::lock_guard lock(sections_mutex_);
+    rtmp_[section] = std::move(run);
+  }
   for (const auto& p : c.pipelines) {
     if (wanted("pipeline " + p.worker.name))
       start_worker("pipeline " + p.worker.name,
@@ -303,14 +383,17 @@ void Host::start_sections(const Config& c, const std::set<std::string>& only, bo
   }
   for (const auto& rc : c.records) {
     if (!wanted("record " + rc.name)) continue;
-    recorders_["record " + rc.name] = std::make_unique<RecorderSet>(
-        rc, engine_, gst::kDefaultEngineName, [this](const RecorderEvent& e) { on_event(e); });
+    auto set = std::make_unique<RecorderSet>(rc, engine_, gst::kDefaultEngineName,
+                                             [this](const RecorderEvent& e) { on_event(e); });
+    std::lock_guard lock(sections_mutex_);
+    recorders_["record " + rc.name] = std::move(set);
   }
   for (const auto& oc : c.outputs) {
     if (!wanted("output " + oc.name)) continue;
     auto out = std::make_unique<Output>();
     out->config = oc;
     out->start();
+    std::lock_guard lock(sections_mutex_);
     outputs_["output " + oc.name] = std::move(out);
   }
 }
@@ -319,6 +402,7 @@ void Host::start_sections(const Config& c, const std::set<std::string>& only, bo
 // every recorder in parallel (each finalizes within 10 s, so the slowest bounds
 // the whole stop, not their sum), then outputs.
 void Host::stop_sections(const std::set<std::string>& sections, bool streams_live) {
+  std::unique_lock lock(sections_mutex_);
   std::vector<std::unique_ptr<WorkerRun>> workers;
   for (auto it = workers_.begin(); it != workers_.end();) {
     if (!sections.contains(it->first)) {
@@ -329,7 +413,16 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
     workers.push_back(std::move(it->second));
     it = workers_.erase(it);
   }
-  workers.clear();  // joins every serve thread (all were asked to stop first)
+  std::vector<std::unique_ptr<RtmpRun>> servers;
+  for (auto it = rtmp_.begin(); it != rtmp_.end();) {
+    if (!sections.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    it->second->stop.request_stop();
+    servers.push_back(std::move(it->second));
+    it = rtmp_.erase(it);
+  }
   std::vector<std::unique_ptr<RecorderSet>> sets;
   for (auto it = recorders_.begin(); it != recorders_.end();) {
     if (!sections.contains(it->first)) {
@@ -339,6 +432,27 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
     sets.push_back(std::move(it->second));
     it = recorders_.erase(it);
   }
+  std::vector<std::unique_ptr<Output>> outputs;
+  for (auto it = outputs_.begin(); it != outputs_.end();) {
+    if (!sections.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    outputs.push_back(std::move(it->second));
+    it = outputs_.erase(it);
+  }
+  std::unique_ptr<egress::RtspServer> rtsp_server;
+  std::unique_ptr<egress::SrtServer> srt_server;
+  if (sections.contains("rtsp-server ")) rtsp_server = std::move(rtsp_server_);
+  if (sections.contains("srt-server ")) srt_server = std::move(srt_server_);
+  lock.unlock();
+  // Readers first: each ends its own session (the streams they read may still run).
+  if (rtsp_server) rtsp_server->stop();
+  if (srt_server) srt_server->stop();
+  rtsp_server.reset();
+  srt_server.reset();
+  workers.clear();  // joins every serve thread (all were asked to stop first)
+  servers.clear();
   {
     std::vector<std::jthread> stoppers;
     for (auto& set : sets) {
@@ -347,20 +461,37 @@ void Host::stop_sections(const std::set<std::string>& sections, bool streams_liv
     }
   }
   sets.clear();
-  for (auto it = outputs_.begin(); it != outputs_.end();) {
-    if (!sections.contains(it->first)) {
-      ++it;
-      continue;
-    }
-    it->second->stop();
-    it = outputs_.erase(it);
+  for (auto& o : outputs) o->stop();
+}
+
+// [http]: the control plane, on its own thread (see http/server.hpp for why).
+void Host::start_http() {
+  http_.reset();
+  if (!config_.http) return;
+  http::ServerConfig sc;
+  sc.listen = config_.http->listen;
+  sc.token = config_.http->token;
+  sc.read_token = config_.http->read_token;
+  sc.web_dir = config_.http->web_dir;
+  if (sc.web_dir.empty()) {
+    std::error_code ec;
+    sc.web_dir = std::filesystem::exists(ARCLY_WEB_DIR "/index.html", ec) ? ARCLY_WEB_DIR
+                                                                          : ARCLY_SOURCE_WEB_DIR;
   }
+  http_ = std::make_unique<http::Server>(sc, *this);
+  const bool tokens = !sc.token.empty() || !sc.read_token.empty();
+  log("[http] listening on http://" + http_->address() + "/" +
+      (tokens ? " (bearer tokens required)" : " (no token: loopback clients only)"));
 }
 
 namespace {
 std::string section_list(const std::set<std::string>& set) {
   std::string out;
-  for (const auto& s : set) out += (out.empty() ? "[" : ", [") + s + "]";
+  for (const auto& s : set) {
+    // "http " (a section without a name) reads "[http]".
+    const std::string name = s.ends_with(' ') ? s.substr(0, s.size() - 1) : s;
+    out += (out.empty() ? "[" : ", [") + name + "]";
+  }
   return out.empty() ? std::string("none") : out;
 }
 }  // namespace
@@ -403,17 +534,41 @@ void Host::reload() {
   std::set<std::string> to_stop = removed, to_start = added;
   to_stop.insert(changed.begin(), changed.end());
   to_start.insert(changed.begin(), changed.end());
+  const bool http_changed =
+      removed.contains("http ") || added.contains("http ") || changed.contains("http ");
+  to_stop.erase("http ");
+  to_start.erase("http ");
   stop_sections(to_stop, true);
   start_sections(next, to_start, false);
+  start_egress(next, to_start, false);  // a server that cannot start stays off (logged)
   const std::size_t kept = next.sections.size() - added.size() - changed.size();
   log("reloaded " + options_.config_path + ": " + std::to_string(kept) + " section" +
       (kept == 1 ? "" : "s") + " unchanged; started " + section_list(added) + "; stopped " +
       section_list(removed) + "; restarted " + section_list(changed));
   config_ = std::move(next);
+  if (http_changed) {
+    try {
+      start_http();
+    } catch (const Error& e) {
+      log(std::string("[http] ") + e.what() + "; the control plane is off");
+    }
+  }
 }
 
 int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag) {
   started_ = Clock::now();
+  try {
+    start_http();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "arcly: %s\n", e.what());
+    return 1;
+  }
+  if (auto failed = start_egress(config_, {}, true); !failed.empty()) {
+    for (const auto& f : failed) std::fprintf(stderr, "arcly: %s\n", f.c_str());
+    stop_sections({"rtsp-server ", "srt-server "}, false);
+    http_.reset();
+    return 1;
+  }
   start_sections(config_, {}, true);
   auto next_tick = Clock::now() + 1s;
   while (!stop_flag.load()) {
@@ -427,11 +582,13 @@ int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag
         print_status(false);
       else
         log_events();
+      log_rtmp_events();
       write_json();
     }
   }
   // Stop ingest first: every stream ends, so recorders and outputs see EOS and
   // finalize what they write — every recorder at once.
+  http_.reset();  // no API calls into sections being stopped
   log("stopping: ingest, then recorders");
   if (tty_) std::printf("stopping: ingest, then recorders...\n");
   std::string serve_error;
@@ -441,10 +598,17 @@ int Host::run(const std::atomic<bool>& stop_flag, std::atomic<bool>* reload_flag
     std::lock_guard lock(w->mutex);
     if (!w->failure.empty()) serve_error = w->failure;
   }
+  for (auto& [section, r] : rtmp_) {
+    ingest.insert(section);
+    std::lock_guard lock(r->mutex);
+    if (!r->failure.empty()) serve_error = r->failure;
+  }
   stop_sections(ingest, false);
   engine_->close_all();
   for (const auto& [section, r] : recorders_) rest.insert(section);
   for (const auto& [section, o] : outputs_) rest.insert(section);
+  rest.insert("rtsp-server ");
+  rest.insert("srt-server ");
   stop_sections(rest, false);
   write_json();
   if (options_.list_recordings) list_recordings();
@@ -526,6 +690,54 @@ void Host::print_status(bool) {
   std::fflush(stdout);
 }
 
+// "egress":{"rtsp":{...},"srt":{...}}: readers now and in total, refusals by kind,
+// and one entry per reader (address, transport, bytes).
+void Host::write_egress_json(std::ostream& o) {
+  std::lock_guard lock(sections_mutex_);
+  o << "\"egress\":{";
+  bool first = true;
+  if (rtsp_server_) {
+    const auto st = rtsp_server_->stats();
+    o << "\"rtsp\":{\"port\":" << rtsp_server_->port() << ",\"readers\":" << st.readers
+      << ",\"readers_total\":" << st.readers_total
+      << ",\"refused_unauthorized\":" << st.refused_unauthorized
+      << ",\"refused_forbidden\":" << st.refused_forbidden
+      << ",\"refused_not_found\":" << st.refused_not_found
+      << ",\"refused_bad_request\":" << st.refused_bad_request
+      << ",\"refused_limit\":" << st.refused_limit << ",\"last_refusal\":\""
+      << json_escape(st.last_refusal) << "\",\"reader_list\":[";
+    bool f = true;
+    for (const auto& r : st.reader_list) {
+      o << (f ? "" : ",") << "{\"key\":\"" << json_escape(r.key) << "\",\"address\":\""
+        << json_escape(r.address) << "\",\"transport\":\"" << r.transport << "\",\"start\":\""
+        << r.start << "\",\"bytes\":" << r.bytes << ",\"packets\":" << r.packets << "}";
+      f = false;
+    }
+    o << "]}";
+    first = false;
+  }
+  if (srt_server_) {
+    const auto st = srt_server_->stats();
+    o << (first ? "" : ",") << "\"srt\":{\"port\":" << srt_server_->port()
+      << ",\"readers\":" << st.readers << ",\"publishers\":" << st.publishers
+      << ",\"accepted\":" << st.accepted << ",\"refused\":" << st.refused
+      << ",\"refused_streamid\":" << st.refused_streamid
+      << ",\"refused_not_found\":" << st.refused_not_found
+      << ",\"refused_forbidden\":" << st.refused_forbidden
+      << ",\"refused_busy\":" << st.refused_busy << ",\"handshake_failed\":" << st.handshake_failed
+      << ",\"last_refusal\":\"" << json_escape(st.last_refusal) << "\",\"sessions\":[";
+    bool f = true;
+    for (const auto& r : st.sessions) {
+      o << (f ? "" : ",") << "{\"key\":\"" << json_escape(r.key) << "\",\"address\":\""
+        << json_escape(r.address) << "\",\"mode\":\"" << r.mode << "\",\"bytes\":" << r.bytes
+        << "}";
+      f = false;
+    }
+    o << "]}";
+  }
+  o << "}";
+}
+
 void Host::write_json() {
   if (!json_) return;
   std::ostringstream o;
@@ -559,7 +771,28 @@ void Host::write_json() {
       << json_escape(s.last_failure.message) << "\",\"rejected\":" << s.rejected << "}";
     first = false;
   }
-  o << "],\"recorders\":[";
+  for (const auto& [section, run] : rtmp_) {
+    const auto s = run->worker->stats();
+    std::string failure;
+    {
+      std::lock_guard lock(run->mutex);
+      failure = run->failure;
+    }
+    o << (first ? "" : ",") << "{\"name\":\"" << json_escape(run->worker->settings().name)
+      << "\",\"protocol\":\"rtmp\",\"state\":\""
+      << (s.listening       ? "listening"
+          : failure.empty() ? "idle"
+                            : "failed")
+      << "\",\"port\":" << s.port << ",\"connections\":" << s.connections
+      << ",\"publishes\":" << s.publishes << ",\"live\":" << s.live << ",\"rejected\":" << s.refused
+      << ",\"last_error\":\"" << json_escape(failure.empty() ? s.last_refusal : failure)
+      << "\",\"timeouts\":" << s.timeouts << ",\"protocol_errors\":" << s.protocol_errors
+      << ",\"over_limit\":" << s.over_limit << ",\"frames\":" << s.frames << "}";
+    first = false;
+  }
+  o << "],";
+  write_egress_json(o);
+  o << ",\"recorders\":[";
   first = true;
   for (const auto& [section, r] : recorders_) {
     for (const auto& st : r->status()) {

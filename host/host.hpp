@@ -30,12 +30,18 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config.hpp"
+#include "http/control_target.hpp"
 #include "recorder.hpp"
 
 namespace arcly::host {
+
+namespace http {
+class Server;
+}
 
 struct HostOptions {
   std::optional<std::chrono::milliseconds> run_for;  // else until SIGINT/SIGTERM
@@ -44,10 +50,13 @@ struct HostOptions {
   bool list_recordings = false;                      // print recordings at the end (demo)
 };
 
-class Host {
+// The Host is the control plane's ControlTarget (host_control.cpp): the HTTP
+// server's thread reads the section maps under sections_mutex_, which run() and
+// reload() hold only while they insert or erase.
+class Host final : public http::ControlTarget {
  public:
   Host(Config config, HostOptions options);
-  ~Host();
+  ~Host() override;
   // Runs until the time is up or `stop_flag` is set (by a signal handler); reloads
   // the configuration each time `reload_flag` is set (and clears it).
   // Returns the process exit code.
@@ -55,28 +64,69 @@ class Host {
 
  private:
   struct Output;
-  struct WorkerRun;
+  // One ingest section: its worker under its own Engine::serve thread, so sections
+  // can start and stop independently (reload).
+  struct WorkerRun {
+    std::shared_ptr<ingest::SourceWorker> worker;
+    std::stop_source stop;
+    std::jthread thread;
+    std::mutex mutex;
+    std::string failure;  // a worker that gave up (max attempts); protected by mutex
+  };
+  // One [rtmp NAME] server under its own Engine::serve thread (not a SourceWorker:
+  // stats of its own).
+  struct RtmpRun {
+    std::shared_ptr<ingest::RtmpWorker> worker;
+    std::stop_source stop;
+    std::jthread thread;
+    std::mutex mutex;
+    std::string failure;     // the server could not run (e.g. its port is taken); by mutex
+    ingest::RtmpStats seen;  // what the event log last reported
+    bool failure_logged = false;
+  };
   struct Seen;  // what the event log last reported per worker / stream
   void start_worker(const std::string& section, std::shared_ptr<ingest::SourceWorker> worker);
+  // Starts [rtsp-server] / [srt-server] when named (or `all`); returns what could not
+  // start ("[rtsp-server] listen: ..."), each also logged.
+  std::vector<std::string> start_egress(const Config& config, const std::set<std::string>& only,
+                                        bool all);
+  void write_egress_json(std::ostream& o);
   void start_sections(const Config& config, const std::set<std::string>& only, bool all);
   void stop_sections(const std::set<std::string>& sections, bool streams_live);
   void reload();
   void print_status(bool final_line);
   void log_events();
+  void log_rtmp_events();
   void log(const std::string& line);
   void write_json();
   void on_event(const RecorderEvent& e);
   void list_recordings();
+  void start_http();
+
+  // ControlTarget (host_control.cpp); any thread.
+  std::shared_ptr<Engine> engine() const override { return engine_; }
+  std::vector<http::WorkerView> workers() const override;
+  std::vector<http::RecorderView> recorders() const override;
+  http::KickResult kick(const StreamKey& key) override;
+  http::EventView trigger_event(const http::EventRequest& request) override;
+  std::vector<http::EventView> events() const override;
+  std::vector<http::RecordingView> recordings() const override;
+  std::vector<http::EgressView> egress() const override;
+  void note_recorder_event(const RecorderEvent& e);  // on_event's bookkeeping for the API
 
   Config config_;
   HostOptions options_;
   std::shared_ptr<Engine> engine_;
   // By section ("rtsp cam1", "record all", "output monitor").
   std::map<std::string, std::unique_ptr<WorkerRun>> workers_;
+  std::map<std::string, std::unique_ptr<RtmpRun>> rtmp_;
   std::map<std::string, std::unique_ptr<RecorderSet>> recorders_;
   std::map<std::string, std::unique_ptr<Output>> outputs_;
+  // The network egress servers (gst/egress/): nullptr when not configured.
+  std::unique_ptr<egress::RtspServer> rtsp_server_;
+  std::unique_ptr<egress::SrtServer> srt_server_;
   std::unique_ptr<Seen> seen_;
-  std::mutex events_mutex_;
+  mutable std::mutex events_mutex_;
   std::vector<RecorderEvent> pending_events_;   // for the next JSON object
   std::vector<std::string> segment_locations_;  // every segment opened
   FILE* json_ = nullptr;
@@ -84,6 +134,14 @@ class Host {
   bool stamp_lines_ = true;  // event lines carry the time (not under journald)
   std::mutex log_mutex_;
   std::chrono::steady_clock::time_point started_;
+  mutable std::mutex sections_mutex_;  // the three maps' structure, for the HTTP thread
+  struct RecorderTotals {
+    std::uint64_t segments_closed = 0, bytes_closed = 0, errors = 0;
+    std::string last_closed;
+    std::int64_t last_closed_unix_ms = -1;
+  };
+  std::map<std::string, RecorderTotals> recorder_totals_;  // "name key"; events_mutex_
+  std::unique_ptr<http::Server> http_;
 };
 
 }  // namespace arcly::host

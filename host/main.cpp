@@ -128,9 +128,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (cmd == "check") {
+    const auto env = arcly::host::check_environment(config);
+    if (!env.empty()) {
+      std::fprintf(stderr, "arcly: %s has %zu problem%s:\n", config_path.c_str(), env.size(),
+                   env.size() == 1 ? "" : "s");
+      for (const auto& p : env) std::fprintf(stderr, "  %s\n", p.c_str());
+      return 1;
+    }
     std::printf("%s is valid:\n%s", config_path.c_str(), arcly::host::explain(config).c_str());
     return 0;
   }
+  for (const auto& w : config.warnings) std::fprintf(stderr, "arcly: warning: %s\n", w.c_str());
   if (cmd == "demo") {
     options.list_recordings = true;
     if (!options.run_for) options.run_for = std::chrono::seconds(20);

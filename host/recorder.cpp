@@ -78,6 +78,36 @@ std::string formats_that_take(const std::string& caps_name) {
   return out;
 }
 
+std::string utc_stamp() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+std::int64_t publisher_ts(GstBuffer* buf) {
+  static GstCaps* ref = gst_caps_new_empty_simple("timestamp/x-arcly-publisher");
+  if (auto* meta = gst_buffer_get_reference_timestamp_meta(buf, ref))
+    return static_cast<std::int64_t>(meta->timestamp);
+  return -1;
+}
+
+std::int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// What makes a recorder an event clip: one file, its own name, and an end.
+struct ClipSpec {
+  std::string id;
+  std::string rel_path;  // under the set's storage
+  std::chrono::milliseconds pre{0};
+  std::int64_t end_ts = 0;  // publisher timestamp of the last frame to keep
+};
 }  // namespace
 
 std::chrono::milliseconds next_retry_delay(std::chrono::milliseconds previous,
@@ -90,8 +120,15 @@ class RecorderSet::Recorder {
  public:
   enum class State { Recording, Finished, Failed };
 
-  Recorder(RecorderSet& set, StreamKey key, std::uint64_t instance)
-      : set_(set), key_(std::move(key)), instance_(instance), started_at_(Clock::now()) {}
+  Recorder(RecorderSet& set, StreamKey key, std::uint64_t instance,
+           std::optional<ClipSpec> clip = std::nullopt)
+      : set_(set),
+        key_(std::move(key)),
+        instance_(instance),
+        started_at_(Clock::now()),
+        clip_(std::move(clip)) {
+    if (clip_) end_ts_ = clip_->end_ts;
+  }
   ~Recorder() { teardown(); }
 
   // Builds and starts the pipeline; false (with error()) on failure.
@@ -128,12 +165,16 @@ class RecorderSet::Recorder {
       trigger_ts_ = stream->gop().newest_pts();
       join_steady_ns_ = Clocks::now().steady_ns;
     }
+    const auto preroll = clip_ ? clip_->pre : set_.config_.preroll;
     g_object_set(src, "engine", set_.engine_name_.c_str(), "stream", key_.str().c_str(), "wait",
-                 2000, "preroll", static_cast<guint>(set_.config_.preroll.count()), nullptr);
+                 2000, "preroll", static_cast<guint>(preroll.count()), nullptr);
     gst_util_set_object_arg(G_OBJECT(src), "start", "keyframe");
     muxer_ = muxer;  // owned by splitmuxsink from here on
-    g_object_set(mux, "muxer", muxer, "max-size-time",
-                 static_cast<guint64>(set_.config_.segment.count()) * GST_SECOND, nullptr);
+    // A clip is one file, however long it grows.
+    g_object_set(
+        mux, "muxer", muxer, "max-size-time",
+        clip_ ? guint64{0} : static_cast<guint64>(set_.config_.segment.count()) * GST_SECOND,
+        nullptr);
     g_signal_connect(mux, "format-location-full", G_CALLBACK(&Recorder::on_format_location), this);
     g_signal_connect(src, "pad-added", G_CALLBACK(&Recorder::on_pad_added), this);
     gst_bin_add_many(GST_BIN(pipeline_), src, mux, nullptr);
@@ -231,6 +272,21 @@ class RecorderSet::Recorder {
     return s;
   }
   std::string current() const { return current_; }
+  bool is_clip() const { return clip_.has_value(); }
+  const std::string& clip_id() const { return clip_->id; }
+  const StreamKey& key() const { return key_; }
+  std::int64_t first_ts() const { return first_ts_.load(); }
+  std::int64_t end_ts() const {
+    std::lock_guard lock(clip_mutex_);
+    return end_ts_;
+  }
+  // Moves the clip's end later; false once the clip has ended (start a new one).
+  bool extend_to(std::int64_t end_ts) {
+    std::lock_guard lock(clip_mutex_);
+    if (clip_ended_ || state_ != State::Recording) return false;
+    end_ts_ = std::max(end_ts_, end_ts);
+    return true;
+  }
   // The segments splitmuxsink was given and did not close (after teardown).
   std::vector<std::string> unfinished() {
     std::lock_guard lock(captures_mutex_);
@@ -359,8 +415,11 @@ class RecorderSet::Recorder {
       }
     }
     r->set_.disk_->make_room();
-    const std::string rel = r->key_.app() + "/" + r->key_.stream() + "/" +
-                            segment_file_name(wall, fragment_id, r->set_.config_.format);
+    // A clip is one file with the name trigger() gave it.
+    const std::string rel = r->clip_
+                                ? r->clip_->rel_path
+                                : r->key_.app() + "/" + r->key_.stream() + "/" +
+                                      segment_file_name(wall, fragment_id, r->set_.config_.format);
     try {
       const auto path = r->set_.storage_.local_path(rel);
       std::error_code ec;
@@ -389,6 +448,23 @@ class RecorderSet::Recorder {
     return GST_PAD_PROBE_REMOVE;
   }
 
+  // A clip's end: frames past end_ts are dropped; the first primary-track frame
+  // past it ends every branch (EOS), so the file is finalized there.
+  static GstPadProbeReturn on_clip_buffer(GstPad* pad, GstPadProbeInfo* info, gpointer self) {
+    auto* r = static_cast<Recorder*>(self);
+    const std::int64_t ts = publisher_ts(GST_PAD_PROBE_INFO_BUFFER(info));
+    {
+      std::lock_guard lock(r->clip_mutex_);
+      if (r->clip_ended_) return GST_PAD_PROBE_DROP;
+      if (ts < 0 || ts <= r->end_ts_) return GST_PAD_PROBE_OK;
+      const bool primary = r->video_pad_ ? pad == r->video_pad_ : true;
+      if (!primary) return GST_PAD_PROBE_DROP;
+      r->clip_ended_ = true;
+    }
+    r->finish();
+    return GST_PAD_PROBE_DROP;
+  }
+
   static void to_fakesink(GstBin* bin, GstPad* pad) {
     GstElement* sink = gst_element_factory_make("fakesink", nullptr);
     g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
@@ -410,6 +486,13 @@ class RecorderSet::Recorder {
     const bool video = name.starts_with("video/") || name.starts_with("image/");
     const bool audio = name.starts_with("audio/");
     GstBin* bin = GST_BIN(r->pipeline_);
+    if (r->clip_) {
+      if (video && !r->has_video_) {
+        std::lock_guard lock(r->clip_mutex_);
+        r->video_pad_ = pad;
+      }
+      gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &Recorder::on_clip_buffer, r, nullptr);
+    }
     if ((!video && !audio) || (video && r->has_video_)) {
       to_fakesink(bin, pad);
       GST_INFO("[record %s] not recording track %s (%s): %s", r->set_.config_.name.c_str(),
@@ -494,6 +577,11 @@ class RecorderSet::Recorder {
   std::int64_t join_steady_ns_ = 0;  // monotonic time when trigger_ts_ was the newest
   std::atomic<std::int64_t> first_ts_{-1};
   std::atomic<bool> finishing_{false};
+  std::optional<ClipSpec> clip_;
+  mutable std::mutex clip_mutex_;
+  std::int64_t end_ts_ = -1;     // guarded by clip_mutex_
+  bool clip_ended_ = false;      // guarded by clip_mutex_
+  GstPad* video_pad_ = nullptr;  // guarded by clip_mutex_ (identity only)
   std::mutex captures_mutex_;
   std::map<std::string, std::int64_t> captures_;  // location -> capture time, until opened
   std::set<std::string> handed_out_;              // locations given to splitmuxsink, not closed
@@ -599,8 +687,11 @@ void RecorderSet::run(std::stop_token stop) {
     {
       std::lock_guard lock(mutex_);
       const auto now = Clock::now();
-      // Follow the streams that match; an error is forgotten once its stream is gone.
-      const auto streams = engine_->streams();
+      poll_clips();
+      // Follow the streams that match (mode=continuous; events mode records clips only);
+      // an error is forgotten once its stream is gone.
+      const auto streams =
+          config_.mode == RecordMode::Events ? std::vector<StreamHandle>{} : engine_->streams();
       std::erase_if(failed_, [&](const auto& f) {
         return std::none_of(streams.begin(), streams.end(),
                             [&](const auto& st) { return st->key().str() == f.first; });
@@ -647,13 +738,17 @@ void RecorderSet::stop(std::chrono::milliseconds timeout, bool streams_live) {
   bool finished = false;
   for (;;) {
     bool recording = false;
-    for (auto& [key, r] : recorders_) {
-      r->poll();
-      recording |= r->state() == Recorder::State::Recording;
+    for (auto* set : {&recorders_, &clips_}) {
+      for (auto& [key, r] : *set) {
+        r->poll();
+        recording |= r->state() == Recorder::State::Recording;
+      }
     }
     if (!recording || Clock::now() >= deadline) break;
     if (!finished && Clock::now() >= finish_at) {
-      for (auto& [key, r] : recorders_) r->finish();
+      for (auto* set : {&recorders_, &clips_}) {
+        for (auto& [key, r] : *set) r->finish();
+      }
       finished = true;
     }
     std::this_thread::sleep_for(20ms);
@@ -668,6 +763,14 @@ void RecorderSet::stop(std::chrono::milliseconds timeout, bool streams_live) {
     }
   }
   recorders_.clear();
+  poll_clips();  // their final state, for events()
+  for (auto& [id, r] : clips_) {
+    r->teardown();
+    for (const auto& open : r->unfinished()) disk_->segment_closed(open);
+    auto& st = clip_states_[id];
+    if (st.state == "recording") st.state = "finalized";
+  }
+  clips_.clear();
   disk_->remove_rule(this);
 }
 
@@ -675,6 +778,7 @@ std::vector<RecorderStatus> RecorderSet::status() const {
   std::lock_guard lock(mutex_);
   std::vector<RecorderStatus> out;
   for (const auto& [key, r] : recorders_) out.push_back(r->status());
+  for (const auto& [id, r] : clips_) out.push_back(r->status());
   const auto now = Clock::now();
   for (const auto& [key, f] : failed_) {
     if (recorders_.contains(key)) continue;
@@ -690,6 +794,109 @@ std::vector<RecorderStatus> RecorderSet::status() const {
                   0,
                   std::chrono::duration_cast<std::chrono::milliseconds>(f.retry_at - now).count());
     out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<std::string> RecorderSet::open_files() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto* set : {&recorders_, &clips_}) {
+    for (const auto& [key, r] : *set) {
+      if (!r->current().empty()) out.push_back(r->current());
+    }
+  }
+  return out;
+}
+
+// Called with mutex_ held: clip state for events(); finished clips go.
+void RecorderSet::poll_clips() {
+  for (auto it = clips_.begin(); it != clips_.end();) {
+    Recorder& r = *it->second;
+    r.poll();
+    auto& st = clip_states_[it->first];
+    st.first_ts = r.first_ts();
+    st.end_ts = r.end_ts();
+    if (r.state() == Recorder::State::Recording) {
+      ++it;
+      continue;
+    }
+    st.state = r.state() == Recorder::State::Finished ? "finalized" : "failed";
+    st.error = r.error();
+    it = clips_.erase(it);
+  }
+}
+
+EventClip RecorderSet::trigger(const StreamKey& key, std::chrono::milliseconds pre,
+                               std::chrono::milliseconds post, const std::string& label) {
+  std::lock_guard lock(mutex_);
+  StreamHandle stream = engine_->find_stream(key);
+  if (!stream)
+    throw Error(Errc::StreamNotFound, "no stream '" + key.str() + "' is being published");
+  EventClip e;
+  e.id = "ev-" + utc_stamp() + "-" + std::to_string(next_event_++);
+  e.key = key.str();
+  e.label = label;
+  e.recorder = config_.name;
+  e.created_unix_ms = unix_ms_now();
+  e.pre_ms = pre.count();
+  e.post_ms = post.count();
+  e.trigger_ts = stream->gop().newest_pts();
+  e.end_ts = e.trigger_ts + std::chrono::nanoseconds(post).count();
+  // Where the clip will start: the keyframe arclysrc's preroll picks from the cache.
+  if (auto anchor = stream->gop().covering(pre, stream->bus().oldest(), stream->bus().tail()))
+    e.pre_obtained_ms = std::max<std::int64_t>(0, (e.trigger_ts - anchor->pts) / 1'000'000);
+  for (auto& [id, r] : clips_) {
+    if (r->key() == key && r->extend_to(e.end_ts)) {
+      e.clip = id;
+      e.extended = id;
+      break;
+    }
+  }
+  if (e.clip.empty()) {
+    ClipSpec spec;
+    spec.id = e.id;
+    spec.rel_path = key.app() + "/" + key.stream() + "/" + utc_stamp() + "-event-" +
+                    std::to_string(next_event_ - 1) + "." +
+                    std::string(format_extension(config_.format));
+    spec.pre = pre;
+    spec.end_ts = e.end_ts;
+    auto& st = clip_states_[e.id];
+    st.file = storage_.local_path(spec.rel_path).string();
+    st.end_ts = e.end_ts;
+    auto r = std::make_unique<Recorder>(*this, key, stream->instance(), std::move(spec));
+    if (!r->start()) {
+      st.state = "failed";
+      st.error = r->error();
+    } else {
+      clips_.emplace(e.id, std::move(r));
+    }
+    e.clip = e.id;
+  }
+  events_.push_back(e);
+  if (events_.size() > 1000) events_.erase(events_.begin());
+  const auto& st = clip_states_[e.clip];
+  e.state = st.state;
+  e.file = st.file;
+  e.error = st.error;
+  e.end_ts = st.end_ts;
+  return e;
+}
+
+std::vector<EventClip> RecorderSet::events() const {
+  std::lock_guard lock(mutex_);
+  std::vector<EventClip> out = events_;
+  for (auto& e : out) {
+    auto it = clip_states_.find(e.clip);
+    if (it == clip_states_.end()) continue;
+    const auto& st = it->second;
+    e.state = st.state;
+    e.file = st.file;
+    e.error = st.error;
+    e.first_ts = st.first_ts;
+    e.end_ts = st.end_ts;
+    if (st.first_ts >= 0)
+      e.pre_obtained_ms = std::max<std::int64_t>(0, (e.trigger_ts - st.first_ts) / 1'000'000);
   }
   return out;
 }

@@ -28,7 +28,15 @@
 // segment_file.hpp) and kept by the storage's retention (retention.hpp); what a
 // failed attempt wrote is recovered into a playable file where the format allows.
 //
+// Event clips (mode=events, POST /v1/events): trigger() starts a recorder with
+// `preroll = pre`, so the clip begins at the cached keyframe at or before
+// now - pre (as far back as the app's cache window holds), and ends it at the
+// first frame whose publisher timestamp passes trigger + post (EOS into every
+// branch: the file is finalized at once). A second trigger on the same key while
+// the clip is open moves its end instead of writing an overlapping file.
+//
 // Threads: RecorderSet runs its own thread; events are delivered on it.
+// trigger() and events() may be called from any thread.
 #pragma once
 
 #include <gst/gst.h>
@@ -77,6 +85,26 @@ struct RecorderStatus {
   std::int64_t preroll_ms = -1;        // pre-roll actually recorded (-1 = not known yet)
 };
 
+// One event and the clip that holds it.
+struct EventClip {
+  std::string id;
+  std::string key;
+  std::string label;
+  std::string recorder;
+  std::string clip;      // id of the clip (its first event's id)
+  std::string extended;  // when this event extended an open clip: that clip's id
+  std::string state;     // recording, finalized, failed
+  std::string file;
+  std::string error;
+  std::int64_t created_unix_ms = 0;
+  std::int64_t pre_ms = 0;
+  std::int64_t post_ms = 0;
+  std::int64_t pre_obtained_ms = -1;
+  std::int64_t trigger_ts = -1;
+  std::int64_t first_ts = -1;
+  std::int64_t end_ts = -1;
+};
+
 // The delay before retrying a failed recorder: 1 s, doubling up to 30 s, and back to
 // 1 s when the attempt that failed had run healthily for `kHealthyPeriod`.
 inline constexpr std::chrono::seconds kHealthyPeriod{60};
@@ -100,6 +128,13 @@ class RecorderSet {
   // fragment is still on disk). Sets may be stopped in parallel.
   void stop(std::chrono::milliseconds timeout, bool streams_live = false);
   std::vector<RecorderStatus> status() const;
+  // Starts or extends the clip of `key` (mode=events). Throws arcly::Error
+  // StreamNotFound when nobody publishes it.
+  EventClip trigger(const StreamKey& key, std::chrono::milliseconds pre,
+                    std::chrono::milliseconds post, const std::string& label);
+  std::vector<EventClip> events() const;
+  // Paths of the segments and clips open now.
+  std::vector<std::string> open_files() const;
   Storage::Status storage_status() const { return disk_->status(); }
   const RecordConfig& config() const { return config_; }
 
@@ -112,6 +147,7 @@ class RecorderSet {
     bool until_republished = false;  // a refused codec: no retry on the same publish
   };
   void run(std::stop_token stop);
+  void poll_clips();
   void reap(const std::string& key, Recorder& r, std::chrono::steady_clock::time_point now);
 
   RecordConfig config_;
@@ -122,7 +158,15 @@ class RecorderSet {
   std::shared_ptr<Storage> disk_;  // index and retention, shared by the sections on dir
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Recorder>> recorders_;  // by key
-  std::map<std::string, Failure> failed_;                       // by key: waiting for a retry
+  struct ClipState {
+    std::string file, state = "recording", error;
+    std::int64_t first_ts = -1, end_ts = -1;
+  };
+  std::map<std::string, std::unique_ptr<Recorder>> clips_;  // open clips, by key
+  std::map<std::string, ClipState> clip_states_;            // by clip id
+  std::vector<EventClip> events_;                           // oldest first, bounded
+  std::uint64_t next_event_ = 1;
+  std::map<std::string, Failure> failed_;  // by key: waiting for a retry
   std::map<std::string, std::chrono::milliseconds> retry_delay_;
   std::jthread thread_;
 };

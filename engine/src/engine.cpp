@@ -1,10 +1,12 @@
 #include "arcly/engine.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <thread>
 
 #include "arcly/error.hpp"
 #include "arcly/inbound.hpp"
+#include "arcly/worker_events.hpp"
 
 namespace arcly {
 
@@ -38,14 +40,65 @@ EngineBuilder& EngineBuilder::accept_any_application(AppSpec defaults) {
   return *this;
 }
 
+EngineBuilder& EngineBuilder::reap_in_background(bool on) {
+  reap_in_background_ = on;
+  return *this;
+}
+
 std::shared_ptr<Engine> EngineBuilder::build() {
   for (const auto& [name, spec] : apps_) spec.validate();
   if (any_app_) any_app_->validate();
-  return std::shared_ptr<Engine>(new Engine(apps_, any_app_));
+  std::shared_ptr<Engine> engine(new Engine(apps_, any_app_));
+  engine->workers_ = workers_;
+  engine->worker_observer_ = worker_observer_;
+  if (reap_in_background_) engine->start_reaper();
+  return engine;
+}
+
+EngineBuilder& EngineBuilder::protocol(std::shared_ptr<InboundProtocol> worker) {
+  if (!worker) throw Error(Errc::InvalidArgument, "EngineBuilder::protocol: null worker");
+  workers_.push_back(std::move(worker));
+  return *this;
+}
+
+EngineBuilder& EngineBuilder::on_worker_event(WorkerObserver observer) {
+  worker_observer_ = std::move(observer);
+  return *this;
 }
 
 Engine::Engine(std::map<std::string, AppSpec> apps, std::optional<AppSpec> any_app)
     : apps_(std::move(apps)), any_app_(std::move(any_app)) {}
+
+Engine::~Engine() {
+  if (reaper_.joinable()) {
+    reaper_.request_stop();
+    reaper_.join();
+  }
+}
+
+void Engine::start_reaper() {
+  std::chrono::nanoseconds shortest{0};
+  auto consider = [&](const AppSpec& spec) {
+    if (spec.idle_timeout.count() > 0 && (shortest.count() == 0 || spec.idle_timeout < shortest)) {
+      shortest = spec.idle_timeout;
+    }
+  };
+  for (const auto& [name, spec] : apps_) consider(spec);
+  if (any_app_) consider(*any_app_);
+  if (shortest.count() == 0) return;
+  reaper_period_ = std::clamp<std::chrono::nanoseconds>(shortest / 4, std::chrono::milliseconds(10),
+                                                        std::chrono::seconds(1));
+  // The thread only touches `this`; the destructor joins it before anything dies.
+  reaper_ = std::jthread([this](std::stop_token stop) {
+    std::unique_lock lock(reaper_mutex_);
+    while (!reaper_cv_.wait_for(lock, stop, reaper_period_, [] { return false; })) {
+      if (stop.stop_requested()) return;
+      lock.unlock();
+      reap_idle();
+      lock.lock();
+    }
+  });
+}
 
 const AppSpec& Engine::spec_for(const StreamKey& key) const {
   if (auto it = apps_.find(key.app()); it != apps_.end()) return it->second;
@@ -160,9 +213,9 @@ std::vector<StreamHandle> Engine::streams() const {
 std::size_t Engine::reap_idle(std::chrono::steady_clock::time_point now) {
   std::size_t reaped = 0;
   for (const auto& s : streams()) {
-    const auto idle = s->idle_timeout();
-    if (idle.count() == 0 || now - s->last_frame_at() <= idle) continue;
-    if (end_publish(s)) ++reaped;
+    if (!s->close_if_idle(now)) continue;
+    end_publish(s);  // unregisters it (a no-op if it was replaced meanwhile)
+    ++reaped;
   }
   return reaped;
 }
@@ -173,39 +226,12 @@ void Engine::close_all() {
 
 void Engine::serve(const std::vector<std::shared_ptr<InboundProtocol>>& workers,
                    std::stop_token stop) {
-  std::stop_source inner;
-  std::stop_callback forward(stop, [&inner] { inner.request_stop(); });
-  std::mutex failure_mutex;
-  std::string failure;
-  {
-    std::vector<std::jthread> threads;
-    threads.reserve(workers.size());
-    for (const auto& worker : workers) {
-      threads.emplace_back([&, worker] {
-        try {
-          worker->serve(IngestContext(shared_from_this()), inner.get_token());
-        } catch (const std::exception& e) {
-          {
-            std::lock_guard lock(failure_mutex);
-            if (failure.empty()) {
-              failure = "ingest worker '" + std::string(worker->name()) + "' failed: " + e.what();
-            }
-          }
-          inner.request_stop();
-        } catch (...) {
-          {
-            std::lock_guard lock(failure_mutex);
-            if (failure.empty()) {
-              failure = "ingest worker '" + std::string(worker->name()) + "' failed";
-            }
-          }
-          inner.request_stop();
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
-  if (!failure.empty()) throw Error(Errc::WorkerFailed, failure);
+  run_workers(IngestContext(shared_from_this()), workers, std::move(stop), worker_observer_,
+              worker_tally_);
+}
+
+void Engine::serve(std::stop_token stop) {
+  serve(workers_, std::move(stop));
 }
 
 }  // namespace arcly

@@ -1,40 +1,23 @@
 #include "arcly/inbound.hpp"
 
+#include "arcly/error.hpp"
+
 namespace arcly {
 
 PublishSession::PublishSession(StreamHandle stream, std::shared_ptr<PublishRegistry> registry)
-    : stream_(std::move(stream)), registry_(std::move(registry)) {}
+    : stream_(stream), claim_(new Claim{std::move(stream), std::move(registry)}) {}
 
-PublishSession::~PublishSession() {
+PublishSession::Claim::~Claim() {
   try {
-    finish();
+    if (stream && registry) registry->end_publish(stream);
   } catch (...) {
     // Destruction must not throw; the stream is closed either way.
   }
 }
 
-PublishSession::PublishSession(PublishSession&& other) noexcept
-    : stream_(std::move(other.stream_)),
-      registry_(std::move(other.registry_)),
-      released_(std::exchange(other.released_, true)) {}
-
-PublishSession& PublishSession::operator=(PublishSession&& other) noexcept {
-  if (this != &other) {
-    try {
-      finish();
-    } catch (...) {
-    }
-    stream_ = std::move(other.stream_);
-    registry_ = std::move(other.registry_);
-    released_ = std::exchange(other.released_, true);
-  }
-  return *this;
-}
-
-void PublishSession::finish() {
-  if (released_ || !stream_) return;
-  released_ = true;
-  registry_->end_publish(stream_);
+Stream& PublishSession::stream() const {
+  if (!stream_) throw Error(Errc::InvalidArgument, "this publish session was moved from");
+  return *stream_;
 }
 
 PublishSession IngestContext::open_publish(const StreamKey& key) const {

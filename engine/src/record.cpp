@@ -10,13 +10,17 @@ namespace arcly {
 RecordingResult drive_recording(Subscription& subscription, RecordingSink& sink,
                                 std::stop_token stop) {
   RecordingResult result;
+  bool gap = false;  // a strict subscription's Lagged: the next frame follows a gap
   for (;;) {
     Received r = subscription.recv(std::chrono::steady_clock::time_point::max(), stop);
     if (r.status == RecvStatus::Frame) {
-      sink.write(r.frame, r.discont);
+      const bool media = !r.frame->is_config();
+      sink.write(r.frame, r.discont || (gap && media));
+      if (media) gap = false;
       ++result.frames;
       result.dropped += r.skipped;
     } else if (r.status == RecvStatus::Lagged) {
+      gap = true;
       result.dropped += r.skipped;
     } else {
       result.stream_ended = r.status == RecvStatus::Closed;

@@ -18,22 +18,39 @@ Stream::Stream(StreamKey key, const AppSpec& app, std::uint64_t instance)
       max_subscribers_(app.max_subscribers),
       idle_timeout_(app.idle_timeout),
       bus_(ring_size(app), app.cache_bytes),
-      gop_(CacheBounds{app.cache_frames, app.cache_bytes, app.cache_window}) {}
+      gop_(CacheBounds{app.cache_frames, app.cache_bytes, app.cache_window}, bus_) {}
 
 std::size_t Stream::publish_frame(MediaFrame frame) {
-  std::lock_guard lock(publish_mutex_);
-  if (bus_.closed()) {
-    throw Error(Errc::StreamClosed, "stream " + key_.str() + " has ended; publishing is refused");
+  {
+    std::lock_guard lock(publish_mutex_);
+    const auto refused = [&] {
+      return Error(Errc::StreamClosed,
+                   "stream " + key_.str() + " has ended; publishing is refused");
+    };
+    if (bus_.closed()) throw refused();
+    const std::uint8_t marks = gop_.classify(frame);
+    const bool primary = !frame.is_config() && gop_.is_primary(frame.track);
+    const std::size_t size = frame.payload.size();
+    FrameRef published;
+    try {
+      published = bus_.publish_quiet(std::move(frame), marks);
+    } catch (const Error&) {
+      throw refused();  // closed meanwhile (the bus names no stream)
+    }
+    bytes_total_ += size;
+    gop_.note_published(published, bytes_total_);
+    qos_.on_frame(*published, primary, published.is_anchor(), std::chrono::steady_clock::now());
   }
-  const bool anchor = gop_.is_anchor(frame);
-  const bool primary =
-      !frame.is_config() &&
-      (frame.kind == MediaKind::Video || (frame.kind == MediaKind::Audio && !gop_.has_video()));
-  bytes_total_ += frame.payload.size();
-  FrameRef published = bus_.publish(std::move(frame));
-  gop_.note_published(published, bytes_total_);
-  qos_.on_frame(*published, primary, anchor, std::chrono::steady_clock::now());
+  bus_.notify();  // outside the lock: a wake-up never delays the next publisher
   return subscribers_.load(std::memory_order_acquire);
+}
+
+bool Stream::close_if_idle(std::chrono::steady_clock::time_point now) {
+  if (idle_timeout_.count() == 0) return false;
+  std::lock_guard lock(publish_mutex_);
+  if (bus_.closed() || now - last_frame_at() <= idle_timeout_) return false;
+  bus_.close();
+  return true;
 }
 
 Subscription Stream::subscribe(const SubscribeOptions& options) {
@@ -100,6 +117,7 @@ QosSnapshot Stream::qos() const {
   const std::uint64_t tail = bus_.tail();
   if (auto anchor = gop_.newest(bus_.oldest(), tail)) q.cached_frames = tail - anchor->position;
   q.ring_bytes = bus_.bytes_held();
+  q.retired_bytes = bus_.bytes_retired();
   return q;
 }
 

@@ -3,107 +3,106 @@
 #include <algorithm>
 #include <thread>
 
+#include "arcly/error.hpp"
+#include "arcly/readiness.hpp"
 #include "arcly/stream.hpp"
 
 namespace arcly {
 
 namespace {
 constexpr int kYieldsBeforeSleep = 8;
+
+// Counters written only by the subscription's owner: a plain load + store.
+void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
 }  // namespace
 
-Subscription::Subscription(std::shared_ptr<Stream> stream, const SubscribeOptions& options)
-    : stream_(std::move(stream)), options_(options) {
-  counters_ = stream_->attach_subscriber();
-  Bus& bus = stream_->bus();
-  GopCache& gop = stream_->gop();
-  hazard_ = bus.acquire_hazard();
-  // Read the tail first: an anchor or config published after it is seen through
-  // the ring, and a config seen both ways is delivered once (already_delivered).
-  const std::uint64_t tail = bus.tail();
-  live_edge_ = tail;
-  cursor_ = tail;
-  std::optional<GopAnchor> anchor;
-  if (options_.start == StartAt::Keyframe) {
-    anchor = options_.preroll.count() > 0 ? gop.covering(options_.preroll, bus.oldest(), tail)
-                                          : gop.newest(bus.oldest(), tail);
-  }
-  if (anchor) {
-    queue_configs(anchor->configs);
-    cursor_ = anchor->position;
-  } else {
-    // A config published just before `tail` may not be in the cache's set yet:
-    // read the ring from where the set is complete (duplicates are skipped).
-    std::uint64_t noted = 0;
-    queue_configs(gop.configs(&noted));
-    cursor_ = std::min(noted, tail);
-    waiting_keyframe_ = options_.start != StartAt::Now;
+// Allocates first (the hazard), attaches last (the counted slot): a throw leaves
+// nothing attached.
+Subscription::Attachment::Attachment(std::shared_ptr<Stream> s) : stream(std::move(s)) {
+  hazard = stream->bus().acquire_hazard();
+  try {
+    counters = stream->attach_subscriber();
+  } catch (...) {
+    stream->bus().release_hazard(hazard);
+    hazard = nullptr;
+    throw;
   }
 }
 
-Subscription::~Subscription() {
-  release();
-}
+Subscription::Attachment::Attachment(Attachment&& o) noexcept
+    : stream(std::move(o.stream)),
+      hazard(std::exchange(o.hazard, nullptr)),
+      counters(std::move(o.counters)),
+      waker(std::move(o.waker)) {}
 
-Subscription::Subscription(Subscription&& o) noexcept
-    : stream_(std::move(o.stream_)),
-      options_(o.options_),
-      hazard_(std::exchange(o.hazard_, nullptr)),
-      counters_(std::move(o.counters_)),
-      pending_(std::move(o.pending_)),
-      delivered_configs_(std::move(o.delivered_configs_)),
-      cursor_(o.cursor_),
-      live_edge_(o.live_edge_),
-      carry_skipped_(o.carry_skipped_),
-      waiting_keyframe_(o.waiting_keyframe_),
-      count_skips_(o.count_skips_),
-      discont_pending_(o.discont_pending_),
-      closed_(o.closed_),
-      since_empty_(o.since_empty_) {}
-
-Subscription& Subscription::operator=(Subscription&& o) noexcept {
+Subscription::Attachment& Subscription::Attachment::operator=(Attachment&& o) noexcept {
   if (this != &o) {
-    release();
-    stream_ = std::move(o.stream_);
-    options_ = o.options_;
-    hazard_ = std::exchange(o.hazard_, nullptr);
-    counters_ = std::move(o.counters_);
-    pending_ = std::move(o.pending_);
-    delivered_configs_ = std::move(o.delivered_configs_);
-    cursor_ = o.cursor_;
-    live_edge_ = o.live_edge_;
-    carry_skipped_ = o.carry_skipped_;
-    waiting_keyframe_ = o.waiting_keyframe_;
-    count_skips_ = o.count_skips_;
-    discont_pending_ = o.discont_pending_;
-    closed_ = o.closed_;
-    since_empty_ = o.since_empty_;
+    reset();
+    stream = std::move(o.stream);
+    hazard = std::exchange(o.hazard, nullptr);
+    counters = std::move(o.counters);
+    waker = std::move(o.waker);
   }
   return *this;
 }
 
-void Subscription::release() {
-  if (!stream_) return;
-  stream_->bus().release_hazard(hazard_);
-  hazard_ = nullptr;
-  stream_->detach_subscriber(counters_);
-  counters_.reset();
-  stream_.reset();
+void Subscription::Attachment::reset() noexcept {
+  if (!stream) return;
+  if (waker) stream->bus().unwatch(waker.get());
+  waker.reset();
+  stream->bus().release_hazard(hazard);
+  hazard = nullptr;
+  if (counters) stream->detach_subscriber(counters);
+  counters.reset();
+  stream.reset();
 }
 
+Subscription::Subscription(std::shared_ptr<Stream> stream, const SubscribeOptions& options)
+    : att_(std::move(stream)), options_(options) {
+  resync(/*joining=*/true);
+}
+
+Subscription::~Subscription() = default;
+Subscription::Subscription(Subscription&&) noexcept = default;
+Subscription& Subscription::operator=(Subscription&&) noexcept = default;
+
 const StreamKey& Subscription::key() const {
-  return stream_->key();
+  if (!att_.stream) throw Error(Errc::InvalidArgument, "this subscription was moved from");
+  return att_.stream->key();
 }
 
 std::uint64_t Subscription::delivered() const {
-  return counters_ ? counters_->delivered.load(std::memory_order_relaxed) : 0;
+  return att_.counters ? att_.counters->delivered.load(std::memory_order_relaxed) : 0;
 }
 std::uint64_t Subscription::dropped() const {
-  return counters_ ? counters_->dropped.load(std::memory_order_relaxed) : 0;
+  return att_.counters ? att_.counters->dropped.load(std::memory_order_relaxed) : 0;
 }
 std::uint64_t Subscription::backlog() const {
-  if (!stream_) return 0;
-  const std::uint64_t tail = stream_->bus().tail();
+  if (!att_.stream) return 0;
+  const std::uint64_t tail = att_.stream->bus().tail();
   return (tail > cursor_ ? tail - cursor_ : 0) + pending_.size();
+}
+
+void Subscription::watch(std::shared_ptr<Waker> waker) {
+  if (!att_.stream) return;
+  unwatch();
+  if (!waker) return;
+  att_.stream->bus().watch(waker.get());
+  att_.waker = std::move(waker);
+}
+
+void Subscription::unwatch() {
+  if (!att_.stream || !att_.waker) return;
+  att_.stream->bus().unwatch(att_.waker.get());
+  att_.waker.reset();
+}
+
+bool Subscription::ready() const {
+  if (!att_.stream || closed_ || !pending_.empty()) return true;
+  const Bus& bus = att_.stream->bus();
+  return bus.tail() > cursor_ || bus.closed();
 }
 
 bool Subscription::already_delivered(const FrameRef& config) const {
@@ -129,9 +128,72 @@ void Subscription::queue_configs(const std::vector<FrameRef>& configs) {
   }
 }
 
+// Gate::Anchor: the newest config of each track seen while waiting.
+void Subscription::hold_config(FrameRef config) {
+  for (auto& h : held_) {
+    if (h->track == config->track) {
+      h = std::move(config);
+      return;
+    }
+  }
+  held_.push_back(std::move(config));
+}
+
+bool Subscription::track_started(std::uint32_t track) const {
+  return std::find(started_tracks_.begin(), started_tracks_.end(), track) != started_tracks_.end();
+}
+
+// The one start routine: joining, and a resilient subscriber's lag. Starts at
+// the anchor the cache offers, sending the configs current there first; without
+// one, waits for the next anchor the ring brings. A joiner gets the current
+// configs at once (a player can prepare); after a lag they wait in front of the
+// anchor, together with any config that changes before it.
+void Subscription::resync(bool joining) {
+  Stream& stream = *att_.stream;
+  Bus& bus = stream.bus();
+  GopCache& gop = stream.gop();
+  Bus::Hazard& hazard = *att_.hazard;
+  started_tracks_.clear();
+  held_.clear();
+  std::optional<GopAnchor> anchor;
+  if (joining) {
+    // Read the tail first: an anchor or config published after it is seen through
+    // the ring, and a config seen both ways is delivered once (already_delivered).
+    const std::uint64_t tail = bus.tail();
+    live_edge_ = tail;
+    cursor_ = tail;
+    if (options_.start == StartAt::Keyframe) {
+      anchor = options_.preroll.count() > 0
+                   ? gop.covering(hazard, options_.preroll, bus.oldest(), tail)
+                   : gop.newest(hazard, bus.oldest(), tail);
+    }
+    if (!anchor) {
+      // A config published just before `tail` may not be in the cache's set yet:
+      // read the ring from where the set is complete (duplicates are skipped).
+      std::uint64_t noted = 0;
+      queue_configs(gop.configs(hazard, &noted));
+      cursor_ = std::min(noted, tail);
+      gate_ = options_.start == StartAt::Now ? Gate::None : Gate::Anchor;
+      return;
+    }
+  } else {
+    anchor = gop.newest(hazard, bus.oldest(), bus.tail());
+    if (!anchor || anchor->position < cursor_) {
+      held_ = gop.configs_at(hazard, cursor_);
+      gate_ = Gate::Anchor;
+      return;
+    }
+    const std::uint64_t dropped = anchor->position - cursor_;
+    count_dropped(dropped);
+    carry_skipped_ += dropped;
+  }
+  queue_configs(anchor->configs);
+  cursor_ = anchor->position;
+  gate_ = Gate::Tracks;
+}
+
 Received Subscription::deliver(FrameRef f) {
-  counters_->delivered.store(counters_->delivered.load(std::memory_order_relaxed) + 1,
-                             std::memory_order_relaxed);
+  bump(att_.counters->delivered);
   Received r;
   r.status = RecvStatus::Frame;
   if (f->is_config()) {
@@ -146,70 +208,76 @@ Received Subscription::deliver(FrameRef f) {
   return r;
 }
 
-void Subscription::count_dropped(std::uint64_t n) {
-  counters_->dropped.store(counters_->dropped.load(std::memory_order_relaxed) + n,
-                           std::memory_order_relaxed);
+// A ring frame the gate let by.
+void Subscription::skip() {
+  if (!skips_are_drops_) return;
+  count_dropped(1);
+  if (discont_pending_) ++carry_skipped_;
 }
 
-// Resilient: jump to the newest cached keyframe (or wait for the next one).
-Received Subscription::on_lagged(std::uint64_t skipped) {
-  auto& lag_events = counters_->lag_events;
-  lag_events.store(lag_events.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  Bus& bus = stream_->bus();
-  std::uint64_t dropped = skipped;
-  auto anchor = stream_->gop().newest(bus.oldest(), bus.tail());
-  if (anchor && anchor->position >= cursor_) {
-    dropped += anchor->position - cursor_;
-    cursor_ = anchor->position;
-    waiting_keyframe_ = false;
-    queue_configs(anchor->configs);
-  } else {
-    waiting_keyframe_ = true;
-    count_skips_ = true;
-  }
-  count_dropped(dropped);
-  carry_skipped_ += dropped;
-  discont_pending_ = true;
-  return {};
+void Subscription::count_dropped(std::uint64_t n) {
+  if (n) bump(att_.counters->dropped, n);
 }
 
 Received Subscription::try_recv() {
-  if (!stream_ || closed_) return Received{RecvStatus::Closed, {}, 0, false};
-  Bus& bus = stream_->bus();
+  if (!att_.stream || closed_) return Received{RecvStatus::Closed, {}, 0, false};
+  Bus& bus = att_.stream->bus();
   for (;;) {
     if (!pending_.empty()) {
       FrameRef f = std::move(pending_.front());
-      pending_.erase(pending_.begin());
+      pending_.pop_front();
+      if (f->is_config() && already_delivered(f)) continue;
       return deliver(std::move(f));
     }
     FrameRef f;
     std::uint64_t skipped = 0;
-    switch (bus.try_read(*hazard_, cursor_, f, skipped)) {
+    switch (bus.try_read(*att_.hazard, cursor_, f, skipped)) {
       case Bus::Read::Frame:
         if (f->is_config()) {
+          if (gate_ == Gate::Anchor) {
+            hold_config(std::move(f));
+            continue;
+          }
           if (already_delivered(f)) continue;
           return deliver(std::move(f));
         }
-        if (waiting_keyframe_) {
-          if (!stream_->gop().is_anchor(*f)) {
-            if (count_skips_) {
-              count_dropped(1);
-              ++carry_skipped_;
-            }
+        if (gate_ == Gate::Anchor) {
+          if (!f.is_anchor()) {
+            skip();
             continue;
           }
-          waiting_keyframe_ = false;
-          count_skips_ = false;
+          gate_ = Gate::Tracks;
+          for (auto& c : held_) {
+            if (!already_delivered(c)) pending_.push_back(std::move(c));
+          }
+          held_.clear();
+        }
+        if (gate_ == Gate::Tracks && !track_started(f->track)) {
+          if (!f.starts_track()) {
+            skip();
+            continue;
+          }
+          started_tracks_.push_back(f->track);
+        }
+        if (!pending_.empty()) {
+          pending_.push_back(std::move(f));
+          continue;
         }
         return deliver(std::move(f));
       case Bus::Read::Lagged:
+        bump(att_.counters->lag_events);
         if (options_.resilient) {
-          on_lagged(skipped);
+          count_dropped(skipped);
+          carry_skipped_ += skipped;
+          discont_pending_ = true;
+          skips_are_drops_ = true;
+          resync(/*joining=*/false);
           continue;
         }
         count_dropped(skipped);
-        counters_->lag_events.store(counters_->lag_events.load(std::memory_order_relaxed) + 1,
-                                    std::memory_order_relaxed);
+        // Continue at the oldest frame held, after the configs current there.
+        queue_configs(att_.stream->gop().configs_at(*att_.hazard, cursor_));
+        gate_ = Gate::None;
         return Received{RecvStatus::Lagged, {}, skipped, true};
       case Bus::Read::Empty:
         return Received{RecvStatus::Empty, {}, 0, false};
@@ -243,7 +311,7 @@ Received Subscription::recv(std::chrono::steady_clock::time_point deadline, std:
   }
   for (;;) {
     if (stop.stop_requested()) return Received{RecvStatus::Cancelled, {}, 0, false};
-    if (!stream_->bus().wait(cursor_, deadline, stop)) {
+    if (!att_.stream->bus().wait(cursor_, deadline, stop, att_.hazard->wake_bit)) {
       return Received{
           stop.stop_requested() ? RecvStatus::Cancelled : RecvStatus::Timeout, {}, 0, false};
     }

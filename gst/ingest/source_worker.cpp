@@ -75,6 +75,7 @@ struct SourceWorker::Track {
   GstCaps* in_caps = nullptr;    // the caps of the incoming pad (streaming thread)
   GstSegment in_segment{};       // its segment (streaming thread)
   bool discont = false;
+  bool attached = false;         // has a pad in the current attempt
   bool length_prefixed = false;  // avc/hvc1 NAL framing
   // A video keyframe waits for the next buffer of its track: some depayloaders
   // split one access unit into buffers with the same PTS (parameter sets + first
@@ -166,6 +167,13 @@ void SourceWorker::fail_attempt(Failure f) {
   if (!attempt_failure_) attempt_failure_ = std::move(f);
 }
 
+bool SourceWorker::kick(const std::string& why) {
+  std::lock_guard lock(media_mutex_);
+  if (!attempt_active_) return false;
+  fail_attempt({FailureKind::Error, "kicked: " + why});
+  return true;
+}
+
 // --- Pipeline assembly (streaming threads) -------------------------------
 
 void SourceWorker::on_pad_added(GstElement* element, GstPad* pad, gpointer self) {
@@ -184,6 +192,11 @@ void SourceWorker::attach_parser(GstPad* pad, GstBin* bin) {
     return;
   }
   g_signal_connect(parse, "pad-added", G_CALLBACK(&SourceWorker::on_parsed_pad_added), this);
+  g_signal_connect(parse, "no-more-pads", G_CALLBACK(&SourceWorker::on_no_more_pads), this);
+  {
+    std::lock_guard lock(media_mutex_);
+    ++pads_pending_;
+  }
   gst_bin_add(bin, parse);
   GstPad* sink = gst_element_get_static_pad(parse, "sink");
   const bool linked = gst_pad_link(pad, sink) == GST_PAD_LINK_OK;
@@ -216,6 +229,7 @@ void SourceWorker::attach_sink(GstPad* pad, GstBin* bin) {
     auto& slot = tracks_[id];
     if (!slot) slot = std::make_unique<Track>(this, static_cast<std::uint32_t>(tracks_.size() - 1));
     track = slot.get();
+    track->attached = true;
   }
   {
     std::lock_guard lock(media_mutex_);
@@ -262,6 +276,30 @@ GstPadProbeReturn SourceWorker::on_probe(GstPad*, GstPadProbeInfo* info, gpointe
     }
   }
   return GST_PAD_PROBE_OK;
+}
+
+void SourceWorker::on_no_more_pads(GstElement* element, gpointer data) {
+  auto* self = static_cast<SourceWorker*>(data);
+  std::lock_guard lock(self->media_mutex_);
+  GST_DEBUG("%s: no-more-pads from %s", self->settings_.name.c_str(), GST_ELEMENT_NAME(element));
+  if (self->pads_pending_ > 0) --self->pads_pending_;
+  self->maybe_declare_tracks_locked();
+}
+
+// Every element that adds pads said it is done, and every track of theirs has
+// published its config in this session: subscribers need wait for no more.
+void SourceWorker::maybe_declare_tracks_locked() {
+  if (!session_ || session_->finished() || pads_pending_ > 0) return;
+  if (session_->handle()->tracks_complete()) return;
+  bool any = false;
+  for (const auto& [id, t] : tracks_) {
+    if (!t->attached) continue;
+    if (!t->last_caps) return;  // its config is still to come
+    any = true;
+  }
+  if (!any) return;
+  GST_INFO("%s: track set of %s complete", settings_.name.c_str(), session_->key().str().c_str());
+  session_->declare_tracks_complete();
 }
 
 // --- Publishing (streaming threads) --------------------------------------
@@ -387,6 +425,7 @@ void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
       }
       publish(std::move(f));
     }
+    if (caps_changed) maybe_declare_tracks_locked();
     track.last_pts = out_pts;
     ts_end_ = std::max(ts_end_, out_pts + duration);
     last_frame_ns_.store(now_ns(), std::memory_order_relaxed);
@@ -462,12 +501,29 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
     attempt_live_ = false;
     attempt_failure_.reset();
     ordinals_.clear();
+    pads_pending_ = 0;
+    for (auto& [id, track] : tracks_) track->attached = false;
     need_offset_ = session_.has_value();
     for (auto& [id, track] : tracks_) track->discont = session_.has_value();
   }
   last_frame_ns_.store(now_ns(), std::memory_order_relaxed);
   for (GstElement* e : media_elements(source)) {
     g_signal_connect(e, "pad-added", G_CALLBACK(&SourceWorker::on_pad_added), this);
+    // An element with sometimes source pads (rtspsrc, a demuxer) says when it
+    // has added them all; one with only always pads has them already.
+    bool sometimes = false;
+    for (const GList* t = gst_element_class_get_pad_template_list(GST_ELEMENT_GET_CLASS(e)); t;
+         t = t->next) {
+      auto* templ = static_cast<GstPadTemplate*>(t->data);
+      if (GST_PAD_TEMPLATE_DIRECTION(templ) == GST_PAD_SRC &&
+          GST_PAD_TEMPLATE_PRESENCE(templ) == GST_PAD_SOMETIMES)
+        sometimes = true;
+    }
+    if (sometimes) {
+      g_signal_connect(e, "no-more-pads", G_CALLBACK(&SourceWorker::on_no_more_pads), this);
+      std::lock_guard lock(media_mutex_);
+      ++pads_pending_;
+    }
     // Pads that exist already (e.g. "videotestsrc ! x264enc"'s src).
     GstIterator* it = gst_element_iterate_src_pads(e);
     GValue item = G_VALUE_INIT;

@@ -15,6 +15,10 @@
 //   the gap carry DISCONT and continue the timeline. Only when grace runs out
 //   does the stream end. Meanwhile the key stays claimed by this worker, so no
 //   other publisher can take it over.
+// * Track set: once the source and every parsebin signalled no-more-pads and
+//   each of their tracks has published its config, the session declares its
+//   tracks complete (Stream::tracks_complete), so subscribers announce their
+//   pads at once instead of waiting for an audio track that follows the video.
 // * Shutdown: serve() returns within a few hundred ms of the stop request, with
 //   its pipeline set to NULL and no thread of its own left.
 //
@@ -84,6 +88,10 @@ class SourceWorker : public InboundProtocol {
   void serve(IngestContext ctx, std::stop_token stop) override;
   WorkerStats stats() const;
   const WorkerSettings& settings() const { return settings_; }
+  // Ends the current attempt as a failure ("kicked: <why>"), as if the source had
+  // dropped: the worker reconnects per its backoff policy and the stream waits in
+  // grace. False when no attempt is running. Any thread.
+  bool kick(const std::string& why);
   // Waits until `pred(stats())` holds, or `timeout`; for tests and hosts.
   template <class Pred>
   bool wait_for(Pred pred, std::chrono::milliseconds timeout) const {
@@ -130,6 +138,8 @@ class SourceWorker : public InboundProtocol {
   void fail_attempt(Failure f);
   void check_grace(std::chrono::steady_clock::time_point now);
   void end_session();
+  void maybe_declare_tracks_locked();
+  static void on_no_more_pads(GstElement* element, gpointer self);
 
   static void on_pad_added(GstElement* element, GstPad* pad, gpointer self);
   static void on_parsed_pad_added(GstElement* element, GstPad* pad, gpointer self);
@@ -148,6 +158,7 @@ class SourceWorker : public InboundProtocol {
   std::optional<std::chrono::steady_clock::time_point> grace_until_;
   std::map<std::string, std::unique_ptr<Track>> tracks_;  // "video#0" -> track, kept across attempts
   std::map<std::string, int> ordinals_;                   // per attempt: next ordinal per kind
+  int pads_pending_ = 0;  // per attempt: elements yet to signal no-more-pads
   bool attempt_active_ = false;
   bool attempt_live_ = false;
   bool need_offset_ = false;

@@ -8,59 +8,6 @@ GST_DEBUG_CATEGORY_STATIC(arcly_srt_debug);
 
 namespace arcly::ingest {
 
-bool key_matches(std::string_view pattern, std::string_view key) {
-  // Iterative glob with backtracking on the last '*'.
-  std::size_t p = 0, k = 0, star = std::string_view::npos, mark = 0;
-  while (k < key.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == key[k])) {
-      ++p;
-      ++k;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = k;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      k = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
-StreamIdRequest parse_stream_id(std::string_view sid) {
-  StreamIdRequest req;
-  req.mode = "publish";
-  if (sid.empty()) return req;
-  if (!sid.starts_with("#!::")) {
-    req.key = StreamKey::parse(sid);
-    return req;
-  }
-  std::string_view rest = sid.substr(4);
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    const std::string_view pair = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    const auto eq = pair.find('=');
-    if (eq == std::string_view::npos || eq == 0) {
-      throw Error(Errc::InvalidArgument,
-                  "streamid: expected key=value pairs after '#!::', got '" + std::string(pair) + "'");
-    }
-    const std::string_view k = pair.substr(0, eq), v = pair.substr(eq + 1);
-    if (k == "r") {
-      req.key = StreamKey::parse(v);
-    } else if (k == "m") {
-      req.mode = v;
-    } else if (k == "u") {
-      req.user = v;
-    } else if (k == "token") {
-      req.token = v;
-    }
-  }
-  return req;
-}
-
 SrtWorker::SrtWorker(WorkerSettings settings, SrtSettings srt)
     : SourceWorker(std::move(settings)), srt_(std::move(srt)) {
   static std::once_flag once;
@@ -79,8 +26,8 @@ SrtWorker::SrtWorker(WorkerSettings settings, SrtSettings srt)
     throw Error(Errc::InvalidArgument, "passphrase: SRT requires 10 to 79 characters");
   }
   if (srt_.pbkeylen != 0 && srt_.pbkeylen != 16 && srt_.pbkeylen != 24 && srt_.pbkeylen != 32) {
-    throw Error(Errc::InvalidArgument, "pbkeylen " + std::to_string(srt_.pbkeylen) +
-                                           ": expected 16, 24 or 32");
+    throw Error(Errc::InvalidArgument,
+                "pbkeylen " + std::to_string(srt_.pbkeylen) + ": expected 16, 24 or 32");
   }
   if (!srt_.listener && !this->settings().key) {
     throw Error(Errc::InvalidArgument, "key: a caller must be given the stream key to publish");
@@ -91,13 +38,15 @@ SrtWorker::SrtWorker(WorkerSettings settings, SrtSettings srt)
 
 GstElement* SrtWorker::make_source() {
   GstElement* src = gst_element_factory_make("srtsrc", nullptr);
-  if (!src) throw Error(Errc::InvalidArgument, "the srtsrc element is missing (gstreamer1.0-plugins-bad)");
+  if (!src)
+    throw Error(Errc::InvalidArgument, "the srtsrc element is missing (gstreamer1.0-plugins-bad)");
   // srtsrc's unlock does not always wake a read blocked on an infinite SRT poll
   // (seen with 1.22 while a caller streams undecodable data): a bounded poll
   // lets the read loop notice the flush, so teardown stays prompt.
   g_object_set(src, "uri", source_uri_.c_str(), "poll-timeout", 100, nullptr);
   if (!srt_.passphrase.empty()) g_object_set(src, "passphrase", srt_.passphrase.c_str(), nullptr);
-  if (srt_.pbkeylen != 0) gst_util_set_object_arg(G_OBJECT(src), "pbkeylen", std::to_string(srt_.pbkeylen).c_str());
+  if (srt_.pbkeylen != 0)
+    gst_util_set_object_arg(G_OBJECT(src), "pbkeylen", std::to_string(srt_.pbkeylen).c_str());
   if (srt_.latency_ms >= 0) g_object_set(src, "latency", srt_.latency_ms, nullptr);
   if (srt_.listener) {
     g_object_set(src, "keep-listening", TRUE, "authentication", TRUE, nullptr);
@@ -183,9 +132,7 @@ void SrtWorker::on_caller_removed(GstElement*, gint, GObject*, gpointer self) {
   w->caller_key_.reset();
 }
 
-
-gboolean SrtWorker::on_caller_connecting(GstElement*, GObject*, gchar* streamid,
-                                         gpointer self) {
+gboolean SrtWorker::on_caller_connecting(GstElement*, GObject*, gchar* streamid, gpointer self) {
   auto* w = static_cast<SrtWorker*>(self);
   return w->vet_caller(streamid ? streamid : "").empty();
 }

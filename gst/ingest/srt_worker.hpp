@@ -23,33 +23,21 @@
 #include <vector>
 
 #include "source_worker.hpp"
+#include "stream_id.hpp"
 
 namespace arcly::ingest {
 
 struct SrtSettings {
-  std::string uri;                 // srt://:9000 (listener) or srt://host:port (caller)
+  std::string uri;  // srt://:9000 (listener) or srt://host:port (caller)
   bool listener = true;
-  std::string passphrase;          // empty = no encryption (10-79 characters otherwise)
-  int pbkeylen = 0;                // 0 (default), 16, 24 or 32
-  int latency_ms = -1;             // -1 = srtsrc's default (125 ms)
-  std::string streamid;            // caller mode: sent to the remote listener
-  std::optional<StreamKey> default_key;   // listener: for callers without a streamid
-  std::vector<std::string> allow{"*"};    // listener: key patterns ('*' and '?' globs)
+  std::string passphrase;                     // empty = no encryption (10-79 characters otherwise)
+  int pbkeylen = 0;                           // 0 (default), 16, 24 or 32
+  int latency_ms = -1;                        // -1 = srtsrc's default (125 ms)
+  std::string streamid;                       // caller mode: sent to the remote listener
+  std::optional<StreamKey> default_key;       // listener: for callers without a streamid
+  std::vector<std::string> allow{"*"};        // listener: key patterns ('*' and '?' globs)
   std::map<std::string, std::string> tokens;  // listener: key pattern -> required token
 };
-
-// What a caller's streamid asks for.
-struct StreamIdRequest {
-  std::optional<StreamKey> key;
-  std::string mode;   // "publish", "request", ... ("publish" when absent)
-  std::string user;
-  std::string token;
-};
-// Parses "#!::r=app/stream,m=publish,…" or "app/stream" or "" (no key). Throws
-// arcly::Error{InvalidKey / InvalidArgument} naming what is wrong.
-StreamIdRequest parse_stream_id(std::string_view streamid);
-// Glob match of a key ("live/*", "cams/door?").
-bool key_matches(std::string_view pattern, std::string_view key);
 
 class SrtWorker final : public SourceWorker {
  public:

@@ -4,12 +4,18 @@
 #include <gst/check/gstharness.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "arcly/engine.hpp"
+#include "arcly/subscription.hpp"
 #include "caps_track.hpp"
 #include "engine_registry.hpp"
 #include "helpers.hpp"
+#include "timeline.hpp"
+#include "track_output.hpp"
+#include "track_publisher.hpp"
 
 namespace {
 
@@ -151,6 +157,357 @@ GST_START_TEST(test_zero_copy) {
   fail_unless(th::publisher_ts(out) != GST_CLOCK_TIME_NONE, "no publisher timestamp meta");
   gst_sample_unref(s);
   th::stop(sub);
+}
+GST_END_TEST;
+
+// The publisher's metas reach the subscriber (as through a tee): here an NTP
+// reference timestamp such as rtspsrc adds from RTCP sender reports; the
+// publisher-timestamp meta stays one per buffer.
+GST_START_TEST(test_metas_kept) {
+  HarnessPublisher pub("metas", "live/metas", "video/x-arcly-test");
+  GstElement* sub = th::launch(
+      "arclysrc engine=metas stream=live/metas start=keyframe ! appsink name=out sync=false");
+  th::play(sub);
+  th::wait_stat(pub.sink, "subscribers", 1);
+  GstBuffer* in = keyframe(64, 0);
+  GstCaps* ntp = gst_caps_new_empty_simple("timestamp/x-ntp");
+  gst_buffer_add_reference_timestamp_meta(in, ntp, 3900000000 * GST_SECOND, GST_CLOCK_TIME_NONE);
+  // A stale publisher meta from an upstream arcly stream is replaced, not doubled.
+  GstCaps* stale = gst_caps_new_empty_simple(th::kPublisherMeta);
+  gst_buffer_add_reference_timestamp_meta(in, stale, 1, GST_CLOCK_TIME_NONE);
+  gst_caps_unref(stale);
+  fail_unless_equals_int(gst_harness_push(pub.h, in), GST_FLOW_OK);
+  GstSample* s = th::pull(th::by_name(sub, "out"));
+  fail_unless(s != nullptr);
+  GstBuffer* out = gst_sample_get_buffer(s);
+  GstReferenceTimestampMeta* m = gst_buffer_get_reference_timestamp_meta(out, ntp);
+  fail_unless(m != nullptr, "the publisher's x-ntp meta was lost");
+  fail_unless_equals_uint64(m->timestamp, 3900000000 * GST_SECOND);
+  int publisher_metas = 0;
+  gpointer state = nullptr;
+  while (GstMeta* meta =
+             gst_buffer_iterate_meta_filtered(out, &state, GST_REFERENCE_TIMESTAMP_META_API_TYPE)) {
+    auto* r = reinterpret_cast<GstReferenceTimestampMeta*>(meta);
+    GstStructure* st = gst_caps_get_structure(r->reference, 0);
+    if (gst_structure_has_name(st, th::kPublisherMeta)) {
+      ++publisher_metas;
+      fail_if(r->timestamp == 1, "the stale publisher timestamp survived");
+    }
+  }
+  fail_unless_equals_int(publisher_metas, 1);
+  gst_caps_unref(ntp);
+  gst_sample_unref(s);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+namespace {
+
+GstPadProbeReturn count_stream_starts(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_STREAM_START)
+    g_atomic_int_inc(static_cast<gint*>(data));
+  return GST_PAD_PROBE_OK;
+}
+
+gint stream_starts_on(GstElement* appsink, gint* counter) {
+  GstPad* pad = gst_element_get_static_pad(appsink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, count_stream_starts, counter,
+                    nullptr);
+  gst_object_unref(pad);
+  return 0;
+}
+
+GstBuffer* frame_at(GstClockTime pts) {
+  return keyframe(16, pts);
+}
+
+}  // namespace
+
+// persist: a new publisher with another codec on the same track starts a new
+// stream on the pad (STREAM_START before the new caps: parsers reset); a caps
+// change within a codec does not.
+GST_START_TEST(test_codec_change_starts_new_stream) {
+  GstElement* sub = th::launch(
+      "arclysrc engine=codec stream=live/codec persist=true start=keyframe ! "
+      "appsink name=out sync=false");
+  gint starts = 0;
+  stream_starts_on(th::by_name(sub, "out"), &starts);
+  th::play(sub);
+  GstElement* out = th::by_name(sub, "out");
+  {
+    HarnessPublisher a("codec", "live/codec", "video/x-arcly-a,width=1");
+    fail_unless_equals_int(gst_harness_push(a.h, frame_at(0)), GST_FLOW_OK);
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr);
+    gst_sample_unref(s);
+    gst_harness_set_src_caps_str(a.h, "video/x-arcly-a,width=2");  // same codec
+    fail_unless_equals_int(gst_harness_push(a.h, frame_at(40 * GST_MSECOND)), GST_FLOW_OK);
+    s = th::pull(out);
+    fail_unless(s != nullptr);
+    gst_sample_unref(s);
+    fail_unless_equals_int(g_atomic_int_get(&starts), 1);
+  }  // publisher A ends
+  HarnessPublisher b("codec", "live/codec", "video/x-arcly-b");
+  fail_unless_equals_int(gst_harness_push(b.h, frame_at(0)), GST_FLOW_OK);
+  GstSample* s = th::pull(out);
+  fail_unless(s != nullptr, "nothing after the codec change");
+  fail_unless(
+      gst_structure_has_name(gst_caps_get_structure(gst_sample_get_caps(s), 0), "video/x-arcly-b"));
+  gst_sample_unref(s);
+  fail_unless_equals_int(g_atomic_int_get(&starts), 2);
+  th::assert_no_error(sub);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+// persist: a track the next publisher does not have gets EOS (a muxer would
+// wait for it for ever); the pad set is announced once: a track first seen
+// after no-more-pads is ignored with a warning, no pad appears after it.
+GST_START_TEST(test_vanished_and_late_tracks) {
+  GstElement* sub = th::launch(
+      "arclysrc name=src engine=tracks stream=live/tracks persist=true start=keyframe "
+      "src.video_0 ! queue ! appsink name=v sync=false  "
+      "src.audio_0 ! queue ! appsink name=a sync=false");
+  th::play(sub);
+  GstElement* v = th::by_name(sub, "v");
+  GstElement* a = th::by_name(sub, "a");
+  {
+    GstElement* sink = gst_element_factory_make("arclysink", nullptr);
+    g_object_set(sink, "engine", "tracks", "stream", "live/tracks", nullptr);
+    GstHarness* hv = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+    GstHarness* ha = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+    gst_harness_play(hv);
+    gst_harness_play(ha);
+    gst_harness_set_src_caps_str(hv, "video/x-arcly-test");
+    gst_harness_set_src_caps_str(ha, "audio/x-arcly-test");
+    for (int i = 0; i < 3; ++i) {
+      fail_unless_equals_int(gst_harness_push(hv, frame_at(i * 500 * GST_MSECOND)), GST_FLOW_OK);
+      fail_unless_equals_int(gst_harness_push(ha, frame_at(i * 500 * GST_MSECOND)), GST_FLOW_OK);
+    }
+    GstSample* s = th::pull(a);
+    fail_unless(s != nullptr, "no audio from the first publisher");
+    gst_sample_unref(s);
+    gst_harness_teardown(ha);
+    gst_harness_teardown(hv);
+    gst_object_unref(sink);
+  }
+  // The next publisher has video only; a second of its stream makes that final.
+  GstElement* sink = gst_element_factory_make("arclysink", nullptr);
+  g_object_set(sink, "engine", "tracks", "stream", "live/tracks", nullptr);
+  GstHarness* hv = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  gst_harness_play(hv);
+  gst_harness_set_src_caps_str(hv, "video/x-arcly-test");
+  for (int i = 0; i < 4; ++i)
+    fail_unless_equals_int(gst_harness_push(hv, frame_at(i * 500 * GST_MSECOND)), GST_FLOW_OK);
+  while (GstSample* s = gst_app_sink_try_pull_sample(GST_APP_SINK(a), 10 * GST_SECOND))
+    gst_sample_unref(s);
+  fail_unless(gst_app_sink_is_eos(GST_APP_SINK(a)), "the vanished audio track got no EOS");
+  fail_if(gst_app_sink_is_eos(GST_APP_SINK(v)));
+
+  // A track that was never announced appears: ignored, with a warning.
+  GstHarness* hd = gst_harness_new_with_element(sink, "sink_5", nullptr);
+  gst_harness_play(hd);
+  gst_harness_set_src_caps_str(hd, "application/x-arcly-data");
+  fail_unless_equals_int(gst_harness_push(hd, frame_at(2 * GST_SECOND)), GST_FLOW_OK);
+  fail_unless_equals_int(gst_harness_push(hv, frame_at(2 * GST_SECOND)), GST_FLOW_OK);
+  GstMessage* m = th::wait_message(sub, GST_MESSAGE_WARNING, 10);
+  fail_unless(m != nullptr, "no warning about the late track");
+  GError* err = nullptr;
+  gst_message_parse_warning(m, &err, nullptr);
+  fail_unless(std::strstr(err->message, "live/tracks") && std::strstr(err->message, "new track"),
+              "%s", err->message);
+  g_clear_error(&err);
+  gst_message_unref(m);
+  GstPad* late = gst_element_get_static_pad(th::by_name(sub, "src"), "data_0");
+  fail_unless(late == nullptr, "a pad was added after no-more-pads");
+  gst_harness_teardown(hd);
+  gst_harness_teardown(hv);
+  gst_object_unref(sink);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+namespace {
+
+void note_no_more_pads(GstElement*, gpointer flag) {
+  g_atomic_int_set(static_cast<gint*>(flag), 1);
+}
+
+bool wait_flag(gint* flag, double seconds = 10) {
+  const gint64 until = g_get_monotonic_time() + static_cast<gint64>(seconds * G_USEC_PER_SEC);
+  while (!g_atomic_int_get(flag) && g_get_monotonic_time() < until) g_usleep(2000);
+  return g_atomic_int_get(flag) != 0;
+}
+
+void assert_no_warning(GstElement* pipeline) {
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
+  gst_object_unref(bus);
+  if (!m) return;
+  const std::string text = th::error_text(m);
+  gst_message_unref(m);
+  ck_abort_msg("unexpected warning: %s", text.c_str());
+}
+
+}  // namespace
+
+// A publisher whose audio caps follow its first video keyframe (as an SRT or
+// RTSP camera's do through the ingest): a subscriber that joined on that cached
+// keyframe still gets the audio pad. no-more-pads waits for the publisher's
+// track set, which arclysink declares once both of its pads have caps.
+GST_START_TEST(test_track_announced_after_keyframe_gets_a_pad) {
+  GstElement* sink = gst_element_factory_make("arclysink", nullptr);
+  g_object_set(sink, "engine", "lateaudio", "stream", "live/lateaudio", nullptr);
+  GstHarness* hv = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  GstHarness* ha = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  gst_harness_play(hv);
+  gst_harness_play(ha);
+  gst_harness_set_src_caps_str(hv, "video/x-arcly-test");
+  fail_unless_equals_int(gst_harness_push(hv, frame_at(0)), GST_FLOW_OK);  // cached keyframe
+
+  GstElement* sub = th::launch(
+      "arclysrc name=src engine=lateaudio stream=live/lateaudio start=keyframe "
+      "src.video_0 ! queue ! appsink name=v sync=false async=false  "
+      "src.audio_0 ! queue ! appsink name=a sync=false async=false");
+  gint no_more_pads = 0;
+  g_signal_connect(th::by_name(sub, "src"), "no-more-pads", G_CALLBACK(note_no_more_pads),
+                   &no_more_pads);
+  th::play(sub);
+  GstSample* s = th::pull(th::by_name(sub, "v"));
+  fail_unless(s != nullptr, "no video");
+  gst_sample_unref(s);
+  fail_if(g_atomic_int_get(&no_more_pads), "no-more-pads before the publisher's audio track");
+
+  gst_harness_set_src_caps_str(ha, "audio/x-arcly-test");
+  fail_unless_equals_int(gst_harness_push(ha, frame_at(40 * GST_MSECOND)), GST_FLOW_OK);
+  fail_unless_equals_int(gst_harness_push(hv, frame_at(40 * GST_MSECOND)), GST_FLOW_OK);
+  s = th::pull(th::by_name(sub, "a"), 10);
+  fail_unless(s != nullptr, "the audio track announced after the keyframe got no pad");
+  gst_sample_unref(s);
+  // Both tracks declared and seen: the pad set is final long before a second
+  // of stream time has passed.
+  fail_unless(wait_flag(&no_more_pads), "no no-more-pads after the declared track set");
+  assert_no_warning(sub);
+  th::assert_no_error(sub);
+  th::stop(sub);
+  gst_harness_teardown(ha);
+  gst_harness_teardown(hv);
+  gst_object_unref(sink);
+}
+GST_END_TEST;
+
+// A publisher that never declares its track set (the engine API alone): a
+// track announced within a second of stream time after the join gets its pad;
+// no-more-pads comes once that second has passed.
+GST_START_TEST(test_undeclared_track_set_waits_a_second) {
+  auto engine = arcly::gst::engine_for("undeclared");
+  arcly::StreamHandle stream = engine->start_publish(arcly::StreamKey::parse("live/undeclared"));
+  arcly::gst::TrackPublisher video(0), audio(1);
+  auto publish = [&](arcly::gst::TrackPublisher& t, GstClockTime pts) {
+    GstBuffer* b = frame_at(pts);
+    for (auto& f : t.on_buffer(b, static_cast<std::int64_t>(pts), std::nullopt, 0))
+      stream->publish_frame(std::move(f));
+    gst_buffer_unref(b);
+  };
+  GstCaps* vcaps = gst_caps_from_string("video/x-arcly-test");
+  GstCaps* acaps = gst_caps_from_string("audio/x-arcly-test");
+  stream->publish_frame(video.on_caps(vcaps, 0));
+  publish(video, 0);
+
+  GstElement* sub = th::launch(
+      "arclysrc name=src engine=undeclared stream=live/undeclared start=keyframe "
+      "src.video_0 ! queue ! appsink name=v sync=false async=false  "
+      "src.audio_0 ! queue ! appsink name=a sync=false async=false");
+  gint no_more_pads = 0;
+  g_signal_connect(th::by_name(sub, "src"), "no-more-pads", G_CALLBACK(note_no_more_pads),
+                   &no_more_pads);
+  th::play(sub);
+  GstSample* s = th::pull(th::by_name(sub, "v"));
+  fail_unless(s != nullptr, "no video");
+  gst_sample_unref(s);
+
+  stream->publish_frame(audio.on_caps(acaps, 500 * GST_MSECOND));
+  publish(audio, 500 * GST_MSECOND);
+  publish(video, 500 * GST_MSECOND);
+  s = th::pull(th::by_name(sub, "a"), 10);
+  fail_unless(s != nullptr, "the audio track announced after the keyframe got no pad");
+  gst_sample_unref(s);
+  fail_if(g_atomic_int_get(&no_more_pads), "no-more-pads inside the second of stream time");
+  publish(video, 1100 * GST_MSECOND);
+  fail_unless(wait_flag(&no_more_pads), "no no-more-pads a second after the join");
+  assert_no_warning(sub);
+  th::stop(sub);
+  gst_caps_unref(vcaps);
+  gst_caps_unref(acaps);
+  engine->end_publish(stream);
+}
+GST_END_TEST;
+
+namespace {
+
+struct GapWatch {
+  GMutex mutex;
+  GstClockTime last_buffer_pts = 0;
+  GstClockTime last_gap_end = 0;
+  int gaps = 0;
+  bool misordered = false;
+};
+
+GstPadProbeReturn watch_gaps(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* w = static_cast<GapWatch*>(data);
+  g_mutex_lock(&w->mutex);
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    w->last_buffer_pts = GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info));
+  } else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_GAP) {
+    GstClockTime ts = 0, duration = 0;
+    gst_event_parse_gap(GST_PAD_PROBE_INFO_EVENT(info), &ts, &duration);
+    if (ts < w->last_buffer_pts || ts < w->last_gap_end) w->misordered = true;
+    w->last_gap_end = ts + duration;
+    ++w->gaps;
+  }
+  g_mutex_unlock(&w->mutex);
+  return GST_PAD_PROBE_OK;
+}
+
+}  // namespace
+
+// persist, between publishers: GAP events carry the running time on (after
+// the last buffer, never backwards), so aggregators and muxers do not stall.
+GST_START_TEST(test_gaps_while_waiting) {
+  GstElement* sub = th::launch(
+      "arclysrc engine=gaps stream=live/gaps persist=true start=keyframe ! "
+      "appsink name=out sync=false");
+  GapWatch w;
+  g_mutex_init(&w.mutex);
+  GstPad* pad = gst_element_get_static_pad(th::by_name(sub, "out"), "sink");
+  gst_pad_add_probe(
+      pad,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      watch_gaps, &w, nullptr);
+  gst_object_unref(pad);
+  th::play(sub);
+  {
+    HarnessPublisher pub("gaps", "live/gaps", "video/x-arcly-test");
+    fail_unless_equals_int(gst_harness_push(pub.h, frame_at(0)), GST_FLOW_OK);
+    GstSample* s = th::pull(th::by_name(sub, "out"));
+    fail_unless(s != nullptr);
+    gst_sample_unref(s);
+  }  // the publisher ends; the subscriber waits for the next one
+  const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  int gaps = 0;
+  while (gaps < 3 && g_get_monotonic_time() < deadline) {
+    g_usleep(10000);
+    g_mutex_lock(&w.mutex);
+    gaps = w.gaps;
+    g_mutex_unlock(&w.mutex);
+  }
+  fail_unless(gaps >= 3, "no GAP events while waiting for the next publisher");
+  g_mutex_lock(&w.mutex);
+  fail_if(w.misordered, "a GAP went backwards");
+  g_mutex_unlock(&w.mutex);
+  th::assert_no_error(sub);
+  th::stop(sub);
+  g_mutex_clear(&w.mutex);
 }
 GST_END_TEST;
 
@@ -319,7 +676,7 @@ GST_START_TEST(test_uri_handler) {
   fail_unless_equals_int(start, 1);
   fail_unless(persist);
   gchar* uri = gst_uri_handler_get_uri(GST_URI_HANDLER(e));
-  fail_unless_equals_string(uri, "arcly://live/cam?engine=studio");
+  fail_unless_equals_string(uri, "arcly://live/cam?engine=studio&start=keyframe&persist=1");
   g_free(uri);
   g_free(stream);
   g_free(engine);
@@ -327,6 +684,280 @@ GST_START_TEST(test_uri_handler) {
   fail_unless(err != nullptr);
   g_clear_error(&err);
   gst_object_unref(e);
+}
+GST_END_TEST;
+
+namespace {
+
+struct SrcProps {
+  std::string stream, engine;
+  gint wait = 0, start = 0;
+  gboolean persist = FALSE;
+  guint latency = 0, preroll = 0;
+  bool operator==(const SrcProps&) const = default;
+};
+
+SrcProps src_props(GstElement* e) {
+  SrcProps p;
+  gchar* stream = nullptr;
+  gchar* engine = nullptr;
+  g_object_get(e, "stream", &stream, "engine", &engine, "wait", &p.wait, "start", &p.start,
+               "persist", &p.persist, "latency", &p.latency, "preroll", &p.preroll, nullptr);
+  p.stream = stream ? stream : "";
+  p.engine = engine ? engine : "";
+  g_free(stream);
+  g_free(engine);
+  return p;
+}
+
+void count_notify(GObject*, GParamSpec*, gpointer data) {
+  ++*static_cast<int*>(data);
+}
+
+}  // namespace
+
+// Every setting travels in the URI and comes back; set_uri checks ranges, keys
+// and the state, notifies, and leaves the settings a URI does not name alone.
+GST_START_TEST(test_uri_round_trip) {
+  GstElement* a = gst_element_factory_make("arclysrc", nullptr);
+  g_object_set(a, "stream", "live/rt", "engine", "my engine&co", "wait", 250, "persist", TRUE,
+               "latency", 80, "preroll", 1500, nullptr);
+  gst_util_set_object_arg(G_OBJECT(a), "start", "keyframe");
+  gchar* uri = gst_uri_handler_get_uri(GST_URI_HANDLER(a));
+  for (const char* key : {"wait=250", "start=keyframe", "persist=1", "latency=80", "preroll=1500"})
+    fail_unless(std::strstr(uri, key) != nullptr, "%s missing from %s", key, uri);
+  GError* err = nullptr;
+  GstElement* b = gst_element_make_from_uri(GST_URI_SRC, uri, nullptr, &err);
+  fail_unless(b != nullptr, "%s", err ? err->message : "no element");
+  fail_unless(src_props(a) == src_props(b), "settings did not round-trip through %s", uri);
+  gchar* again = gst_uri_handler_get_uri(GST_URI_HANDLER(b));
+  fail_unless_equals_string(again, uri);
+  g_free(again);
+  g_free(uri);
+
+  // A URI naming only some keys changes only those, and notifies them.
+  int latency_notes = 0, stream_notes = 0, wait_notes = 0;
+  g_signal_connect(b, "notify::latency", G_CALLBACK(count_notify), &latency_notes);
+  g_signal_connect(b, "notify::stream", G_CALLBACK(count_notify), &stream_notes);
+  g_signal_connect(b, "notify::wait", G_CALLBACK(count_notify), &wait_notes);
+  fail_unless(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/other?latency=5", &err));
+  SrcProps want = src_props(a);
+  want.stream = "live/other";
+  want.latency = 5;
+  fail_unless(src_props(b) == want, "set_uri touched settings the URI does not name");
+  fail_unless_equals_int(latency_notes, 1);
+  fail_unless_equals_int(stream_notes, 1);
+  fail_unless_equals_int(wait_notes, 0);
+
+  // Out of range, malformed, unknown: refused with the reason, nothing changed.
+  for (const char* bad :
+       {"arcly://live/x?latency=999999", "arcly://live/x?wait=-2", "arcly://live/x?wait=soon",
+        "arcly://live/x?start=middle", "arcly://live/x?persist=maybe", "arcly://live/x?colour=red",
+        "arcly://live/x?engine="}) {
+    fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(b), bad, &err), "%s accepted", bad);
+    fail_unless(err && std::strstr(err->message, bad) != nullptr, "%s: %s", bad,
+                err ? err->message : "no error");
+    g_clear_error(&err);
+  }
+  fail_unless(src_props(b) == want, "a refused URI changed settings");
+
+  // While streaming only the key may change (a switch); the rest is
+  // snapshotted at READY->PAUSED.
+  GstElement* pipeline = gst_pipeline_new(nullptr);
+  GstElement* sink = gst_element_factory_make("fakesink", nullptr);
+  gst_bin_add_many(GST_BIN(pipeline), b, sink, nullptr);
+  g_object_set(b, "wait", -1, nullptr);
+  fail_unless(gst_element_set_state(pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/third?latency=6", &err));
+  fail_unless(err && err->code == GST_URI_ERROR_BAD_STATE && std::strstr(err->message, "latency"),
+              "%s", err ? err->message : "no error");
+  g_clear_error(&err);
+  gchar* stream = nullptr;
+  g_object_get(b, "stream", &stream, nullptr);
+  fail_unless_equals_string(stream, "live/other");
+  g_free(stream);
+  fail_unless(gst_uri_handler_set_uri(GST_URI_HANDLER(b), "arcly://live/third?latency=5", &err),
+              "%s", err ? err->message : "");
+  g_object_get(b, "stream", &stream, nullptr);
+  fail_unless_equals_string(stream, "live/third");
+  g_free(stream);
+  th::stop(pipeline);
+  gst_object_unref(a);
+}
+GST_END_TEST;
+
+// GST_PARAM_MUTABLE_READY is enforced: in PAUSED the value stays (`stream`,
+// GST_PARAM_MUTABLE_PLAYING on arclysrc, switches instead).
+GST_START_TEST(test_ready_properties_enforced) {
+  GstElement* pub = th::launch("appsrc format=time ! arclysink name=pub stream=live/mut");
+  GstElement* sub = th::launch("arclysrc name=src stream=live/mut latency=40 ! fakesink");
+  fail_unless(th::set_state(pub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  fail_unless(th::set_state(sub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  g_object_set(th::by_name(pub, "pub"), "stream", "live/changed", "engine", "other", nullptr);
+  g_object_set(th::by_name(sub, "src"), "stream", "live/changed", "latency", 90, nullptr);
+  gchar* key = nullptr;
+  gchar* engine = nullptr;
+  g_object_get(th::by_name(pub, "pub"), "stream", &key, "engine", &engine, nullptr);
+  fail_unless_equals_string(key, "live/mut");
+  fail_unless_equals_string(engine, "default");
+  g_free(key);
+  g_free(engine);
+  guint latency = 0;
+  g_object_get(th::by_name(sub, "src"), "stream", &key, "latency", &latency, nullptr);
+  fail_unless_equals_string(key, "live/changed");
+  fail_unless_equals_int(latency, 40);
+  g_free(key);
+  // Back in READY they may change again.
+  fail_unless(th::set_state(sub, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS);
+  g_object_set(th::by_name(sub, "src"), "latency", 90, nullptr);
+  g_object_get(th::by_name(sub, "src"), "latency", &latency, nullptr);
+  fail_unless_equals_int(latency, 90);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+namespace {
+
+// A subscriber on the engine itself: what arclysink really published.
+struct EngineTap {
+  std::optional<arcly::Subscription> sub;
+  EngineTap(const char* engine, const char* key) {
+    auto e = arcly::gst::engine_for(engine);
+    auto stream = e->get_stream(arcly::StreamKey::parse(key));
+    sub.emplace(stream->subscribe(arcly::SubscribeOptions{}));
+  }
+  // Media frames (configs skipped) readable now.
+  std::vector<arcly::FrameRef> media() {
+    std::vector<arcly::FrameRef> out;
+    for (;;) {
+      arcly::Received r = sub->try_recv();
+      if (r.status != arcly::RecvStatus::Frame) break;
+      if (!r.frame->is_config()) out.push_back(r.frame);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+// Buffers outside the segment are not published; one overlapping its start
+// is published from the start on (its running time is 0, not negative).
+GST_START_TEST(test_sink_clips_to_segment) {
+  HarnessPublisher pub("clip", "live/clip", "video/x-arcly-test");
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  seg.start = GST_SECOND;
+  seg.stop = 3 * GST_SECOND;
+  seg.position = GST_SECOND;
+  fail_unless(gst_harness_push_event(pub.h, gst_event_new_segment(&seg)));
+  EngineTap tap("clip", "live/clip");
+  auto push = [&pub](GstClockTime pts, GstClockTime duration) {
+    GstBuffer* b = keyframe(16, pts);
+    GST_BUFFER_DURATION(b) = duration;
+    fail_unless_equals_int(gst_harness_push(pub.h, b), GST_FLOW_OK);
+  };
+  push(0, 40 * GST_MSECOND);                                   // before the segment
+  push(960 * GST_MSECOND, 80 * GST_MSECOND);                   // overlaps its start
+  push(2 * GST_SECOND, 40 * GST_MSECOND);                      // inside
+  push(3 * GST_SECOND + 500 * GST_MSECOND, 40 * GST_MSECOND);  // after its stop
+  auto frames = tap.media();
+  fail_unless_equals_int(frames.size(), 2);
+  // Publisher time = base time + running time: the overlapping buffer starts at
+  // running time 0, the next one 1 s later.
+  fail_unless_equals_int64(frames[1]->pts - frames[0]->pts, 1000 * GST_MSECOND);
+}
+GST_END_TEST;
+
+// EOS ends the publish; a flushing seek afterwards publishes again (caps included).
+GST_START_TEST(test_sink_restarts_after_eos_and_flush) {
+  HarnessPublisher pub("restart", "live/again", "video/x-arcly-test,width=7");
+  auto engine = arcly::gst::engine_for("restart");
+  const auto key = arcly::StreamKey::parse("live/again");
+  fail_unless_equals_int(gst_harness_push(pub.h, keyframe(16, 0)), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(pub.h, gst_event_new_eos()));
+  fail_unless(engine->find_stream(key) == nullptr, "EOS did not end the publish");
+  fail_unless_equals_int(gst_harness_push(pub.h, keyframe(16, 40 * GST_MSECOND)), GST_FLOW_EOS);
+
+  fail_unless(gst_harness_push_event(pub.h, gst_event_new_flush_start()));
+  fail_unless(gst_harness_push_event(pub.h, gst_event_new_flush_stop(TRUE)));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  fail_unless(gst_harness_push_event(pub.h, gst_event_new_segment(&seg)));
+  fail_unless(engine->find_stream(key) != nullptr, "no publish after the flush");
+  EngineTap tap("restart", "live/again");
+  fail_unless_equals_int(gst_harness_push(pub.h, keyframe(16, 0)), GST_FLOW_OK);
+  // The new publish starts with the track's config, carrying its caps.
+  arcly::Received r = tap.sub->try_recv();
+  fail_unless(r.status == arcly::RecvStatus::Frame && r.frame->is_config() && r.frame->info,
+              "the restarted publish has no config first");
+  fail_unless(r.frame->info->description.find("width=(int)7") != std::string::npos, "%s",
+              r.frame->info->description.c_str());
+  fail_unless_equals_int(tap.media().size(), 1);
+}
+GST_END_TEST;
+
+// A failure every pad meets (the stream closed under the publisher) is posted
+// once; the pads have the NEED_PARENT flag.
+GST_START_TEST(test_sink_failure_reported_once) {
+  GstElement* sink = gst_element_factory_make("arclysink", nullptr);
+  g_object_set(sink, "engine", "once", "stream", "live/once", nullptr);
+  GstHarness* h1 = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  GstHarness* h2 = gst_harness_new_with_element(sink, "sink_%u", nullptr);
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(sink, bus);
+  gst_harness_play(h1);
+  gst_harness_play(h2);
+  gst_harness_set_src_caps_str(h1, "video/x-arcly-test");
+  gst_harness_set_src_caps_str(h2, "audio/x-arcly-test");
+  fail_unless(GST_PAD_NEEDS_PARENT(GST_PAD_PEER(h1->srcpad)));
+  fail_unless_equals_int(gst_harness_push(h1, keyframe(16, 0)), GST_FLOW_OK);
+  arcly::gst::engine_for("once")->end_publish(arcly::StreamKey::parse("live/once"));
+  fail_unless_equals_int(gst_harness_push(h1, keyframe(16, 40 * GST_MSECOND)), GST_FLOW_ERROR);
+  fail_unless_equals_int(gst_harness_push(h2, keyframe(16, 40 * GST_MSECOND)), GST_FLOW_ERROR);
+  int errors = 0;
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+    GError* err = nullptr;
+    gchar* debug = nullptr;
+    gst_message_parse_error(m, &err, &debug);
+    // The human text names the stream; the detail says what happened.
+    fail_unless(std::strstr(err->message, "live/once") != nullptr, "%s", err->message);
+    fail_unless(debug != nullptr && std::strstr(err->message, debug) == nullptr);
+    g_clear_error(&err);
+    g_free(debug);
+    gst_message_unref(m);
+    ++errors;
+  }
+  fail_unless_equals_int(errors, 1);
+  gst_element_set_bus(sink, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h2);
+  gst_harness_teardown(h1);
+  gst_object_unref(sink);
+}
+GST_END_TEST;
+
+namespace {
+gboolean refuse_activation(GstPad*, GstObject*, GstPadMode, gboolean active) {
+  return !active;
+}
+}  // namespace
+
+// A failed READY->PAUSED (here: a pad that will not activate) leaves no task
+// running: the element is back in READY with nothing of the run left (its
+// finalize checks the task).
+GST_START_TEST(test_src_failed_start_stops_task) {
+  GstElement* p = th::launch("arclysrc name=src stream=live/nostart wait=-1 ! fakesink");
+  GstElement* src = th::by_name(p, "src");
+  GstPad* bad = gst_pad_new("bad", GST_PAD_SRC);
+  gst_pad_set_activatemode_function(bad, refuse_activation);
+  gst_element_add_pad(src, bad);
+  fail_unless(gst_element_set_state(p, GST_STATE_PAUSED) == GST_STATE_CHANGE_FAILURE);
+  GstState state = GST_STATE_VOID_PENDING;
+  gst_element_get_state(src, &state, nullptr, 0);
+  fail_unless_equals_int(state, GST_STATE_READY);
+  gst_element_remove_pad(src, bad);
+  th::stop(p);  // finalize: g_critical (a test failure) if the task still runs
 }
 GST_END_TEST;
 
@@ -348,6 +979,151 @@ GST_START_TEST(test_properties_documented) {
                 20);
     gst_object_unref(e);
   }
+}
+GST_END_TEST;
+
+namespace {
+
+arcly::FrameRef frame_ref(arcly::MediaFrame f, std::uint64_t position = 0) {
+  return arcly::FrameRef::adopt(new arcly::detail::FrameNode(position, std::move(f)));
+}
+
+arcly::MediaFrame video_frame(std::int64_t pts_ms, bool keyframe, std::int64_t dts_ms = -1) {
+  const std::uint8_t payload[] = {1, 2, 3, 4};
+  arcly::MediaFrame f = arcly::MediaFrame::video(
+      pts_ms * GST_MSECOND,
+      dts_ms >= 0 ? std::optional<std::int64_t>(dts_ms * GST_MSECOND) : std::nullopt,
+      arcly::Bytes::copy_from(payload, sizeof(payload)), arcly::CodecId::Other, keyframe, 0);
+  return f;
+}
+
+// Drains the harness's events up to (and not including) the next buffer.
+std::vector<GstEventType> event_types(GstHarness* h, GstSegment* last_segment = nullptr) {
+  std::vector<GstEventType> out;
+  while (GstEvent* e = gst_harness_try_pull_event(h)) {
+    out.push_back(GST_EVENT_TYPE(e));
+    if (last_segment && GST_EVENT_TYPE(e) == GST_EVENT_SEGMENT) {
+      const GstSegment* s = nullptr;
+      gst_event_parse_segment(e, &s);
+      gst_segment_copy_into(s, last_segment);
+    }
+    gst_event_unref(e);
+  }
+  return out;
+}
+
+}  // namespace
+
+// TrackOutput on a bare pad under GstHarness: the announcement, the live-edge
+// segments (keyframe shown, catch-up decode-only and clipped), DISCONT after a
+// (re)start, the publisher meta, caps changes, decode timestamps that never go
+// backwards, SPARSE data tracks.
+GST_START_TEST(test_track_output) {
+  GstHarness* h = gst_harness_new_empty();
+  GstPad* pad = gst_pad_new("video_0", GST_PAD_SRC);
+  arcly::TrackInfo info;
+  info.track = 0;
+  info.kind = arcly::MediaKind::Video;
+  info.description = "video/x-arcly-test, width=(int)1";
+  GstCaps* caps = gst_caps_from_string(info.description.c_str());
+  arcly::gst::TrackOutput out(pad, info, caps, "test/0", 7);
+  gst_caps_unref(caps);
+  gst_harness_add_element_src_pad(h, pad);
+
+  // Live edge at 1100 ms, keyframe at 1000 ms, the subscriber's running time 5 s.
+  arcly::gst::Timeline tl;
+  tl.start(1000 * GST_MSECOND, 1100 * GST_MSECOND, 5 * GST_SECOND, 0);
+  auto push = [&](arcly::MediaFrame f) {
+    auto r = out.push(frame_ref(std::move(f)), tl, true);
+    fail_unless_equals_int(r.flow, GST_FLOW_OK);
+    return gst_harness_pull(h);
+  };
+  GstBuffer* key = push(video_frame(1000, true, 990));
+  // The sticky announcement reaches the peer with the first data: STREAM_START
+  // (group 7, not sparse), CAPS, then the segment.
+  GstEvent* e = gst_harness_pull_event(h);
+  fail_unless_equals_int(GST_EVENT_TYPE(e), GST_EVENT_STREAM_START);
+  guint group = 0;
+  GstStreamFlags flags = GST_STREAM_FLAG_NONE;
+  fail_unless(gst_event_parse_group_id(e, &group) && group == 7);
+  gst_event_parse_stream_flags(e, &flags);
+  fail_if(flags & GST_STREAM_FLAG_SPARSE);
+  gst_event_unref(e);
+  e = gst_harness_pull_event(h);
+  fail_unless_equals_int(GST_EVENT_TYPE(e), GST_EVENT_CAPS);
+  gst_event_unref(e);
+  auto pull_segment = [h](GstSegment* into) {
+    GstEvent* ev = gst_harness_pull_event(h);
+    fail_unless(ev && GST_EVENT_TYPE(ev) == GST_EVENT_SEGMENT, "expected a segment");
+    const GstSegment* s = nullptr;
+    gst_event_parse_segment(ev, &s);
+    gst_segment_copy_into(s, into);
+    gst_event_unref(ev);
+  };
+  GstSegment seg;
+  pull_segment(&seg);
+  // The keyframe is shown (inside its segment) and marked DISCONT.
+  fail_unless(GST_BUFFER_FLAG_IS_SET(key, GST_BUFFER_FLAG_DISCONT));
+  fail_if(GST_BUFFER_FLAG_IS_SET(key, GST_BUFFER_FLAG_DECODE_ONLY));
+  fail_unless_equals_uint64(th::publisher_ts(key), 1000 * GST_MSECOND);
+  fail_unless_equals_uint64(gst_segment_to_running_time(&seg, GST_FORMAT_TIME, GST_BUFFER_PTS(key)),
+                            5 * GST_SECOND);
+  // Right after it a segment from the live edge: the catch-up is decode-only
+  // and clipped, the edge plays at the running time the keyframe did.
+  pull_segment(&seg);
+  fail_unless(event_types(h).empty());
+  GstBuffer* catchup = push(video_frame(1033, false, 1033));
+  fail_unless(event_types(h).empty());
+  fail_unless(GST_BUFFER_FLAG_IS_SET(catchup, GST_BUFFER_FLAG_DECODE_ONLY));
+  fail_if(GST_BUFFER_FLAG_IS_SET(catchup, GST_BUFFER_FLAG_DISCONT));
+  fail_if(gst_segment_clip(&seg, GST_FORMAT_TIME, GST_BUFFER_PTS(catchup),
+                           GST_BUFFER_PTS(catchup) + 1, nullptr, nullptr),
+          "the catch-up frame is inside the segment");
+  GstBuffer* edge = push(video_frame(1100, false, 1000));  // DTS behind the last one
+  fail_if(GST_BUFFER_FLAG_IS_SET(edge, GST_BUFFER_FLAG_DECODE_ONLY));
+  fail_unless_equals_uint64(
+      gst_segment_to_running_time(&seg, GST_FORMAT_TIME, GST_BUFFER_PTS(edge)), 5 * GST_SECOND);
+  fail_unless(GST_BUFFER_DTS(edge) >= GST_BUFFER_DTS(catchup), "DTS went backwards");
+  fail_unless_equals_uint64(GST_BUFFER_PTS(edge) - GST_BUFFER_PTS(key), 100 * GST_MSECOND);
+  gst_buffer_unref(key);
+  gst_buffer_unref(catchup);
+  gst_buffer_unref(edge);
+
+  // New caps before the next buffer; a restart gives a segment and DISCONT.
+  arcly::MediaFrame config =
+      arcly::MediaFrame::config(arcly::MediaKind::Video, arcly::CodecId::Other, 0, {});
+  auto new_info = std::make_shared<arcly::TrackInfo>(info);
+  new_info->description = "video/x-arcly-test, width=(int)2";
+  config.info = new_info;
+  out.on_config(config);
+  tl.start(2000 * GST_MSECOND, 2000 * GST_MSECOND, 6 * GST_SECOND, 0);
+  out.restart();
+  GstBuffer* again = push(video_frame(2000, true));
+  auto types = event_types(h);
+  fail_unless(types.size() == 2 && types[0] == GST_EVENT_CAPS && types[1] == GST_EVENT_SEGMENT);
+  fail_unless(GST_BUFFER_FLAG_IS_SET(again, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref(again);
+  fail_unless(out.push_eos());
+  gst_harness_teardown(h);
+
+  // A data track is SPARSE.
+  h = gst_harness_new_empty();
+  GstPad* data_pad = gst_pad_new("data_0", GST_PAD_SRC);
+  info.kind = arcly::MediaKind::Data;
+  info.description = "application/x-klv";
+  caps = gst_caps_from_string(info.description.c_str());
+  arcly::gst::TrackOutput data(data_pad, info, caps, "test/1", 7);
+  gst_caps_unref(caps);
+  gst_harness_add_element_src_pad(h, data_pad);
+  tl.start(0, 0, 0, 0);
+  arcly::MediaFrame klv = video_frame(0, true);
+  klv.kind = arcly::MediaKind::Data;
+  fail_unless_equals_int(data.push(frame_ref(std::move(klv)), tl, false).flow, GST_FLOW_OK);
+  e = gst_harness_pull_event(h);
+  gst_event_parse_stream_flags(e, &flags);
+  fail_unless(flags & GST_STREAM_FLAG_SPARSE, "a data track is not SPARSE");
+  gst_event_unref(e);
+  gst_harness_teardown(h);
 }
 GST_END_TEST;
 
@@ -410,13 +1186,26 @@ static Suite* arcly_elements_suite() {
   tcase_add_test(tc, test_duplicate_publisher);
   tcase_add_test(tc, test_unblocks_while_waiting);
   tcase_add_test(tc, test_zero_copy);
+  tcase_add_test(tc, test_metas_kept);
+  tcase_add_test(tc, test_codec_change_starts_new_stream);
+  tcase_add_test(tc, test_vanished_and_late_tracks);
+  tcase_add_test(tc, test_gaps_while_waiting);
   tcase_add_test(tc, test_timestamps_and_caps_change);
   tcase_add_test(tc, test_non_time_segment_refused);
   tcase_add_test(tc, test_latency_query);
   tcase_add_test(tc, test_named_engines);
   tcase_add_test(tc, test_uri_handler);
+  tcase_add_test(tc, test_uri_round_trip);
+  tcase_add_test(tc, test_ready_properties_enforced);
+  tcase_add_test(tc, test_sink_clips_to_segment);
+  tcase_add_test(tc, test_sink_restarts_after_eos_and_flush);
+  tcase_add_test(tc, test_sink_failure_reported_once);
+  tcase_add_test(tc, test_src_failed_start_stops_task);
   tcase_add_test(tc, test_properties_documented);
   tcase_add_test(tc, test_caps_track);
+  tcase_add_test(tc, test_track_output);
+  tcase_add_test(tc, test_track_announced_after_keyframe_gets_a_pad);
+  tcase_add_test(tc, test_undeclared_track_set_waits_a_second);
   return s;
 }
 

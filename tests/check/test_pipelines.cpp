@@ -2,7 +2,10 @@
 // keyframe first), live-edge vs keyframe start, audio+video, Opus, EOS
 // propagation, persist across a publisher restart, a lagging subscriber, the
 // arcly:// URI through uridecodebin, and a late-joined MP4 recording.
+#include <glib/gstdio.h>
+#include <gst/app/gstappsink.h>
 #include <gst/pbutils/pbutils.h>
+#include <gst/video/video.h>
 
 #include <cstring>
 #include <string>
@@ -424,6 +427,320 @@ GST_START_TEST(test_pause_resume) {
 }
 GST_END_TEST;
 
+// A live source pushes nothing in PAUSED and resumes at the live edge: after a
+// pause of two seconds the output jumps to the publisher's present (DISCONT, a
+// keyframe first) instead of playing on from where it stopped, two seconds
+// behind live for ever. A sync=true sink on the real clock.
+GST_START_TEST(test_pause_resumes_at_live_edge) {
+  GstElement* pub = th::launch(th::h264_camera(10) + "! arclysink name=pub stream=live/pz");
+  th::play(pub);
+  GstElement* pubsink = th::by_name(pub, "pub");
+  th::wait_stat(pubsink, "frames", 5);
+  GstElement* sub = th::launch("arclysrc stream=live/pz ! appsink name=out sync=true");
+  th::play(sub);
+  GstElement* out = th::by_name(sub, "out");
+  GstClockTime last_ts = 0, last_rt = 0;
+  for (int i = 0; i < 10; ++i) {
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr);
+    last_ts = th::publisher_ts(gst_sample_get_buffer(s));
+    last_rt = running_time(s);
+    gst_sample_unref(s);
+  }
+  fail_unless(gst_element_set_state(sub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  // Two seconds of the publisher's stream go by (60 frames at 30 fps).
+  GstStructure* st = nullptr;
+  g_object_get(pubsink, "stats", &st, nullptr);
+  guint64 published = 0;
+  gst_structure_get_uint64(st, "frames", &published);
+  gst_structure_free(st);
+  th::wait_stat(pubsink, "frames", published + 60);
+  th::play(sub);
+
+  // The sample that was prerolling may come first; within a few samples the
+  // output must be at the live edge (a keyframe at most one GOP, 333 ms, old).
+  bool jumped = false;
+  for (int i = 0; i < 8 && !jumped; ++i) {
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr, "no data after resuming");
+    GstBuffer* b = gst_sample_get_buffer(s);
+    const GstClockTime ts = th::publisher_ts(b);
+    fail_unless(running_time(s) >= last_rt, "running time went backwards after the pause");
+    if (ts >= last_ts + 1500 * GST_MSECOND) {
+      jumped = true;
+      fail_unless(GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DISCONT), "no DISCONT at the jump");
+    }
+    last_rt = running_time(s);
+    gst_sample_unref(s);
+  }
+  fail_unless(jumped, "the output resumed where it paused, behind live by the pause");
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+// PLAYING -> PAUSED -> PLAYING before the first publisher changes nothing: the
+// stream then starts with one DISCONT and no re-anchoring after it.
+GST_START_TEST(test_pause_before_first_publisher) {
+  GstElement* sub = th::launch("arclysrc stream=live/pfirst ! appsink name=out sync=false");
+  th::play(sub);
+  fail_unless(gst_element_set_state(sub, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  th::play(sub);
+  GstElement* pub = th::launch(th::h264_camera(15) + "! arclysink stream=live/pfirst");
+  th::play(pub);
+  GstElement* out = th::by_name(sub, "out");
+  int disconts = 0;
+  for (int i = 0; i < 30; ++i) {
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr);
+    if (GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(s), GST_BUFFER_FLAG_DISCONT)) ++disconts;
+    gst_sample_unref(s);
+  }
+  fail_unless_equals_int(disconts, 1);
+  th::stop(pub);
+  th::stop(sub);
+}
+GST_END_TEST;
+
+// EOS sent to arclysrc ends every pad from the streaming thread: a two-track
+// MP4 recording is finalized and playable. (The publisher ends with EOS on both
+// of its pads at once, the arclysink `eos` race TSan found.)
+GST_START_TEST(test_eos_event_finalizes_two_track_recording) {
+  const char* dir = g_getenv("ARCLY_TEST_OUTDIR");
+  gchar* path = g_build_filename(dir ? dir : ".", "eos-av.mp4", nullptr);
+  GstElement* pub = th::launch(th::h264_camera(30) +
+                               "! arclysink name=pub stream=live/eosav "
+                               "audiotestsrc is-live=true ! avenc_aac ! pub.");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 20);
+  GstElement* rec = th::launch(
+      std::string("arclysrc name=src stream=live/eosav start=keyframe "
+                  "src.video_0 ! queue ! h264parse ! mp4mux name=mux ! filesink location=") +
+      path + " src.audio_0 ! queue ! aacparse ! mux.");
+  th::play(rec);
+  GstElement* src = th::by_name(rec, "src");
+  th::wait_stat(src, "frames", 150);  // video and audio frames: about two seconds
+  fail_unless(gst_element_send_event(src, gst_event_new_eos()));
+  GstMessage* m =
+      th::wait_message(rec, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "recorder not finalized: %s",
+              m ? th::error_text(m).c_str() : "no EOS");
+  gst_message_unref(m);
+  th::stop(rec);
+
+  gst_element_send_event(pub, gst_event_new_eos());
+  m = th::wait_message(pub, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "publisher: %s",
+              th::error_text(m).c_str());
+  gst_message_unref(m);
+  th::stop(pub);
+
+  GError* err = nullptr;
+  GstDiscoverer* d = gst_discoverer_new(10 * GST_SECOND, &err);
+  fail_unless(d != nullptr);
+  gchar* uri = gst_filename_to_uri(path, nullptr);
+  GstDiscovererInfo* info = gst_discoverer_discover_uri(d, uri, &err);
+  fail_unless(info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK, "%s",
+              err ? err->message : "discoverer failed");
+  GList* videos = gst_discoverer_info_get_video_streams(info);
+  GList* audios = gst_discoverer_info_get_audio_streams(info);
+  fail_unless_equals_int(g_list_length(videos), 1);
+  fail_unless_equals_int(g_list_length(audios), 1);
+  fail_unless(gst_discoverer_info_get_duration(info) >= GST_SECOND);
+  gst_discoverer_stream_info_list_free(videos);
+  gst_discoverer_stream_info_list_free(audios);
+  g_object_unref(info);
+  g_object_unref(d);
+  g_free(uri);
+  g_free(path);
+}
+GST_END_TEST;
+
+// A camera whose audio starts after its first video keyframe (an SRT caller's
+// AAC caps follow the video through the ingest): a recorder that joined on the
+// cached keyframe exposes both pads, and its splitmuxsink file (as the host's
+// recorder writes) holds both streams.
+GST_START_TEST(test_late_audio_track_is_recorded) {
+  const char* dir = g_getenv("ARCLY_TEST_OUTDIR");
+  gchar* location = g_build_filename(dir ? dir : ".", "late-audio-%02d.mp4", nullptr);
+  gchar* first = g_build_filename(dir ? dir : ".", "late-audio-00.mp4", nullptr);
+  g_unlink(first);
+  GstElement* pub = th::launch(th::h264_camera(30) +
+                               "! arclysink name=pub stream=live/lateav "
+                               "audiotestsrc name=asrc is-live=true ! avenc_aac ! pub.");
+  GstElement* asrc = th::by_name(pub, "asrc");
+  gst_element_set_locked_state(asrc, TRUE);  // the audio starts later
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 5);  // the first keyframe is cached
+
+  GstElement* rec =
+      th::launch(std::string("arclysrc name=src stream=live/lateav start=keyframe "
+                             "src.video_0 ! queue ! h264parse ! splitmuxsink name=mux muxer=mp4mux "
+                             "max-size-time=60000000000 location=") +
+                 location + " src.audio_0 ! queue ! aacparse ! mux.audio_%u");
+  GstElement* src = th::by_name(rec, "src");
+  th::play(rec);
+  th::wait_stat(src, "frames", 3);  // recording video from the cached keyframe on
+  gst_element_set_locked_state(asrc, FALSE);
+  fail_unless(gst_element_sync_state_with_parent(asrc));
+
+  GstPad* audio = nullptr;
+  const gint64 until = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  while (!(audio = gst_element_get_static_pad(src, "audio_0")) && g_get_monotonic_time() < until)
+    g_usleep(5000);
+  fail_unless(audio != nullptr, "the late audio track got no pad");
+  gst_object_unref(audio);
+  th::wait_stat(src, "frames", 120);  // video and audio: about a second and a half
+  fail_unless(gst_element_send_event(src, gst_event_new_eos()));
+  GstMessage* m =
+      th::wait_message(rec, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "recorder not finalized: %s",
+              m ? th::error_text(m).c_str() : "no EOS");
+  gst_message_unref(m);
+  th::stop(rec);
+  th::stop(pub);
+
+  GError* err = nullptr;
+  GstDiscoverer* d = gst_discoverer_new(10 * GST_SECOND, &err);
+  fail_unless(d != nullptr);
+  gchar* uri = gst_filename_to_uri(first, nullptr);
+  GstDiscovererInfo* info = gst_discoverer_discover_uri(d, uri, &err);
+  fail_unless(info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK, "%s",
+              err ? err->message : "discoverer failed");
+  GList* videos = gst_discoverer_info_get_video_streams(info);
+  GList* audios = gst_discoverer_info_get_audio_streams(info);
+  fail_unless_equals_int(g_list_length(videos), 1);
+  fail_unless_equals_int(g_list_length(audios), 1);
+  gst_discoverer_stream_info_list_free(videos);
+  gst_discoverer_stream_info_list_free(audios);
+  g_object_unref(info);
+  g_object_unref(d);
+  g_free(uri);
+  g_free(first);
+  g_free(location);
+}
+GST_END_TEST;
+
+namespace {
+
+// A live camera of one solid colour (videotestsrc pattern), `gop` frames per keyframe.
+std::string colour_camera(const char* pattern, int width, int height, int gop, const char* key) {
+  return std::string("videotestsrc is-live=true pattern=") + pattern +
+         " ! video/x-raw,width=" + std::to_string(width) + ",height=" + std::to_string(height) +
+         ",framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast bframes=0 "
+         "key-int-max=" +
+         std::to_string(gop) + " ! arclysink name=pub stream=" + key;
+}
+
+// The colour of a decoded RGB picture's centre: 'r', 'b', or '?' (grey,
+// garbage, anything else).
+char colour_of(GstSample* sample) {
+  GstVideoInfo info;
+  fail_unless(gst_video_info_from_caps(&info, gst_sample_get_caps(sample)));
+  GstVideoFrame frame;
+  fail_unless(gst_video_frame_map(&frame, &info, gst_sample_get_buffer(sample), GST_MAP_READ));
+  const auto* row = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)) +
+                    GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0) * (info.height / 2);
+  const guint8* px = row + 3 * (info.width / 2);
+  const int r = px[0], g = px[1], b = px[2];
+  gst_video_frame_unmap(&frame);
+  if (r > 200 && g < 60 && b < 60) return 'r';
+  if (b > 200 && r < 60 && g < 60) return 'b';
+  return '?';
+}
+
+// Pulls decoded pictures until one of colour `want` (at most `limit`); every
+// picture on the way must be `was` or `want`, running time never going back.
+int pull_until(GstElement* appsink, char was, char want, GstClockTime* last_rt, int limit) {
+  for (int i = 0; i < limit; ++i) {
+    GstSample* s = th::pull(appsink, 10);
+    fail_unless(s != nullptr, "no picture (after %d)", i);
+    const GstClockTime rt = running_time(s);
+    fail_unless(
+        GST_CLOCK_TIME_IS_VALID(rt) && (!GST_CLOCK_TIME_IS_VALID(*last_rt) || rt >= *last_rt),
+        "running time went back: %" GST_TIME_FORMAT " after %" GST_TIME_FORMAT, GST_TIME_ARGS(rt),
+        GST_TIME_ARGS(*last_rt));
+    *last_rt = rt;
+    const char c = colour_of(s);
+    gst_sample_unref(s);
+    fail_unless(c == was || c == want, "picture %d is neither '%c' nor '%c' but '%c'", i, was, want,
+                c);
+    if (c == want) return i;
+  }
+  ck_abort_msg("no '%c' picture within %d pictures", want, limit);
+  return -1;
+}
+
+}  // namespace
+
+// Fast channel change: `stream` (and the URI) switch a playing arclysrc between
+// two live streams of different size. Each publisher sends one keyframe in 20 s,
+// so only the instant start (the cached keyframe and a decode-only catch-up)
+// can show the new stream: waiting for its next keyframe would show nothing.
+// The decoder gets a clean picture of the new stream (never grey or garbage),
+// the running time continues, there is no EOS, and arcly-switched is posted.
+GST_START_TEST(test_switch_streams_while_playing) {
+  GstElement* red = th::launch(colour_camera("red", 160, 120, 600, "live/red"));
+  GstElement* blue = th::launch(colour_camera("blue", 320, 240, 600, "live/blue"));
+  th::play(red);
+  th::play(blue);
+  th::wait_stat(th::by_name(red, "pub"), "frames", 10);
+  th::wait_stat(th::by_name(blue, "pub"), "frames", 10);
+
+  GstElement* sub = th::launch(
+      "arclysrc name=src stream=live/red ! h264parse ! avdec_h264 ! videoconvert ! "
+      "video/x-raw,format=RGB ! appsink name=out sync=false");
+  GstElement* src = th::by_name(sub, "src");
+  GstElement* out = th::by_name(sub, "out");
+  th::play(sub);
+  GstClockTime rt = GST_CLOCK_TIME_NONE;
+  pull_until(out, 'r', 'r', &rt, 1);
+
+  g_object_set(src, "stream", "live/blue", nullptr);
+  pull_until(out, 'r', 'b', &rt, 150);
+  GstMessage* m = th::wait_message(sub, GST_MESSAGE_ELEMENT, 10);
+  fail_unless(m != nullptr, "no arcly-switched message");
+  const GstStructure* st = gst_message_get_structure(m);
+  fail_unless(gst_structure_has_name(st, "arcly-switched"), "%s", gst_structure_get_name(st));
+  fail_unless_equals_string(gst_structure_get_string(st, "from"), "live/red");
+  fail_unless_equals_string(gst_structure_get_string(st, "to"), "live/blue");
+  gst_message_unref(m);
+
+  // Back through the URI handler; the other settings stay as they are.
+  GError* err = nullptr;
+  fail_unless(gst_uri_handler_set_uri(GST_URI_HANDLER(src), "arcly://live/red", &err), "%s",
+              err ? err->message : "");
+  pull_until(out, 'b', 'r', &rt, 150);
+  gchar* key = nullptr;
+  g_object_get(src, "stream", &key, nullptr);
+  fail_unless_equals_string(key, "live/red");
+  g_free(key);
+  // A URI that changes what only READY may change is refused, the key kept.
+  fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(src), "arcly://live/blue?latency=99", &err));
+  fail_unless(err && std::strstr(err->message, "latency"), "%s", err ? err->message : "");
+  g_clear_error(&err);
+  // An invalid key: a warning, the source plays on.
+  g_object_set(src, "stream", "not a key", nullptr);
+  m = th::wait_message(sub, GST_MESSAGE_WARNING, 10);
+  fail_unless(m != nullptr, "no warning for an invalid key");
+  GError* warning = nullptr;
+  gst_message_parse_warning(m, &warning, nullptr);
+  fail_unless(std::strstr(warning->message, "\"not a key\"") &&
+                  std::strstr(warning->message, "still playing live/red"),
+              "%s", warning->message);
+  g_clear_error(&warning);
+  gst_message_unref(m);
+  pull_until(out, 'r', 'r', &rt, 5);
+
+  fail_if(gst_app_sink_is_eos(GST_APP_SINK(out)), "EOS on a switch");
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(red);
+  th::stop(blue);
+}
+GST_END_TEST;
+
 // start=keyframe preroll=MS reaches back into an engine's cache window.
 GST_START_TEST(test_keyframe_preroll_window) {
   auto engine = arcly::Engine::builder()
@@ -510,6 +827,11 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_uri_playback);
   tcase_add_test(tc, test_mp4_recording_with_pre_event_footage);
   tcase_add_test(tc, test_pause_resume);
+  tcase_add_test(tc, test_pause_resumes_at_live_edge);
+  tcase_add_test(tc, test_pause_before_first_publisher);
+  tcase_add_test(tc, test_eos_event_finalizes_two_track_recording);
+  tcase_add_test(tc, test_late_audio_track_is_recorded);
+  tcase_add_test(tc, test_switch_streams_while_playing);
   tcase_add_test(tc, test_keyframe_preroll_window);
   tcase_add_test(tc, test_publisher_stop_sends_eos);
   tcase_add_test(tc, test_h265_late_joiner);

@@ -160,10 +160,19 @@ def tool_uses():
         for lit in re.findall(r"\"([^\"\n]*)\"", text):
             for m in piped.finditer(lit + " "):
                 uses.setdefault(m.group(1), rel(path))
-    shell = [p for p in files_under(["pipelines", "scripts", ".ci"])
-             if open(p, errors="replace").readline().startswith("#!") and "python" not in open(p).readline()]
+    shell = [p for p in files_under(["pipelines", "scripts", ".ci", "tests"])
+             if open(p, errors="replace").readline().startswith("#!")
+             and re.search(r"\b(ba)?sh\b", open(p, errors="replace").readline())]
     for path in shell:
+        heredoc = None  # inside a here-document (python code, text): not commands
         for line in open(path, errors="replace"):
+            if heredoc:
+                if line.strip() == heredoc:
+                    heredoc = None
+                continue
+            m = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
+            if m:
+                heredoc = m.group(1)
             line = line.split("#")[0] if not line.lstrip().startswith("#!") else ""
             for part in re.split(r"\|\||&&|\||;|\$\(|\(", line):
                 words = part.split()

@@ -143,11 +143,93 @@ START_TEST(hazards_are_recycled) {
 }
 END_TEST
 
+namespace {
+struct PayloadCounter {
+  std::atomic<std::uint64_t> released{0};
+  static void release(void* self) {
+    static_cast<PayloadCounter*>(self)->released.fetch_add(1, std::memory_order_relaxed);
+  }
+};
+}  // namespace
+
+// Issue 9, defect 2: what is retired but not yet freed is bounded by bytes (not
+// only by a count that grows with the number of hazards) and it is accounted.
+START_TEST(retired_payloads_are_bounded_by_bytes_and_accounted) {
+  static const std::vector<std::uint8_t> big(16 * 1024, 0x42);
+  PayloadCounter pc;
+  {
+    Bus bus(16, 16 * 1024);
+    std::vector<Bus::Hazard*> idle;
+    for (int i = 0; i < 1000; ++i) idle.push_back(bus.acquire_hazard());
+    std::uint64_t most_alive = 0;
+    for (std::uint64_t i = 0; i < 1900; ++i) {
+      auto f = testing::video(i, i % 30 == 0);
+      f.payload = arcly::Bytes::wrap(big.data(), big.size(), &PayloadCounter::release, &pc);
+      bus.publish(std::move(f));
+      const std::uint64_t alive = (i + 1) - pc.released.load();
+      most_alive = std::max(most_alive, alive);
+      ck_assert_uint_eq(alive * big.size(), bus.bytes_held() + bus.bytes_retired());
+    }
+    // The ring's bound plus the retired bound (the larger of max_bytes and 256 KiB).
+    ck_assert_uint_le(most_alive * big.size(), 16 * 1024 + 256 * 1024 + 16 * 1024);
+    for (auto* h : idle) bus.release_hazard(h);
+  }
+  ck_assert_uint_eq(pc.released.load(), 1900);
+}
+END_TEST
+
+// Issue 9, defect 8: a close that races an in-flight publish leaves one final
+// tail: every reader that sees Closed stopped at the same position, and no frame
+// appears after any reader saw Closed.
+START_TEST(close_racing_a_publish_gives_every_reader_the_same_last_frame) {
+  for (int round = 0; round < 300; ++round) {
+    Bus bus(16);
+    constexpr int kReaders = 2;
+    std::uint64_t closed_at[kReaders] = {};
+    std::atomic<int> started{0};
+    std::vector<std::thread> readers;
+    for (int i = 0; i < kReaders; ++i) {
+      readers.emplace_back([&, i] {
+        Reader r(bus);
+        started.fetch_add(1);
+        FrameRef f;
+        std::uint64_t skipped = 0;
+        for (;;) {
+          auto res = r.read(f, skipped);
+          if (res == Bus::Read::Closed) break;
+        }
+        closed_at[i] = r.cursor;
+      });
+    }
+    std::thread publisher([&] {
+      try {
+        for (std::uint64_t i = 0;; ++i) bus.publish(testing::video(i, false));
+      } catch (const arcly::Error&) {
+      }
+    });
+    while (started.load() < kReaders) std::this_thread::yield();
+    std::atomic<int> spin{0};
+    while (spin.fetch_add(1, std::memory_order_relaxed) < round * 37) {
+    }
+    bus.close();
+    publisher.join();
+    for (auto& t : readers) t.join();
+    for (int i = 0; i < kReaders; ++i) {
+      ck_assert_msg(closed_at[i] == bus.tail(), "round %d: reader %d saw Closed at %llu, tail %llu",
+                    round, i, static_cast<unsigned long long>(closed_at[i]),
+                    static_cast<unsigned long long>(bus.tail()));
+    }
+  }
+}
+END_TEST
+
 int main() {
   return testing::run_suite(
       "bus",
       {frames_arrive_in_order_and_shared, a_lagging_reader_learns_exactly_how_many_it_missed,
        close_lets_readers_drain_then_reports_closed, wait_wakes_on_publish_close_timeout_and_stop,
        the_byte_bound_trims_oldest_frames_and_readers_see_the_lag,
-       every_payload_is_released_once_the_ring_and_readers_let_go, hazards_are_recycled});
+       every_payload_is_released_once_the_ring_and_readers_let_go, hazards_are_recycled,
+       retired_payloads_are_bounded_by_bytes_and_accounted,
+       close_racing_a_publish_gives_every_reader_the_same_last_frame});
 }

@@ -134,11 +134,28 @@ START_TEST(legacy_handlers_run_as_inbound_protocols) {
 }
 END_TEST
 
+// Issue 9, defect 9: a moved-from session answers with an error, not a crash.
+START_TEST(a_moved_from_session_reports_an_error_instead_of_crashing) {
+  auto engine = Engine::builder().application(AppSpec("live")).build();
+  IngestContext ctx(engine);
+  auto session = ctx.open_publish(StreamKey::parse("live/cam"));
+  auto moved = std::move(session);
+  ck_assert_text(moved.key().str(), "live/cam");
+  ck_assert_throws_code(session.key(), arcly::Errc::InvalidArgument, "moved");
+  ck_assert_throws_code(session.publish_frame(testing::video(0, true)),
+                        arcly::Errc::InvalidArgument, "moved");
+  ck_assert(session.finished());
+  session.finish();  // harmless
+  ck_assert(!moved.finished());
+}
+END_TEST
+
 int main() {
   return testing::run_suite(
       "inbound",
       {custom_protocol_publishes_through_ingest_context, dropping_session_releases_the_slot,
        finishing_a_session_notifies_subscribers_via_the_bus, serve_stops_every_worker_on_stop,
        a_failing_worker_stops_its_siblings_and_is_reported_by_name,
-       legacy_handlers_run_as_inbound_protocols});
+       legacy_handlers_run_as_inbound_protocols,
+       a_moved_from_session_reports_an_error_instead_of_crashing});
 }

@@ -83,9 +83,42 @@ START_TEST(memory_storage_keeps_committed_objects) {
 }
 END_TEST
 
+namespace {
+class DiscontSink final : public arcly::RecordingSink {
+ public:
+  std::vector<std::pair<std::uint64_t, bool>> writes;  // position, discont
+  void write(const arcly::FrameRef& f, bool discont) override {
+    writes.emplace_back(f.position(), discont);
+  }
+  void flush() override {}
+};
+}  // namespace
+
+// Issue 9, defect 5: on a strict subscription the first frame written after
+// Lagged is flagged DISCONT.
+START_TEST(a_strict_recording_flags_the_first_frame_after_a_lag_discont) {
+  auto engine =
+      arcly::Engine::builder().application(arcly::AppSpec("live").gop_cache(8).ring(16)).build();
+  auto key = arcly::StreamKey::parse("live/cam");
+  auto stream = engine->start_publish(key);
+  auto sub = stream->subscribe({arcly::StartAt::Now, {}, false});
+  for (int i = 0; i < 40; ++i) stream->publish_frame(testing::video(i, i % 10 == 0));
+  engine->end_publish(key);
+  DiscontSink sink;
+  auto result = arcly::drive_recording(sub, sink);
+  ck_assert(result.stream_ended);
+  ck_assert_uint_eq(result.dropped, 40 - 16);
+  ck_assert_uint_eq(sink.writes.size(), 16);
+  ck_assert_uint_eq(sink.writes[0].first, 24);
+  ck_assert_msg(sink.writes[0].second, "the first frame after the lag lacks DISCONT");
+  for (std::size_t i = 1; i < sink.writes.size(); ++i) ck_assert(!sink.writes[i].second);
+}
+END_TEST
+
 int main() {
   return testing::run_suite(
       "record",
       {a_recorder_is_flushed_when_its_publisher_disconnects, object_paths_cannot_escape_the_root,
-       file_storage_commits_atomically_lists_and_removes, memory_storage_keeps_committed_objects});
+       file_storage_commits_atomically_lists_and_removes, memory_storage_keeps_committed_objects,
+       a_strict_recording_flags_the_first_frame_after_a_lag_discont});
 }

@@ -95,10 +95,12 @@ START_TEST(ending_a_stale_handle_does_not_end_its_successor) {
 END_TEST
 
 START_TEST(reaper_ends_silent_streams_and_their_subscribers_see_the_end) {
+  // Driven by hand here: the engine's own reaper is off.
   auto engine = Engine::builder()
                     .application(AppSpec("fast").idle(1s))
                     .application(AppSpec("live").idle(5s))
                     .application(AppSpec("keep"))
+                    .reap_in_background(false)
                     .build();
   auto quiet = engine->start_publish(StreamKey::parse("fast/quiet"));
   auto busy = engine->start_publish(StreamKey::parse("live/busy"));
@@ -127,6 +129,43 @@ START_TEST(close_all_ends_every_stream) {
 }
 END_TEST
 
+// Issue 9, defect 3: the engine's own reaper ends a publisher that went silent
+// (no frame, no finish) after its application's idle timeout.
+START_TEST(the_engine_reaps_a_session_that_goes_silent) {
+  auto engine = Engine::builder().application(AppSpec("live").idle(100ms)).build();
+  auto key = StreamKey::parse("live/wedged");
+  arcly::IngestContext ctx(engine);
+  auto session = ctx.open_publish(key);
+  session.publish_frame(testing::config(0, "sps"));
+  session.publish_frame(testing::video(0, true));
+  auto sub = session.handle()->subscribe();
+  // The session stays open and silent; nothing but the reaper can end it.
+  arcly::Received r;
+  do {
+    r = sub.recv(std::chrono::steady_clock::now() + 10s);
+  } while (r.status == arcly::RecvStatus::Frame);
+  ck_assert_msg(r.status == arcly::RecvStatus::Closed, "status %d", static_cast<int>(r.status));
+  ck_assert(!engine->find_stream(key));
+  ck_assert_throws_code(session.publish_frame(testing::video(1, false)), arcly::Errc::StreamClosed,
+                        "live/wedged");
+}
+END_TEST
+
+// Issue 9, defect 3: the reaper's check and its end are one step under the
+// stream's publish lock: a stream whose newest frame is younger than the
+// timeout at the reaper's `now` is never ended.
+START_TEST(reap_idle_does_not_end_a_stream_that_published_after_now) {
+  auto engine =
+      Engine::builder().application(AppSpec("live").idle(1s)).reap_in_background(false).build();
+  auto stream = engine->start_publish(StreamKey::parse("live/cam"));
+  ck_assert(!stream->close_if_idle(stream->started_at() + 500ms));
+  stream->publish_frame(testing::video(0, true));
+  ck_assert(!stream->close_if_idle(stream->last_frame_at() + 1s));
+  ck_assert(stream->close_if_idle(stream->last_frame_at() + 1s + 1ns));
+  ck_assert(stream->closed());
+}
+END_TEST
+
 int main() {
   return testing::run_suite(
       "registry",
@@ -135,5 +174,7 @@ int main() {
        invalid_app_specs_are_refused_naming_the_field, get_stream_finds_only_live_streams,
        wait_for_stream_returns_when_published_times_out_or_is_cancelled,
        ending_a_stale_handle_does_not_end_its_successor,
-       reaper_ends_silent_streams_and_their_subscribers_see_the_end, close_all_ends_every_stream});
+       reaper_ends_silent_streams_and_their_subscribers_see_the_end, close_all_ends_every_stream,
+       the_engine_reaps_a_session_that_goes_silent,
+       reap_idle_does_not_end_a_stream_that_published_after_now});
 }

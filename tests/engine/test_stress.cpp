@@ -113,14 +113,20 @@ START_TEST(sixty_four_subscribers_see_every_frame_or_a_counted_gap) {
       }
       std::uint64_t expect = 0;
       bool first = true;
+      // A joiner (not resilient) lagged before its first frame continues at the
+      // oldest frame the ring holds, which may be mid-GOP: that is the lag's
+      // contract, not a bad start (it happens under TSan's slowdown).
+      bool lagged_first = false;
       for (int n = 0; n < 200; ++n) {
         r = sub.recv();
         if (r.status == RecvStatus::Closed) return;
         if (r.status == RecvStatus::Lagged) {  // counted, allowed
+          if (first) lagged_first = true;
           expect += r.skipped;
           continue;
         }
-        if (first && !r.frame->is_keyframe()) joiner_failure = "late joiner began mid-GOP";
+        if (first && !lagged_first && !r.frame->is_keyframe())
+          joiner_failure = "late joiner began mid-GOP";
         if (!first && r.frame.position() != expect) joiner_failure = "late joiner saw a gap";
         first = false;
         expect = r.frame.position() + 1;

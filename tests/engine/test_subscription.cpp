@@ -279,18 +279,118 @@ START_TEST(subscriptions_can_move_and_release_their_slot) {
 }
 END_TEST
 
+// Issue 9, defect 1: a resync that must wait for a keyframe still delivers the
+// configs that changed inside the overwritten range, in front of that keyframe.
+START_TEST(a_resync_waiting_for_a_keyframe_delivers_the_changed_config_first) {
+  auto engine = engine_with(AppSpec("live").gop_cache(4).ring(16));
+  auto stream = engine->start_publish(StreamKey::parse("live/cam"));
+  auto sub = stream->subscribe({StartAt::Keyframe, {}, true});
+  stream->publish_frame(testing::config(0, "sps-a"));
+  stream->publish_frame(testing::video(0, true));
+  ck_assert_text(next_text(sub), "sps-a");
+  ck_assert_text(next_text(sub), "frame-0");
+  for (int i = 1; i <= 20; ++i) stream->publish_frame(testing::video(i, false));
+  stream->publish_frame(testing::config(0, "sps-b"));
+  for (int i = 21; i <= 40; ++i) stream->publish_frame(testing::video(i, false));
+  ck_assert(sub.try_recv().status == RecvStatus::Empty);
+  stream->publish_frame(testing::video(41, true));
+  ck_assert_text(next_text(sub), "sps-b");
+  auto key = sub.try_recv();
+  ck_assert_text(testing::text(key.frame), "frame-41");
+  ck_assert(key.discont);
+}
+END_TEST
+
+// Issue 9, defect 1: a strict subscriber that lagged past a config change gets
+// that config before the first frame it reads after Lagged.
+START_TEST(a_strict_subscriber_gets_the_changed_config_after_lagged) {
+  auto engine = engine_with(AppSpec("live").gop_cache(4).ring(16));
+  auto stream = engine->start_publish(StreamKey::parse("live/cam"));
+  auto sub = stream->subscribe({StartAt::Keyframe, {}, false});
+  stream->publish_frame(testing::config(0, "sps-a"));
+  stream->publish_frame(testing::video(0, true));
+  ck_assert_text(next_text(sub), "sps-a");
+  ck_assert_text(next_text(sub), "frame-0");
+  for (int i = 1; i <= 20; ++i) stream->publish_frame(testing::video(i, false));
+  stream->publish_frame(testing::config(0, "sps-b"));  // position 22
+  for (int i = 21; i <= 40; ++i) stream->publish_frame(testing::video(i, false));
+  auto r = sub.try_recv();
+  ck_assert(r.status == RecvStatus::Lagged);
+  ck_assert_text(next_text(sub), "sps-b");
+  ck_assert_text(next_text(sub), "frame-" + std::to_string(43 - 16 - 2));  // oldest held
+}
+END_TEST
+
+// Issue 9, defect 4: anchors belong to the primary track, and every other track
+// a joiner receives starts at a keyframe of that track.
+START_TEST(a_joiner_starts_every_track_at_a_keyframe_of_that_track) {
+  auto engine = engine_with(AppSpec("live"));
+  auto stream = engine->start_publish(StreamKey::parse("live/cam"));
+  stream->publish_frame(testing::video(0, true, 0));
+  stream->publish_frame(testing::video(1, false, 1));  // track 1 before its first keyframe
+  stream->publish_frame(testing::video(2, false, 0));
+  stream->publish_frame(testing::video(3, true, 1));  // track 1's keyframe: not an anchor
+  stream->publish_frame(testing::video(4, false, 0));
+  auto sub = stream->subscribe();
+  ck_assert_text(next_text(sub), "frame-0");
+  ck_assert_text(next_text(sub), "frame-2");  // frame-1 skipped: track 1 has not started
+  ck_assert_text(next_text(sub), "frame-3");
+  ck_assert_text(next_text(sub), "frame-4");
+  ck_assert(sub.try_recv().status == RecvStatus::Empty);
+  ck_assert_uint_eq(sub.dropped(), 0);
+}
+END_TEST
+
+START_TEST(a_data_only_stream_starts_a_joiner_at_its_newest_frame) {
+  auto engine = engine_with(AppSpec("live"));
+  auto stream = engine->start_publish(StreamKey::parse("live/telemetry"));
+  for (int i = 0; i < 3; ++i) {
+    arcly::MediaFrame f;
+    f.kind = arcly::MediaKind::Data;
+    f.track = 2;
+    f.pts = i * 1'000'000;
+    f.payload = testing::seq_payload(static_cast<std::uint64_t>(i));
+    stream->publish_frame(std::move(f));
+  }
+  auto sub = stream->subscribe();
+  ck_assert_text(next_text(sub), "frame-2");
+}
+END_TEST
+
+// Issue 9, defect 9: subscribing after the end is allowed and sees the end.
+START_TEST(a_subscription_taken_after_the_end_drains_then_sees_closed) {
+  auto engine = engine_with(AppSpec("live"));
+  auto key = StreamKey::parse("live/cam");
+  auto stream = engine->start_publish(key);
+  stream->publish_frame(testing::video(0, true));
+  engine->end_publish(key);
+  auto sub = stream->subscribe();
+  ck_assert_text(next_text(sub), "frame-0");
+  ck_assert(sub.try_recv().status == RecvStatus::Closed);
+}
+END_TEST
+
 int main() {
-  return testing::run_suite(
-      "subscription",
-      {late_joiner_gets_configs_then_cached_gop_then_live_without_gap,
-       a_config_change_inside_the_cached_gop_arrives_in_order_once,
-       next_keyframe_skips_the_cache_and_waits, start_now_takes_the_live_edge,
-       preroll_starts_at_an_older_keyframe_covering_the_window,
-       without_window_only_the_newest_gop_is_cached, frame_and_byte_bounds_limit_what_is_replayed,
-       a_stream_without_keyframes_holds_a_bounded_amount, audio_only_streams_anchor_on_audio_frames,
-       strict_subscriber_gets_lagged_with_the_skip_count,
-       resilient_subscriber_resumes_at_the_newest_keyframe_and_counts_drops,
-       resilient_subscriber_without_a_usable_keyframe_waits_for_one,
-       ending_the_publish_drains_then_closes_every_subscriber, close_wakes_every_blocked_subscriber,
-       recv_honours_deadline_and_stop_token, subscriptions_can_move_and_release_their_slot});
+  return testing::run_suite("subscription",
+                            {late_joiner_gets_configs_then_cached_gop_then_live_without_gap,
+                             a_config_change_inside_the_cached_gop_arrives_in_order_once,
+                             next_keyframe_skips_the_cache_and_waits,
+                             start_now_takes_the_live_edge,
+                             preroll_starts_at_an_older_keyframe_covering_the_window,
+                             without_window_only_the_newest_gop_is_cached,
+                             frame_and_byte_bounds_limit_what_is_replayed,
+                             a_stream_without_keyframes_holds_a_bounded_amount,
+                             audio_only_streams_anchor_on_audio_frames,
+                             strict_subscriber_gets_lagged_with_the_skip_count,
+                             resilient_subscriber_resumes_at_the_newest_keyframe_and_counts_drops,
+                             resilient_subscriber_without_a_usable_keyframe_waits_for_one,
+                             ending_the_publish_drains_then_closes_every_subscriber,
+                             close_wakes_every_blocked_subscriber,
+                             recv_honours_deadline_and_stop_token,
+                             subscriptions_can_move_and_release_their_slot,
+                             a_resync_waiting_for_a_keyframe_delivers_the_changed_config_first,
+                             a_strict_subscriber_gets_the_changed_config_after_lagged,
+                             a_joiner_starts_every_track_at_a_keyframe_of_that_track,
+                             a_data_only_stream_starts_a_joiner_at_its_newest_frame,
+                             a_subscription_taken_after_the_end_drains_then_sees_closed});
 }

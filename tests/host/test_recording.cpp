@@ -275,8 +275,11 @@ START_TEST(a_track_the_format_cannot_hold_is_an_error_naming_the_codec_never_rec
   const auto cam = files_under(dir + "/mkv/live/cam", ".mkv");
   const auto mjpeg = files_under(dir + "/mkv/live/mjpeg", ".mkv");
   ck_assert(!cam.empty() && !mjpeg.empty());
-  ck_assert_str_eq(ffprobe_streams(cam.front()).c_str(), "video,audio");
-  ck_assert_str_eq(ffprobe_streams(mjpeg.front()).c_str(), "video");
+  // ck_assert_str_eq keeps the raw pointers past the full expression: name the strings.
+  const std::string cam_streams = ffprobe_streams(cam.front());
+  const std::string mjpeg_streams = ffprobe_streams(mjpeg.front());
+  ck_assert_str_eq(cam_streams.c_str(), "video,audio");
+  ck_assert_str_eq(mjpeg_streams.c_str(), "video");
   fs::remove_all(dir);
 }
 END_TEST
@@ -428,7 +431,8 @@ START_TEST(a_full_disk_with_nothing_to_free_is_an_error_and_the_unfinished_segme
       text, m, std::regex("\"type\":\"segment-recovered\"[^}]*\"location\":\"([^\"]+)\"")));
   const std::string recovered = m[1];
   ck_assert_msg(recovered.ends_with(".mp4"), "%s", recovered.c_str());
-  ck_assert_str_eq(ffprobe_streams(recovered).c_str(), "video");
+  const std::string recovered_streams = ffprobe_streams(recovered);
+  ck_assert_str_eq(recovered_streams.c_str(), "video");
   ck_assert_msg(discover(recovered) > 0.5, "GstDiscoverer cannot play %s", recovered.c_str());
   ck_assert(files_under(disk.dir, ".partial").empty());
   fs::remove_all(disk.dir + "/live");
@@ -487,7 +491,9 @@ START_TEST(segments_are_named_by_the_capture_time_of_their_first_frame) {
   // The event carries the same capture time.
   char iso[64];
   std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &name_tm);
-  ck_assert_str_eq(m[5].str().c_str(), (std::string(iso) + "." + m[4].str() + "Z").c_str());
+  const std::string event_time = m[5].str();
+  const std::string name_time = std::string(iso) + "." + m[4].str() + "Z";
+  ck_assert_str_eq(event_time.c_str(), name_time.c_str());
   fs::remove_all(dir);
 }
 END_TEST

@@ -3,9 +3,9 @@
 
 #include "../engine/check_main.hpp"
 #include "backoff.hpp"
+#include "rtsp_worker.hpp"
 #include "source_worker.hpp"
 #include "srt_worker.hpp"
-#include "rtsp_worker.hpp"
 #include "url.hpp"
 
 using namespace std::chrono_literals;
@@ -21,7 +21,7 @@ START_TEST(urls_split_credentials_and_redact_them) {
   ck_assert_int_eq(parse_url("srt://:9000").port, 9000);
   ck_assert_text(parse_url("rtsp://[::1]:8554/a").host, "::1");
   ck_assert_text(redact("failed: rtsp://u:p@h/x and rtsp://h2/y"),
-                   "failed: rtsp://***@h/x and rtsp://h2/y");
+                 "failed: rtsp://***@h/x and rtsp://h2/y");
 }
 END_TEST
 
@@ -75,6 +75,10 @@ START_TEST(key_patterns_glob) {
   ck_assert(!key_matches("live/*", "vod/cam"));
   ck_assert(key_matches("live/cam?", "live/cam7"));
   ck_assert(!key_matches("live/cam?", "live/cam"));
+  ck_assert(key_matches(
+      "*",
+      "*a*b"));  // a literal '*' in the text does not disarm the wildcard (found by fuzz-stream_id)
+  ck_assert(key_matches("live/*", "live/*x"));
   ck_assert(key_matches("*/door*", "site1/door-east"));
 }
 END_TEST
@@ -98,7 +102,8 @@ START_TEST(srt_listener_vets_callers) {
   s.tokens = {{"live/vip*", "letmein"}};
   SrtWorker w({}, s);
   ck_assert_text(w.vet_caller("#!::r=live/cam,m=publish"), "");
-  ck_assert(w.vet_caller("#!::r=vod/cam,m=publish").find("not in the allowed") != std::string::npos);
+  ck_assert(w.vet_caller("#!::r=vod/cam,m=publish").find("not in the allowed") !=
+            std::string::npos);
   ck_assert(w.vet_caller("#!::r=live/cam,m=request").find("m=request") != std::string::npos);
   ck_assert(w.vet_caller("#!::r=live/vip1").find("token") != std::string::npos);
   ck_assert_text(w.vet_caller("#!::r=live/vip1,token=letmein"), "");
@@ -110,10 +115,9 @@ END_TEST
 
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
-  return testing::run_suite("ingest-units",
-                            {urls_split_credentials_and_redact_them,
-                             bad_urls_are_refused_without_showing_the_password,
-                             backoff_doubles_with_jitter_up_to_the_max_and_resets,
-                             streamids_in_every_form, key_patterns_glob, srt_settings_are_checked,
-                             srt_listener_vets_callers});
+  return testing::run_suite(
+      "ingest-units",
+      {urls_split_credentials_and_redact_them, bad_urls_are_refused_without_showing_the_password,
+       backoff_doubles_with_jitter_up_to_the_max_and_resets, streamids_in_every_form,
+       key_patterns_glob, srt_settings_are_checked, srt_listener_vets_callers});
 }

@@ -4,6 +4,12 @@
 // is published by start_publish(key) and ends with end_publish(key) (or when the
 // idle reaper finds it silent): its subscribers then drain and see Closed.
 //
+// Idle reaper. If any application has an idle timeout, the engine runs its own
+// reaper thread (started by build(), stopped and joined by the engine's
+// destructor) that calls reap_idle() every quarter of the shortest timeout
+// (between 10 ms and 1 s). A program that wants to drive reaping itself builds
+// the engine with reap_in_background(false) and calls reap_idle().
+//
 // Errors (arcly::Error): a duplicate publish is StreamAlreadyPublishing, a full
 // application PublisherLimitReached, an unconfigured application
 // UnknownApplication (unless the engine accepts any application), a missing
@@ -22,11 +28,13 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "arcly/stream.hpp"
 #include "arcly/stream_key.hpp"
+#include "arcly/worker_events.hpp"
 
 namespace arcly {
 
@@ -121,22 +129,35 @@ class Engine final : public PublishRegistry,
   std::optional<AppSpec> application(const std::string& app) const;
 
   // Ends every publish whose last frame (or start, if none) is older than its
-  // app's idle timeout at `now`. Returns how many were ended.
+  // app's idle timeout at `now`; each check-and-end is atomic with that stream's
+  // publishes (Stream::close_if_idle). Returns how many were ended.
   std::size_t reap_idle(std::chrono::steady_clock::time_point now);
   std::size_t reap_idle() { return reap_idle(std::chrono::steady_clock::now()); }
 
   // Runs every worker on its own thread until all have returned. `stop` (or the
   // first worker that throws) asks every worker to stop. Rethrows the first
   // worker failure as Error{WorkerFailed} naming the worker.
+  // Each worker's lifecycle (started, stopped, failed with the reason) goes to
+  // the builder's on_worker_event observer and to worker_counts().
   void serve(const std::vector<std::shared_ptr<InboundProtocol>>& workers,
              std::stop_token stop = {});
+  // Runs the workers registered with EngineBuilder::protocol (see above).
+  void serve(std::stop_token stop = {});
+  WorkerCounts worker_counts() const { return worker_tally_.counts(); }
 
   // Ends every publish (subscribers see Closed).
   void close_all();
 
+  // Stops and joins the reaper thread (if any).
+  ~Engine() override;
+
+  // The period of the engine's own reaper (zero if it runs none).
+  std::chrono::nanoseconds reaper_period() const { return reaper_period_; }
+
  private:
   friend class EngineBuilder;
   Engine(std::map<std::string, AppSpec> apps, std::optional<AppSpec> any_app);
+  void start_reaper();
   const AppSpec& spec_for(const StreamKey& key) const;  // throws UnknownApplication
 
   const std::map<std::string, AppSpec> apps_;
@@ -147,6 +168,16 @@ class Engine final : public PublishRegistry,
   std::unordered_map<StreamKey, StreamHandle> streams_;
   std::map<std::string, std::size_t> publishers_per_app_;
   std::uint64_t next_instance_ = 1;
+
+  // Set once by the builder, read-only afterwards.
+  std::vector<std::shared_ptr<InboundProtocol>> workers_;
+  WorkerObserver worker_observer_;
+  WorkerTally worker_tally_;
+
+  std::chrono::nanoseconds reaper_period_{0};
+  std::mutex reaper_mutex_;
+  std::condition_variable_any reaper_cv_;
+  std::jthread reaper_;  // last: stopped first
 };
 
 class EngineBuilder {
@@ -155,12 +186,23 @@ class EngineBuilder {
   EngineBuilder& application(AppSpec spec);
   // Accept keys of any application, using `defaults` (its name is ignored).
   EngineBuilder& accept_any_application(AppSpec defaults = AppSpec{});
+  // Whether the engine runs its own idle reaper thread (default: yes, when an
+  // application has an idle timeout). Off: the program calls reap_idle().
+  EngineBuilder& reap_in_background(bool on);
+  // Registers an ingest worker that Engine::serve(stop) runs. Throws
+  // Error{InvalidArgument} for a null worker.
+  EngineBuilder& protocol(std::shared_ptr<InboundProtocol> worker);
+  // Receives every worker's lifecycle events (see worker_events.hpp).
+  EngineBuilder& on_worker_event(WorkerObserver observer);
   // Throws Error{InvalidArgument} for an invalid spec.
   std::shared_ptr<Engine> build();
 
  private:
+  std::vector<std::shared_ptr<InboundProtocol>> workers_;
+  WorkerObserver worker_observer_;
   std::map<std::string, AppSpec> apps_;
   std::optional<AppSpec> any_app_;
+  bool reap_in_background_ = true;
 };
 
 }  // namespace arcly

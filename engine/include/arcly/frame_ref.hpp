@@ -15,10 +15,16 @@
 namespace arcly {
 
 namespace detail {
+// Marks the stream sets at publish time (never changed afterwards).
+inline constexpr std::uint8_t kMarkAnchor = 1;      // a joiner may start here (primary track)
+inline constexpr std::uint8_t kMarkTrackStart = 2;  // its track may start here (a keyframe, or
+                                                    // any frame of a track without keyframes)
 struct FrameNode {
-  FrameNode(std::uint64_t pos, MediaFrame f) : position(pos), frame(std::move(f)) {}
+  FrameNode(std::uint64_t pos, MediaFrame f, std::uint8_t m = 0)
+      : position(pos), marks(m), frame(std::move(f)) {}
   std::atomic<std::uint32_t> refs{1};
   const std::uint64_t position;
+  const std::uint8_t marks;
   const MediaFrame frame;
 };
 
@@ -50,6 +56,12 @@ class FrameRef {
   const MediaFrame* operator->() const { return &node_->frame; }
   const MediaFrame& frame() const { return node_->frame; }
   std::uint64_t position() const { return node_->position; }
+  // Decided by the stream when the frame was published: a late joiner may start
+  // here (a keyframe of the stream's primary track) ...
+  bool is_anchor() const { return (node_->marks & detail::kMarkAnchor) != 0; }
+  // ... and a track may start here (a keyframe, or any frame of a track that
+  // has no keyframes, e.g. data).
+  bool starts_track() const { return (node_->marks & detail::kMarkTrackStart) != 0; }
   // Identity of the shared node (two refs to the same publish compare equal).
   const void* id() const { return node_; }
 

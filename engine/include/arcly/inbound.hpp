@@ -27,24 +27,35 @@ namespace arcly {
 class PublishSession {
  public:
   PublishSession(StreamHandle stream, std::shared_ptr<PublishRegistry> registry);
-  ~PublishSession();
-  PublishSession(PublishSession&& other) noexcept;
-  PublishSession& operator=(PublishSession&& other) noexcept;
+  PublishSession(PublishSession&& other) noexcept = default;
+  PublishSession& operator=(PublishSession&& other) noexcept = default;  // ends its own first
   PublishSession(const PublishSession&) = delete;
   PublishSession& operator=(const PublishSession&) = delete;
 
-  const StreamKey& key() const { return stream_->key(); }
+  // A moved-from session has no stream: key() and publish_frame() throw
+  // Error{InvalidArgument}, handle() is null, finished() is true.
+  const StreamKey& key() const { return stream().key(); }
   const StreamHandle& handle() const { return stream_; }
   // Returns the live subscriber count; throws Error{StreamClosed} once ended.
-  std::size_t publish_frame(MediaFrame frame) { return stream_->publish_frame(std::move(frame)); }
+  std::size_t publish_frame(MediaFrame frame) { return stream().publish_frame(std::move(frame)); }
+  // Every track's config is published (see Stream::declare_tracks_complete).
+  void declare_tracks_complete() { stream().declare_tracks_complete(); }
   // Releases the publish slot (idempotent).
-  void finish();
-  bool finished() const { return released_; }
+  void finish() { claim_.reset(); }
+  bool finished() const { return !claim_; }
 
  private:
+  // The publish slot: released (end_publish) when destroyed, so destruction,
+  // finish() and move-assignment all release it, and moves need no code.
+  struct Claim {
+    StreamHandle stream;
+    std::shared_ptr<PublishRegistry> registry;
+    ~Claim();
+  };
+  Stream& stream() const;
+
   StreamHandle stream_;
-  std::shared_ptr<PublishRegistry> registry_;
-  bool released_ = false;
+  std::unique_ptr<Claim> claim_;
 };
 
 class IngestContext {

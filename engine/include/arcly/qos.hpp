@@ -44,6 +44,7 @@ struct QosSnapshot {
   std::chrono::nanoseconds since_last_frame{-1};  // -1 if no frame yet
   std::uint64_t cached_frames = 0;                // frames a late joiner would replay now
   std::size_t ring_bytes = 0;                     // payload bytes held by the bus
+  std::size_t retired_bytes = 0;                  // overwritten, not yet freed (bounded)
 };
 
 class QosCounters {

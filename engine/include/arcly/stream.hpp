@@ -7,7 +7,8 @@
 // Threads: publish_frame() may be called from any thread; concurrent publishers
 // (e.g. the audio and video pads of one sink) are serialized by a short,
 // uncontended-in-practice publish lock — the Bus underneath is single-producer.
-// Subscribers never take that lock. Everything else may be called from any thread.
+// Waking subscribers happens after that lock is released. Subscribers never take
+// it. Everything else may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -41,8 +42,9 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // Error{StreamClosed} once the publish has ended.
   std::size_t publish_frame(MediaFrame frame);
 
-  // Throws Error{SubscriberLimitReached} at the app's per-stream limit, or
-  // Error{StreamClosed} if the publish already ended.
+  // Throws Error{SubscriberLimitReached} at the app's per-stream limit. After the
+  // publish ended it still succeeds: the subscription drains what the ring holds,
+  // then sees Closed.
   Subscription subscribe(const SubscribeOptions& options = {});
   Subscription subscribe_resilient(StartAt start = StartAt::Keyframe);
 
@@ -52,6 +54,16 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // The newest config frame of each track.
   std::vector<FrameRef> cached_configs() const { return gop_.configs(); }
 
+  // The publisher's word that every track it will have is announced: each
+  // track's config is published (so it is in cached_configs()). A subscriber
+  // may then close its set of outputs (GStreamer's no-more-pads) as soon as it
+  // has seen those configs, instead of waiting for tracks that come late (an
+  // audio track whose caps follow the first video keyframe). Publishers that
+  // cannot tell never declare it; subscribers then wait a bounded time. Call it
+  // after publishing the last config (release: the configs happen before).
+  void declare_tracks_complete() { tracks_complete_.store(true, std::memory_order_release); }
+  bool tracks_complete() const { return tracks_complete_.load(std::memory_order_acquire); }
+
   QosSnapshot qos() const;
   std::size_t subscriber_count() const { return subscribers_.load(std::memory_order_acquire); }
   std::chrono::steady_clock::time_point last_frame_at() const { return qos_.last_frame_at(); }
@@ -60,6 +72,11 @@ class Stream : public std::enable_shared_from_this<Stream> {
 
   // Ends the stream: publishing is refused, subscribers drain then see Closed.
   void close() { bus_.close(); }
+  // The idle reaper's step: ends the stream if its newest frame (or its start)
+  // is older than the idle timeout at `now`, deciding and ending under the
+  // publish lock so that a publish cannot slip in between. Returns true if it
+  // ended the stream (false with no timeout, or if already ended).
+  bool close_if_idle(std::chrono::steady_clock::time_point now);
   bool closed() const { return bus_.closed(); }
 
   // For Subscription (same module).
@@ -82,6 +99,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   std::uint64_t bytes_total_ = 0;  // guarded by publish_mutex_
 
   std::atomic<std::size_t> subscribers_{0};
+  std::atomic<bool> tracks_complete_{false};
   mutable std::mutex subscribers_mutex_;
   std::vector<std::shared_ptr<SubscriberCounters>> subscriber_counters_;
   std::uint64_t next_subscriber_id_ = 1;

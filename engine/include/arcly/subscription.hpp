@@ -2,27 +2,38 @@
 //
 // A subscription is just a position on the stream's Bus plus a little state:
 //
-// * Start. `StartAt::Keyframe` (default) delivers the newest config of every
-//   track, then the cached GOP from its keyframe, then live frames — one unbroken
-//   sequence. With `preroll` > 0 it starts at an older cached keyframe so that the
-//   first frame is at least `preroll` before the live edge (pre-event footage).
-//   `StartAt::NextKeyframe` delivers configs, then waits for the next keyframe of
-//   the primary track (what `tee` does). `StartAt::Now` starts at the live edge
+// * Start. `StartAt::Keyframe` (default) delivers the config of every track that
+//   is current at the newest anchor (a keyframe of the primary track, see
+//   gop_cache.hpp), then the cached GOP from that anchor, then live frames — one
+//   unbroken sequence. With `preroll` > 0 it starts at an older cached anchor so
+//   that the first frame is at least `preroll` before the live edge (pre-event
+//   footage). `StartAt::NextKeyframe` delivers the current configs, then waits
+//   for the next anchor (what `tee` does). `StartAt::Now` starts at the live edge
 //   with no wait for a keyframe (for tests and data tracks).
+// * Tracks. After a start at an anchor, every other track begins at a frame that
+//   starts that track (its keyframe; any frame of a track without keyframes):
+//   a joiner never gets a delta of a track whose keyframe it did not get.
 // * Lag, strict mode. If the ring overwrote what it had not read, recv() returns
-//   Lagged with the exact number of frames skipped; the next recv() continues at
-//   the oldest frame still held.
-// * Lag, resilient mode. The subscription instead jumps to the newest cached
-//   keyframe (re-sending any config that changed), counts the frames it dropped,
-//   and flags the next frame `discont` with `skipped` = frames dropped before it.
+//   Lagged with the exact number of frames skipped; the next recv() delivers the
+//   configs current at the oldest frame still held (those not delivered yet),
+//   then continues at that frame.
+// * Lag, resilient mode. The subscription resyncs: to the newest cached anchor,
+//   or, if none is usable, to the next anchor the ring brings (skipping what
+//   comes before it). Either way the configs current at that anchor that it has
+//   not delivered come first, then the anchor, flagged `discont` with `skipped`
+//   = frames dropped before it. Joining and both lag cases use one routine.
 // * End. After the publish ends, recv() drains what is still readable, then
-//   returns Closed — forever after.
+//   returns Closed — forever after. A subscription taken after the end drains
+//   what the ring holds the same way.
+// * Readiness. try_recv() never blocks. watch(waker) lets one thread serve many
+//   subscriptions (see readiness.hpp); recv() blocks one thread per subscriber.
 // * Threads. A subscription is used by one thread at a time (it may move between
-//   threads). cancel() may be called from any thread to wake a blocked recv().
+//   threads). To wake a blocked recv(), request stop on the token passed to it.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <stop_token>
 #include <vector>
@@ -35,6 +46,7 @@ namespace arcly {
 
 class Stream;
 class StreamKey;
+class Waker;
 
 enum class StartAt { Keyframe, NextKeyframe, Now };
 
@@ -56,6 +68,7 @@ struct Received {
 
 class Subscription {
  public:
+  // Throws Error{SubscriberLimitReached}; nothing stays attached after a throw.
   Subscription(std::shared_ptr<Stream> stream, const SubscribeOptions& options);
   ~Subscription();
   Subscription(Subscription&&) noexcept;
@@ -63,7 +76,7 @@ class Subscription {
   Subscription(const Subscription&) = delete;
   Subscription& operator=(const Subscription&) = delete;
 
-  // Never blocks: Frame, Lagged, Empty or Closed.
+  // Never blocks: Frame, Lagged, Empty or Closed (also for a moved-from one).
   Received try_recv();
   // Blocks until a result, the deadline (Timeout) or `stop` (Cancelled).
   Received recv(
@@ -77,13 +90,22 @@ class Subscription {
   // FrameRef once the stream has ended.
   FrameRef next_frame(std::stop_token stop = {});
 
+  // Readiness (readiness.hpp): a publish or the end of this subscription's
+  // stream notifies `waker` (once per waker per stream, however many of its
+  // subscriptions watch). Replaces an earlier watch. After watch() returns, poll
+  // once: what was published before is not notified. Thread: the owner.
+  void watch(std::shared_ptr<Waker> waker);
+  void unwatch();
+  // Cheap check: would try_recv() possibly return something other than Empty?
+  bool ready() const;
+
   // The bus tail when the subscription started: frames at lower positions came
   // from the GOP cache, the rest are live.
   std::uint64_t live_edge() const { return live_edge_; }
   bool from_cache(const FrameRef& f) const { return f.position() < live_edge_; }
 
-  const StreamKey& key() const;
-  const std::shared_ptr<Stream>& stream() const { return stream_; }
+  const StreamKey& key() const;  // throws Error{InvalidArgument} on a moved-from one
+  const std::shared_ptr<Stream>& stream() const { return att_.stream; }
   bool resilient() const { return options_.resilient; }
   std::uint64_t delivered() const;
   std::uint64_t dropped() const;
@@ -91,32 +113,56 @@ class Subscription {
   std::uint64_t backlog() const;
 
  private:
+  // The stream, this subscriber's hazard, counters and watch, released together
+  // (RAII) on destruction and move-assignment; the other members are plain values,
+  // so the defaulted moves stay right whatever fields are added.
+  struct Attachment {
+    Attachment() = default;
+    explicit Attachment(std::shared_ptr<Stream> s);
+    ~Attachment() { reset(); }
+    Attachment(Attachment&& o) noexcept;
+    Attachment& operator=(Attachment&& o) noexcept;
+    void reset() noexcept;
+    std::shared_ptr<Stream> stream;
+    Bus::Hazard* hazard = nullptr;
+    std::shared_ptr<SubscriberCounters> counters;
+    std::shared_ptr<Waker> waker;
+  };
+  // What the ring's frames pass through before they are delivered.
+  enum class Gate : std::uint8_t {
+    None,    // deliver every frame (StartAt::Now; strict after Lagged)
+    Anchor,  // skip to the next anchor; hold configs seen meanwhile
+    Tracks,  // started at an anchor: each other track from its first start frame
+  };
+
+  void resync(bool joining);
   Received deliver(FrameRef f);
-  Received on_lagged(std::uint64_t skipped);
+  void skip();
   void count_dropped(std::uint64_t n);
   void queue_configs(const std::vector<FrameRef>& configs);
-  void release();
+  void hold_config(FrameRef config);
+  bool already_delivered(const FrameRef& config) const;
+  void remember_config(const FrameRef& config);
+  bool track_started(std::uint32_t track) const;
 
-  std::shared_ptr<Stream> stream_;
+  Attachment att_;
   SubscribeOptions options_;
-  Bus::Hazard* hazard_ = nullptr;
-  std::shared_ptr<SubscriberCounters> counters_;
-  std::vector<FrameRef> pending_;  // configs to deliver before the next ring frame
+  std::deque<FrameRef> pending_;  // to deliver before the next ring frame, in order
+  std::vector<FrameRef> held_;    // Gate::Anchor: configs to send in front of the anchor
   struct DeliveredConfig {
     std::uint32_t track;
     const void* id;
   };
   std::vector<DeliveredConfig> delivered_configs_;  // the config last delivered per track
-  bool already_delivered(const FrameRef& config) const;
-  void remember_config(const FrameRef& config);
+  std::vector<std::uint32_t> started_tracks_;       // Gate::Tracks
   std::uint64_t cursor_ = 0;
   std::uint64_t live_edge_ = 0;
   std::uint64_t carry_skipped_ = 0;  // resilient: drops not yet reported
-  bool waiting_keyframe_ = false;
-  bool count_skips_ = false;  // frames skipped while waiting for a keyframe are drops
-  bool discont_pending_ = false;
+  std::uint64_t since_empty_ = 0;    // frames read since recv() last found nothing
+  Gate gate_ = Gate::None;
+  bool skips_are_drops_ = false;  // frames skipped by the gate after a lag are drops
+  bool discont_pending_ = false;  // the next media frame follows a gap
   bool closed_ = false;
-  std::uint64_t since_empty_ = 0;  // frames read since recv() last found nothing
 };
 
 }  // namespace arcly

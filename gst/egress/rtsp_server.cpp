@@ -1,0 +1,902 @@
+#include "rtsp_server.hpp"
+
+#include <gst/rtsp-server/rtsp-server.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "arcly/engine.hpp"
+#include "arcly/error.hpp"
+#include "arcly/stream_key.hpp"
+#include "engine_registry.hpp"
+#include "srt_worker.hpp"  // key_matches
+
+GST_DEBUG_CATEGORY_STATIC(arcly_egress_debug);
+#define GST_CAT_DEFAULT arcly_egress_debug
+
+namespace arcly::egress {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+void ensure_debug_category() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    GST_DEBUG_CATEGORY_INIT(arcly_egress_debug, "arclyegress", 0, "arcly network egress");
+  });
+}
+
+// "/live/cam/stream=0" -> "live/cam" (the first two path segments, unvalidated).
+std::string key_text(const char* abspath) {
+  std::string_view p = abspath ? abspath : "";
+  while (p.starts_with('/')) p.remove_prefix(1);
+  const auto first = p.find('/');
+  if (first == std::string_view::npos) return std::string(p);
+  const auto second = p.find('/', first + 1);
+  return std::string(p.substr(0, second));
+}
+
+// The value of `name` in a query "a=1&start=keyframe" (nullopt if absent).
+std::optional<std::string> query_value(const char* query, std::string_view name) {
+  std::string_view q = query ? query : "";
+  while (!q.empty()) {
+    const auto amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    // A control suffix ("start=keyframe/stream=0") is not part of the value.
+    pair = pair.substr(0, pair.find('/'));
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name)
+      return std::string(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+  }
+  return std::nullopt;
+}
+
+std::optional<RtspStart> parse_start(const std::string& value) {
+  if (value == "live-edge") return RtspStart::LiveEdge;
+  if (value == "keyframe") return RtspStart::Keyframe;
+  return std::nullopt;
+}
+
+const char* start_name(RtspStart s) {
+  return s == RtspStart::Keyframe ? "keyframe" : "live-edge";
+}
+
+bool any_match(const std::vector<std::string>& patterns, const std::string& key) {
+  for (const auto& p : patterns)
+    if (ingest::key_matches(p, key)) return true;
+  return false;
+}
+
+// Counted by a pad probe of the reader's media; outlives it if stats hold it.
+struct ReaderCounters {
+  std::atomic<std::uint64_t> bytes{0};
+  std::atomic<std::uint64_t> packets{0};
+};
+
+}  // namespace
+
+struct RtspServer::Shared {
+  RtspServerSettings settings;
+  std::shared_ptr<Engine> engine;
+  GMainContext* context = nullptr;  // the server thread's (set by start())
+  ~Shared() {
+    if (context) g_main_context_unref(context);
+  }
+
+  struct Reader {
+    std::string key;
+    std::string address;
+    std::string transport;
+    std::string start;
+    std::shared_ptr<ReaderCounters> counters;
+    Clock::time_point since;
+  };
+
+  mutable std::mutex mutex;
+  mutable std::condition_variable changed;
+  std::map<GstRTSPClient*, Reader> readers;  // playing readers
+  std::set<std::string> mounted;             // paths the factory is mounted at
+  RtspServerStats counts;                    // refusal counters (reader list filled on demand)
+
+  // Logs once and counts a refusal. `peer` is an address, never a credential.
+  void refuse(std::uint64_t RtspServerStats::*counter, const std::string& peer,
+              const std::string& why) {
+    const std::string line = "rtsp: refused " + peer + ": " + why;
+    GST_WARNING("%s", line.c_str());
+    {
+      std::lock_guard lock(mutex);
+      ++(counts.*counter);
+      counts.last_refusal = line;
+    }
+    changed.notify_all();
+    if (settings.log) settings.log(line);
+  }
+  void note(const std::string& line) {
+    GST_INFO("%s", line.c_str());
+    if (settings.log) settings.log(line);
+  }
+  // Reader limits; empty = room for one more reader of `key`. Caller holds mutex.
+  std::string limit_reached(const std::string& key) const {
+    if (settings.max_readers && readers.size() >= settings.max_readers)
+      return "the server's reader limit (" + std::to_string(settings.max_readers) + ") is reached";
+    if (settings.max_readers_per_key) {
+      std::size_t n = 0;
+      for (const auto& [c, r] : readers) n += r.key == key;
+      if (n >= settings.max_readers_per_key)
+        return "the reader limit of " + key + " (" + std::to_string(settings.max_readers_per_key) +
+               ") is reached";
+    }
+    return {};
+  }
+};
+
+// ---------------------------------------------------------------------------
+// GObject subclasses. Each instance holds the Shared state as qdata (a heap
+// std::shared_ptr freed with the object), so a connection that finishes after
+// stop() still finds it alive.
+
+namespace {
+
+using SharedPtr = std::shared_ptr<RtspServer::Shared>;
+
+GQuark shared_quark() {
+  static const GQuark q = g_quark_from_static_string("arcly-egress-shared");
+  return q;
+}
+void attach_shared(gpointer object, const SharedPtr& shared) {
+  g_object_set_qdata_full(G_OBJECT(object), shared_quark(), new SharedPtr(shared),
+                          [](gpointer p) { delete static_cast<SharedPtr*>(p); });
+}
+RtspServer::Shared* shared_of(gpointer object) {
+  auto* p = static_cast<SharedPtr*>(g_object_get_qdata(G_OBJECT(object), shared_quark()));
+  return p ? p->get() : nullptr;
+}
+
+std::string peer_of(GstRTSPContext* ctx) {
+  if (!ctx || !ctx->conn) return "unknown peer";
+  const gchar* ip = gst_rtsp_connection_get_ip(ctx->conn);
+  return ip ? ip : "unknown peer";
+}
+
+void send_status(GstRTSPContext* ctx, GstRTSPStatusCode code) {
+  gst_rtsp_message_init_response(ctx->response, code, gst_rtsp_status_as_text(code), ctx->request);
+  gst_rtsp_client_send_message(ctx->client, ctx->session, ctx->response);
+}
+
+// --- media factory: arclysrc + payloaders, one media per reader -------------
+
+struct ArclyMediaFactory {
+  GstRTSPMediaFactory parent;
+};
+struct ArclyMediaFactoryClass {
+  GstRTSPMediaFactoryClass parent_class;
+};
+G_DEFINE_TYPE(ArclyMediaFactory, arcly_media_factory, GST_TYPE_RTSP_MEDIA_FACTORY)
+
+struct PayloaderChoice {
+  const char* parser = nullptr;  // optional
+  const char* payloader = nullptr;
+  bool dynamic_pt = true;
+};
+
+PayloaderChoice choose_payloader(const GstStructure* s) {
+  const std::string_view name = gst_structure_get_name(s);
+  if (name == "video/x-h264") return {"h264parse", "rtph264pay"};
+  if (name == "video/x-h265") return {"h265parse", "rtph265pay"};
+  if (name == "image/jpeg") return {nullptr, "rtpjpegpay", false};
+  if (name == "audio/x-opus") return {nullptr, "rtpopuspay"};
+  if (name == "audio/x-alaw") return {nullptr, "rtppcmapay", false};
+  if (name == "audio/x-mulaw") return {nullptr, "rtppcmupay", false};
+  if (name == "audio/mpeg") {
+    gint version = 0;
+    gst_structure_get_int(s, "mpegversion", &version);
+    if (version == 4 || version == 2) return {"aacparse", "rtpmp4gpay"};
+    if (version == 1) return {"mpegaudioparse", "rtpmpapay"};
+  }
+  return {};
+}
+
+// Per reader media, touched only by arclysrc's streaming thread (pad-added,
+// no-more-pads) except `eos` (any payloader's thread).
+struct MediaBuild {
+  GstElement* bin = nullptr;  // "dynpay0"
+  std::shared_ptr<ReaderCounters> counters;
+  std::weak_ptr<Stream> stream;     // to know how many tracks the publisher has
+  GWeakRef client;                  // the reader's connection, closed at the end of the stream
+  GMainContext* context = nullptr;  // the server's, where the connection is closed
+  int pads = 0;                     // arclysrc pads seen (offered or not)
+  int tracks = 0;                   // RTP streams exposed
+  int dynamic_pts = 0;
+  bool complete = false;
+  std::atomic<int> eos{0};
+  MediaBuild() { g_weak_ref_init(&client, nullptr); }
+  ~MediaBuild() {
+    g_weak_ref_clear(&client);
+    if (context) g_main_context_unref(context);
+  }
+};
+
+// The media is complete when every track of the publisher has its pad: the
+// cached configs say how many there are. (arclysrc's own no-more-pads may come
+// before a track whose config followed the keyframe; a stream just starting
+// has no second track yet, and waiting for one would hold the first keyframe.)
+void maybe_complete(MediaBuild* build, bool source_says_complete) {
+  if (build->complete) return;
+  std::size_t expected = 0;
+  if (auto stream = build->stream.lock()) expected = stream->cached_configs().size();
+  const bool all_pads = build->pads > 0 && static_cast<std::size_t>(build->pads) >= expected;
+  if (all_pads || (source_says_complete && build->pads > 0 && expected == 0)) {
+    build->complete = true;
+    gst_element_no_more_pads(build->bin);
+  }
+}
+
+gboolean close_client(gpointer data) {
+  gst_rtsp_client_close(GST_RTSP_CLIENT(data));
+  return G_SOURCE_REMOVE;
+}
+
+// Every track ended (the publisher left): close the reader's connection from the
+// server's thread (never from a streaming thread: closing unprepares this media).
+GstPadProbeReturn watch_eos(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* build = static_cast<MediaBuild*>(data);
+  if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) != GST_EVENT_EOS) return GST_PAD_PROBE_OK;
+  if (build->eos.fetch_add(1) + 1 < build->tracks || !build->context) return GST_PAD_PROBE_OK;
+  if (gpointer client = g_weak_ref_get(&build->client)) {
+    g_main_context_invoke_full(build->context, G_PRIORITY_DEFAULT, close_client, client,
+                               g_object_unref);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+GstPadProbeReturn count_rtp(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* counters = static_cast<ReaderCounters*>(data);
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+    counters->bytes.fetch_add(gst_buffer_get_size(GST_PAD_PROBE_INFO_BUFFER(info)),
+                              std::memory_order_relaxed);
+    counters->packets.fetch_add(1, std::memory_order_relaxed);
+  } else if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList* list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+    const guint n = gst_buffer_list_length(list);
+    std::uint64_t bytes = 0;
+    for (guint i = 0; i < n; ++i) bytes += gst_buffer_get_size(gst_buffer_list_get(list, i));
+    counters->bytes.fetch_add(bytes, std::memory_order_relaxed);
+    counters->packets.fetch_add(n, std::memory_order_relaxed);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+// arclysrc exposed a track (its streaming thread): payload it and expose RTP.
+void add_track(GstElement* src, GstPad* pad, MediaBuild* build);
+
+void on_track_pad(GstElement* src, GstPad* pad, gpointer data) {
+  auto* build = static_cast<MediaBuild*>(data);
+  ++build->pads;
+  add_track(src, pad, build);
+  maybe_complete(build, false);
+}
+
+void add_track(GstElement* src, GstPad* pad, MediaBuild* build) {
+  GstCaps* caps = gst_pad_get_current_caps(pad);
+  if (!caps) {
+    GST_WARNING_OBJECT(src, "track %s without caps: not offered", GST_PAD_NAME(pad));
+    return;
+  }
+  const PayloaderChoice choice = choose_payloader(gst_caps_get_structure(caps, 0));
+  if (!choice.payloader) {
+    gchar* desc = gst_caps_to_string(caps);
+    GST_INFO_OBJECT(src, "track %s (%s): no RTP payloader, not offered", GST_PAD_NAME(pad), desc);
+    g_free(desc);
+    gst_caps_unref(caps);
+    return;
+  }
+  gst_caps_unref(caps);
+  GstBin* bin = GST_BIN(build->bin);
+  GstElement* parser = choice.parser ? gst_element_factory_make(choice.parser, nullptr) : nullptr;
+  GstElement* pay = gst_element_factory_make(choice.payloader, nullptr);
+  if (!pay || (choice.parser && !parser)) {
+    GST_WARNING_OBJECT(src, "track %s: element %s is missing", GST_PAD_NAME(pad),
+                       pay ? choice.parser : choice.payloader);
+    if (pay) gst_object_unref(pay);
+    if (parser) gst_object_unref(parser);
+    return;
+  }
+  if (choice.dynamic_pt) g_object_set(pay, "pt", 96 + build->dynamic_pts++, nullptr);
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(pay), "config-interval"))
+    g_object_set(pay, "config-interval", -1, nullptr);  // SPS/PPS with every IDR
+  if (parser && g_object_class_find_property(G_OBJECT_GET_CLASS(parser), "config-interval"))
+    g_object_set(parser, "config-interval", -1, nullptr);
+  // Until PLAY the media holds each stream's first packet, and with it whatever
+  // thread pushed it: a queue per track keeps arclysrc's thread free to expose
+  // the tracks whose config follows the keyframe. Bounded in bytes only (a GOP
+  // replay is many buffers); the limit is a backstop for a reader that never plays.
+  GstElement* queue = gst_element_factory_make("queue", nullptr);
+  g_object_set(queue, "max-size-buffers", 0, "max-size-time", G_GUINT64_CONSTANT(0),
+               "max-size-bytes", 32u << 20, nullptr);
+  gst_bin_add_many(bin, queue, pay, nullptr);
+  if (parser) {
+    gst_bin_add(bin, parser);
+    gst_element_link_many(queue, parser, pay, nullptr);
+  } else {
+    gst_element_link(queue, pay);
+  }
+  GstElement* first = queue;
+  GstPad* sink = gst_element_get_static_pad(first, "sink");
+  const GstPadLinkReturn linked = gst_pad_link(pad, sink);
+  gst_object_unref(sink);
+  if (linked != GST_PAD_LINK_OK) {
+    GST_WARNING_OBJECT(src, "track %s: cannot link to %s", GST_PAD_NAME(pad), choice.payloader);
+    gst_bin_remove_many(bin, queue, pay, nullptr);
+    if (parser) gst_bin_remove(bin, parser);
+    return;
+  }
+  GstPad* rtp = gst_element_get_static_pad(pay, "src");
+  gst_pad_add_probe(
+      rtp, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+      count_rtp, build->counters.get(), nullptr);
+  gst_pad_add_probe(rtp, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, watch_eos, build, nullptr);
+  gchar* name = g_strdup_printf("src_%d", build->tracks++);
+  GstPad* ghost = gst_ghost_pad_new(name, rtp);
+  g_free(name);
+  gst_object_unref(rtp);
+  gst_element_sync_state_with_parent(pay);
+  if (parser) gst_element_sync_state_with_parent(parser);
+  gst_element_sync_state_with_parent(queue);
+  gst_pad_set_active(ghost, TRUE);
+  gst_element_add_pad(build->bin, ghost);  // gst-rtsp-media makes a stream of it
+}
+
+void on_tracks_complete(GstElement*, gpointer data) {
+  maybe_complete(static_cast<MediaBuild*>(data), true);
+}
+
+GstElement* factory_create_element(GstRTSPMediaFactory* factory, const GstRTSPUrl* url) {
+  RtspServer::Shared* shared = shared_of(factory);
+  if (!shared || !url) return nullptr;
+  const std::string key = key_text(url->abspath);
+  RtspStart start = shared->settings.start;
+  if (auto v = query_value(url->query, "start"))
+    if (auto s = parse_start(*v)) start = *s;
+
+  GstElement* src = gst_element_factory_make("arclysrc", nullptr);
+  if (!src) {
+    GST_ERROR("the arclysrc element is missing (is the arcly plugin on GST_PLUGIN_PATH?)");
+    return nullptr;
+  }
+  gst_util_set_object_arg(G_OBJECT(src), "start", start_name(start));
+  g_object_set(src, "stream", key.c_str(), "engine", shared->settings.engine.c_str(), "wait", 0,
+               nullptr);
+  GstElement* top = gst_bin_new(nullptr);
+  GstElement* dyn = gst_bin_new("dynpay0");
+  gst_bin_add(GST_BIN(dyn), src);
+  gst_bin_add(GST_BIN(top), dyn);
+
+  auto* build = new MediaBuild;
+  build->bin = dyn;
+  build->counters = std::make_shared<ReaderCounters>();
+  if (auto parsed = StreamKey::try_parse(key)) build->stream = shared->engine->find_stream(*parsed);
+  if (GstRTSPContext* ctx = gst_rtsp_context_get_current(); ctx && ctx->client)
+    g_weak_ref_set(&build->client, ctx->client);
+  if (shared->context) build->context = g_main_context_ref(shared->context);
+  // The counters travel with the media so that pre-play finds them.
+  g_object_set_data_full(
+      G_OBJECT(top), "arcly-reader-counters", new std::shared_ptr<ReaderCounters>(build->counters),
+      [](gpointer p) { delete static_cast<std::shared_ptr<ReaderCounters>*>(p); });
+  g_object_set_data_full(G_OBJECT(top), "arcly-start", g_strdup(start_name(start)), g_free);
+  g_object_set_data_full(G_OBJECT(dyn), "arcly-media-build", build,
+                         [](gpointer p) { delete static_cast<MediaBuild*>(p); });
+  g_signal_connect(src, "pad-added", G_CALLBACK(on_track_pad), build);
+  g_signal_connect(src, "no-more-pads", G_CALLBACK(on_tracks_complete), build);
+  return top;
+}
+
+void arcly_media_factory_class_init(ArclyMediaFactoryClass* klass) {
+  GST_RTSP_MEDIA_FACTORY_CLASS(klass)->create_element = factory_create_element;
+}
+void arcly_media_factory_init(ArclyMediaFactory*) {}
+
+// --- auth: Basic/Digest users, per-key read permissions ---------------------
+
+struct ArclyRtspAuth {
+  GstRTSPAuth parent;
+};
+struct ArclyRtspAuthClass {
+  GstRTSPAuthClass parent_class;
+};
+G_DEFINE_TYPE(ArclyRtspAuth, arcly_rtsp_auth, GST_TYPE_RTSP_AUTH)
+
+constexpr const char* kUserField = "arcly.user";
+
+gboolean authorize_request(GstRTSPAuth* auth, GstRTSPContext* ctx) {
+  RtspServer::Shared* shared = shared_of(auth);
+  if (!shared) return FALSE;
+  // Requests that read media need a reader; the rest (OPTIONS, keep-alives,
+  // TEARDOWN of one's own session) do not.
+  constexpr int kReads =
+      GST_RTSP_DESCRIBE | GST_RTSP_SETUP | GST_RTSP_PLAY | GST_RTSP_ANNOUNCE | GST_RTSP_RECORD;
+  if (!(ctx->method & kReads)) return TRUE;
+  const std::string key = key_text(ctx->uri ? ctx->uri->abspath : nullptr);
+  gchar* header = nullptr;
+  const bool has_credentials = gst_rtsp_message_get_header(ctx->request, GST_RTSP_HDR_AUTHORIZATION,
+                                                           &header, 0) == GST_RTSP_OK;
+  ctx->token = nullptr;
+  GST_RTSP_AUTH_CLASS(arcly_rtsp_auth_parent_class)->authenticate(auth, ctx);
+  const gchar* user = ctx->token ? gst_rtsp_token_get_string(ctx->token, kUserField) : nullptr;
+  const auto challenge = [&] {
+    gst_rtsp_message_init_response(ctx->response, GST_RTSP_STS_UNAUTHORIZED,
+                                   gst_rtsp_status_as_text(GST_RTSP_STS_UNAUTHORIZED),
+                                   ctx->request);
+    GST_RTSP_AUTH_CLASS(arcly_rtsp_auth_parent_class)->generate_authenticate_header(auth, ctx);
+    gst_rtsp_client_send_message(ctx->client, ctx->session, ctx->response);
+  };
+  if (!user) {
+    if (has_credentials) {
+      shared->refuse(&RtspServerStats::refused_unauthorized, peer_of(ctx),
+                     "401 wrong credentials for " + key);
+      challenge();
+      return FALSE;
+    }
+    if (any_match(shared->settings.anonymous_read, key)) return TRUE;
+    GST_DEBUG("rtsp: %s: credentials required for %s", peer_of(ctx).c_str(), key.c_str());
+    challenge();  // the usual first round of an authenticating client
+    return FALSE;
+  }
+  for (const auto& u : shared->settings.users) {
+    if (u.name == user && any_match(u.read, key)) return TRUE;
+  }
+  shared->refuse(&RtspServerStats::refused_forbidden, peer_of(ctx),
+                 "403 user " + std::string(user) + " may not read " + key);
+  send_status(ctx, GST_RTSP_STS_FORBIDDEN);
+  return FALSE;
+}
+
+gboolean auth_check(GstRTSPAuth* auth, GstRTSPContext* ctx, const gchar* check) {
+  if (g_str_equal(check, GST_RTSP_AUTH_CHECK_URL)) return authorize_request(auth, ctx);
+  // Factory access is decided per key by the URL check above.
+  if (g_str_has_prefix(check, "auth.check.media.factory.")) return TRUE;
+  // TLS set-up of a new connection stays the base class's.
+  if (g_str_equal(check, GST_RTSP_AUTH_CHECK_CONNECT))
+    return GST_RTSP_AUTH_CLASS(arcly_rtsp_auth_parent_class)->check(auth, ctx, check);
+  return FALSE;  // e.g. client-chosen UDP destinations: never
+}
+
+void arcly_rtsp_auth_class_init(ArclyRtspAuthClass* klass) {
+  GST_RTSP_AUTH_CLASS(klass)->check = auth_check;
+}
+void arcly_rtsp_auth_init(ArclyRtspAuth*) {}
+
+// --- client: key paths, 404/limits, readers ---------------------------------
+
+struct ArclyRtspClient {
+  GstRTSPClient parent;
+  GstRTSPMediaFactory* factory;  // the one factory, mounted per key on demand
+};
+struct ArclyRtspClientClass {
+  GstRTSPClientClass parent_class;
+};
+G_DEFINE_TYPE(ArclyRtspClient, arcly_rtsp_client, GST_TYPE_RTSP_CLIENT)
+
+// SETUP/PLAY paths: "/app/stream" plus the control part, with any query removed;
+// a client that resolved the control against "…/app/stream?start=x/" sends it
+// inside the query ("start=x/stream=0").
+gchar* client_make_path(GstRTSPClient*, const GstRTSPUrl* uri) {
+  std::string path = uri->abspath ? uri->abspath : "/";
+  if (uri->query) {
+    const std::string_view q = uri->query;
+    const auto slash = q.find('/');
+    if (slash != std::string_view::npos) path += q.substr(slash);
+  }
+  return g_strdup(path.c_str());
+}
+
+GstRTSPStatusCode client_pre_describe(GstRTSPClient* client, GstRTSPContext* ctx) {
+  RtspServer::Shared* shared = shared_of(client);
+  if (!shared) return GST_RTSP_STS_INTERNAL_SERVER_ERROR;
+  const std::string peer = peer_of(ctx);
+  const std::string text = key_text(ctx->uri->abspath);
+  std::string why;
+  const auto key = StreamKey::try_parse(text, &why);
+  if (!key) {
+    shared->refuse(&RtspServerStats::refused_not_found, peer,
+                   "404 path '" + text + "' is no stream key: " + why);
+    return GST_RTSP_STS_NOT_FOUND;
+  }
+  if (auto v = query_value(ctx->uri->query, "start"); v && !parse_start(*v)) {
+    shared->refuse(&RtspServerStats::refused_bad_request, peer,
+                   "400 start=" + *v + " for " + text + " (expected keyframe or live-edge)");
+    return GST_RTSP_STS_BAD_REQUEST;
+  }
+  try {
+    if (shared->settings.wait.count() > 0)
+      shared->engine->wait_for_stream(*key, shared->settings.wait);
+    else
+      shared->engine->get_stream(*key);
+  } catch (const Error&) {
+    shared->refuse(&RtspServerStats::refused_not_found, peer,
+                   "404 stream " + text + " is not published");
+    return GST_RTSP_STS_NOT_FOUND;
+  }
+  std::string limit;
+  bool mount = false;
+  {
+    std::lock_guard lock(shared->mutex);
+    if (!shared->readers.contains(client)) limit = shared->limit_reached(text);
+    mount = shared->mounted.insert("/" + text).second;
+  }
+  if (!limit.empty()) {
+    shared->refuse(&RtspServerStats::refused_limit, peer, "503 " + limit);
+    return GST_RTSP_STS_SERVICE_UNAVAILABLE;
+  }
+  if (mount) {
+    GstRTSPMountPoints* mounts = gst_rtsp_client_get_mount_points(client);
+    GstRTSPMediaFactory* factory = reinterpret_cast<ArclyRtspClient*>(client)->factory;
+    gst_rtsp_mount_points_add_factory(mounts, ("/" + text).c_str(),
+                                      GST_RTSP_MEDIA_FACTORY(g_object_ref(factory)));
+    g_object_unref(mounts);
+  }
+  return GST_RTSP_STS_OK;
+}
+
+std::string transport_of(GstRTSPSessionMedia* sessmedia) {
+  if (!sessmedia) return "unknown";
+  GPtrArray* transports = gst_rtsp_session_media_get_transports(sessmedia);
+  std::string name = "unknown";
+  if (transports && transports->len > 0) {
+    auto* st = static_cast<GstRTSPStreamTransport*>(g_ptr_array_index(transports, 0));
+    const GstRTSPTransport* t = st ? gst_rtsp_stream_transport_get_transport(st) : nullptr;
+    if (t) {
+      switch (t->lower_transport) {
+        case GST_RTSP_LOWER_TRANS_TCP:
+          name = "tcp";
+          break;
+        case GST_RTSP_LOWER_TRANS_UDP:
+          name = "udp";
+          break;
+        case GST_RTSP_LOWER_TRANS_UDP_MCAST:
+          name = "udp-multicast";
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  if (transports) g_ptr_array_unref(transports);
+  return name;
+}
+
+GstRTSPStatusCode client_pre_play(GstRTSPClient* client, GstRTSPContext* ctx) {
+  RtspServer::Shared* shared = shared_of(client);
+  if (!shared) return GST_RTSP_STS_INTERNAL_SERVER_ERROR;
+  const std::string key = key_text(ctx->uri ? ctx->uri->abspath : nullptr);
+  RtspServer::Shared::Reader reader;
+  reader.key = key;
+  reader.address = peer_of(ctx);
+  reader.transport = transport_of(ctx->sessmedia);
+  reader.since = Clock::now();
+  if (ctx->media) {
+    GstElement* element = gst_rtsp_media_get_element(ctx->media);
+    if (element) {
+      if (auto* c = static_cast<std::shared_ptr<ReaderCounters>*>(
+              g_object_get_data(G_OBJECT(element), "arcly-reader-counters")))
+        reader.counters = *c;
+      if (auto* s = static_cast<const gchar*>(g_object_get_data(G_OBJECT(element), "arcly-start")))
+        reader.start = s;
+      gst_object_unref(element);
+    }
+  }
+  std::string limit;
+  {
+    std::lock_guard lock(shared->mutex);
+    if (shared->readers.contains(client)) return GST_RTSP_STS_OK;  // PLAY after PAUSE
+    limit = shared->limit_reached(key);
+    if (limit.empty()) {
+      shared->readers.emplace(client, reader);
+      ++shared->counts.readers_total;
+    }
+  }
+  if (!limit.empty()) {
+    shared->refuse(&RtspServerStats::refused_limit, reader.address, "503 " + limit);
+    return GST_RTSP_STS_SERVICE_UNAVAILABLE;
+  }
+  shared->changed.notify_all();
+  shared->note("rtsp: " + reader.address + " reads " + key + " over " + reader.transport +
+               " (start=" + reader.start + ")");
+  return GST_RTSP_STS_OK;
+}
+
+void forget_reader(GstRTSPClient* client, const char* why) {
+  RtspServer::Shared* shared = shared_of(client);
+  if (!shared) return;
+  std::optional<RtspServer::Shared::Reader> gone;
+  {
+    std::lock_guard lock(shared->mutex);
+    auto it = shared->readers.find(client);
+    if (it == shared->readers.end()) return;
+    gone = std::move(it->second);
+    shared->readers.erase(it);
+  }
+  shared->changed.notify_all();
+  shared->note("rtsp: " + gone->address + " stopped reading " + gone->key + " (" + why + ", " +
+               std::to_string(gone->counters ? gone->counters->bytes.load() : 0) + " bytes)");
+}
+
+GstRTSPStatusCode client_pre_teardown(GstRTSPClient* client, GstRTSPContext*) {
+  forget_reader(client, "teardown");
+  return GST_RTSP_STS_OK;
+}
+
+void on_client_closed(GstRTSPClient* client, gpointer) {
+  forget_reader(client, "connection closed");
+}
+
+void arcly_rtsp_client_finalize(GObject* object) {
+  auto* self = reinterpret_cast<ArclyRtspClient*>(object);
+  if (self->factory) g_object_unref(self->factory);
+  G_OBJECT_CLASS(arcly_rtsp_client_parent_class)->finalize(object);
+}
+
+void arcly_rtsp_client_class_init(ArclyRtspClientClass* klass) {
+  G_OBJECT_CLASS(klass)->finalize = arcly_rtsp_client_finalize;
+  auto* c = GST_RTSP_CLIENT_CLASS(klass);
+  c->make_path_from_uri = client_make_path;
+  c->pre_describe_request = client_pre_describe;
+  c->pre_play_request = client_pre_play;
+  c->pre_teardown_request = client_pre_teardown;
+}
+void arcly_rtsp_client_init(ArclyRtspClient* self) {
+  self->factory = nullptr;
+}
+
+// --- server: makes our clients ----------------------------------------------
+
+struct ArclyRtspServer {
+  GstRTSPServer parent;
+  GstRTSPMediaFactory* factory;
+};
+struct ArclyRtspServerClass {
+  GstRTSPServerClass parent_class;
+};
+G_DEFINE_TYPE(ArclyRtspServer, arcly_rtsp_server, GST_TYPE_RTSP_SERVER)
+
+GstRTSPClient* server_create_client(GstRTSPServer* server) {
+  auto* self = reinterpret_cast<ArclyRtspServer*>(server);
+  auto* client = static_cast<ArclyRtspClient*>(g_object_new(arcly_rtsp_client_get_type(), nullptr));
+  GstRTSPClient* c = GST_RTSP_CLIENT(client);
+  client->factory = GST_RTSP_MEDIA_FACTORY(g_object_ref(self->factory));
+  if (auto* s = static_cast<SharedPtr*>(g_object_get_qdata(G_OBJECT(server), shared_quark())))
+    attach_shared(client, *s);
+  GstRTSPSessionPool* pool = gst_rtsp_server_get_session_pool(server);
+  gst_rtsp_client_set_session_pool(c, pool);
+  g_object_unref(pool);
+  GstRTSPMountPoints* mounts = gst_rtsp_server_get_mount_points(server);
+  gst_rtsp_client_set_mount_points(c, mounts);
+  g_object_unref(mounts);
+  gst_rtsp_client_set_content_length_limit(c, gst_rtsp_server_get_content_length_limit(server));
+  if (GstRTSPAuth* auth = gst_rtsp_server_get_auth(server)) {
+    gst_rtsp_client_set_auth(c, auth);
+    g_object_unref(auth);
+  }
+  GstRTSPThreadPool* threads = gst_rtsp_server_get_thread_pool(server);
+  gst_rtsp_client_set_thread_pool(c, threads);
+  g_object_unref(threads);
+  g_signal_connect(c, "closed", G_CALLBACK(on_client_closed), nullptr);
+  return c;
+}
+
+void arcly_rtsp_server_finalize(GObject* object) {
+  auto* self = reinterpret_cast<ArclyRtspServer*>(object);
+  if (self->factory) g_object_unref(self->factory);
+  G_OBJECT_CLASS(arcly_rtsp_server_parent_class)->finalize(object);
+}
+
+void arcly_rtsp_server_class_init(ArclyRtspServerClass* klass) {
+  G_OBJECT_CLASS(klass)->finalize = arcly_rtsp_server_finalize;
+  GST_RTSP_SERVER_CLASS(klass)->create_client = server_create_client;
+}
+void arcly_rtsp_server_init(ArclyRtspServer* self) {
+  self->factory = nullptr;
+}
+
+GstRTSPFilterResult remove_client(GstRTSPServer*, GstRTSPClient*, gpointer) {
+  return GST_RTSP_FILTER_REMOVE;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+void validate(const RtspServerSettings& s) {
+  if (s.port < 0 || s.port > 65535)
+    throw Error(Errc::InvalidArgument, "port " + std::to_string(s.port) + ": expected 0 to 65535");
+  if (s.engine.empty()) throw Error(Errc::InvalidArgument, "engine: must not be empty");
+  if (!s.tcp && !s.udp)
+    throw Error(Errc::InvalidArgument, "transports: at least one of TCP and UDP must be offered");
+  if (!s.users.empty() && !s.basic && !s.digest)
+    throw Error(Errc::InvalidArgument, "auth: users need Basic or Digest authentication enabled");
+  std::set<std::string> names;
+  for (const auto& u : s.users) {
+    if (u.name.empty() || u.name.find_first_of(":\"") != std::string::npos)
+      throw Error(Errc::InvalidArgument,
+                  "user '" + u.name + "': a user name must be non-empty, without ':' or '\"'");
+    if (u.password.empty())
+      throw Error(Errc::InvalidArgument, "user " + u.name + ": empty password");
+    if (!names.insert(u.name).second)
+      throw Error(Errc::InvalidArgument, "user " + u.name + ": defined twice");
+  }
+}
+
+struct RtspServer::Objects {
+  GstRTSPServer* server = nullptr;
+  GMainContext* context = nullptr;
+  GMainLoop* loop = nullptr;
+  GSource* source = nullptr;
+  std::thread thread;
+  int port = 0;
+};
+
+RtspServer::RtspServer(RtspServerSettings settings) : shared_(std::make_shared<Shared>()) {
+  ensure_debug_category();
+  validate(settings);
+  shared_->settings = std::move(settings);
+}
+
+RtspServer::~RtspServer() {
+  stop();
+}
+
+const RtspServerSettings& RtspServer::settings() const {
+  return shared_->settings;
+}
+
+void RtspServer::start() {
+  if (objects_) return;
+  const RtspServerSettings& s = shared_->settings;
+  shared_->engine = gst::engine_for(s.engine);
+  if (!s.users.empty() || s.anonymous_read.empty()) {
+    if (s.users.empty()) GST_WARNING("rtsp: no users and no anonymous_read: nobody can read");
+  }
+  auto objects = std::make_unique<Objects>();
+  auto* server = static_cast<ArclyRtspServer*>(g_object_new(arcly_rtsp_server_get_type(), nullptr));
+  objects->server = GST_RTSP_SERVER(server);
+  attach_shared(server, shared_);
+
+  auto* factory =
+      static_cast<GstRTSPMediaFactory*>(g_object_new(arcly_media_factory_get_type(), nullptr));
+  attach_shared(factory, shared_);
+  gst_rtsp_media_factory_set_shared(factory, FALSE);  // every reader starts at its own keyframe
+  gst_rtsp_media_factory_set_transport_mode(factory, GST_RTSP_TRANSPORT_MODE_PLAY);
+  gst_rtsp_media_factory_set_suspend_mode(factory, GST_RTSP_SUSPEND_MODE_NONE);
+  int protocols = 0;
+  if (s.tcp) protocols |= GST_RTSP_LOWER_TRANS_TCP;
+  if (s.udp) protocols |= GST_RTSP_LOWER_TRANS_UDP;
+  gst_rtsp_media_factory_set_protocols(factory, static_cast<GstRTSPLowerTrans>(protocols));
+  server->factory = factory;
+
+  auto* auth = static_cast<GstRTSPAuth*>(g_object_new(arcly_rtsp_auth_get_type(), nullptr));
+  attach_shared(auth, shared_);
+  int methods = 0;
+  if (s.basic) methods |= GST_RTSP_AUTH_BASIC;
+  if (s.digest) methods |= GST_RTSP_AUTH_DIGEST;
+  gst_rtsp_auth_set_supported_methods(auth, static_cast<GstRTSPAuthMethod>(methods));
+  gst_rtsp_auth_set_realm(auth, s.realm.c_str());
+  for (const auto& u : s.users) {
+    GstRTSPToken* token = gst_rtsp_token_new(kUserField, G_TYPE_STRING, u.name.c_str(), nullptr);
+    if (s.basic) {
+      gchar* basic = gst_rtsp_auth_make_basic(u.name.c_str(), u.password.c_str());
+      gst_rtsp_auth_add_basic(auth, basic, token);
+      g_free(basic);
+    }
+    if (s.digest) gst_rtsp_auth_add_digest(auth, u.name.c_str(), u.password.c_str(), token);
+    gst_rtsp_token_unref(token);
+  }
+  gst_rtsp_server_set_auth(objects->server, auth);
+  g_object_unref(auth);
+
+  // One thread per connection: a DESCRIBE waiting for its publisher (wait=)
+  // holds up only its own connection.
+  GstRTSPThreadPool* threads = gst_rtsp_server_get_thread_pool(objects->server);
+  gst_rtsp_thread_pool_set_max_threads(threads, -1);
+  g_object_unref(threads);
+
+  const std::string where = (s.host.empty() ? std::string("0.0.0.0") : s.host);
+  gst_rtsp_server_set_address(objects->server, where.c_str());
+  gst_rtsp_server_set_service(objects->server, std::to_string(s.port).c_str());
+  GError* error = nullptr;
+  objects->source = gst_rtsp_server_create_source(objects->server, nullptr, &error);
+  if (!objects->source) {
+    const std::string msg = "rtsp: cannot listen on " + where + ":" + std::to_string(s.port) +
+                            ": " + (error ? error->message : "unknown error");
+    g_clear_error(&error);
+    g_object_unref(objects->server);
+    throw Error(Errc::Io, msg);
+  }
+  objects->port = gst_rtsp_server_get_bound_port(objects->server);
+  objects->context = g_main_context_new();
+  objects->loop = g_main_loop_new(objects->context, FALSE);
+  if (shared_->context) g_main_context_unref(shared_->context);
+  shared_->context = g_main_context_ref(objects->context);
+  g_source_attach(objects->source, objects->context);
+  GMainLoop* loop = objects->loop;
+  GMainContext* context = objects->context;
+  objects->thread = std::thread([loop, context] {
+    g_main_context_push_thread_default(context);
+    g_main_loop_run(loop);
+    g_main_context_pop_thread_default(context);
+  });
+  shared_->note("rtsp: serving on " + where + ":" + std::to_string(objects->port));
+  objects_ = std::move(objects);
+}
+
+void RtspServer::stop() {
+  if (!objects_) return;
+  gst_rtsp_server_client_filter(objects_->server, remove_client, nullptr);
+  g_source_destroy(objects_->source);
+  g_source_unref(objects_->source);
+  // Quit from inside the loop: a quit before the thread reached
+  // g_main_loop_run() would be forgotten.
+  GSource* quit = g_idle_source_new();
+  g_source_set_callback(
+      quit,
+      [](gpointer loop) {
+        g_main_loop_quit(static_cast<GMainLoop*>(loop));
+        return G_SOURCE_REMOVE;
+      },
+      objects_->loop, nullptr);
+  g_source_attach(quit, objects_->context);
+  g_source_unref(quit);
+  objects_->thread.join();
+  g_main_loop_unref(objects_->loop);
+  g_main_context_unref(objects_->context);
+  g_object_unref(objects_->server);
+  objects_.reset();
+}
+
+int RtspServer::port() const {
+  return objects_ ? objects_->port : 0;
+}
+
+RtspServerStats RtspServer::stats() const {
+  std::lock_guard lock(shared_->mutex);
+  RtspServerStats out = shared_->counts;
+  out.readers = shared_->readers.size();
+  for (const auto& [client, r] : shared_->readers) {
+    RtspReaderStats rs;
+    rs.key = r.key;
+    rs.address = r.address;
+    rs.transport = r.transport;
+    rs.start = r.start;
+    rs.since = r.since;
+    if (r.counters) {
+      rs.bytes = r.counters->bytes.load(std::memory_order_relaxed);
+      rs.packets = r.counters->packets.load(std::memory_order_relaxed);
+    }
+    out.reader_list.push_back(std::move(rs));
+  }
+  return out;
+}
+
+bool RtspServer::wait_for(const std::function<bool(const RtspServerStats&)>& pred,
+                          std::chrono::milliseconds timeout) const {
+  const auto deadline = Clock::now() + timeout;
+  std::unique_lock lock(shared_->mutex);
+  for (;;) {
+    lock.unlock();
+    if (pred(stats())) return true;
+    lock.lock();
+    // Byte counters change without a notification: poll them every 50 ms.
+    if (shared_->changed.wait_until(
+            lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(50))) ==
+            std::cv_status::timeout &&
+        Clock::now() >= deadline) {
+      lock.unlock();
+      return pred(stats());
+    }
+  }
+}
+
+}  // namespace arcly::egress

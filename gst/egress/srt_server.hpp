@@ -1,0 +1,104 @@
+// SrtServer — one SRT listener port (libsrt) for many callers of many keys, both
+// directions: readers pull a stream as MPEG-TS, publishers push one in.
+//
+// A caller chooses by its streamid: "#!::r=live/cam,m=request" (or a plain
+// "live/cam", which reads) pulls live/cam; "#!::r=live/cam,m=publish" publishes
+// it. Other keys: token= (a per-key secret for the patterns in *_tokens), u=
+// (a user name, logged). Every caller is vetted in libsrt's listen callback,
+// during the handshake, before any media: a bad streamid, an unknown (not
+// published) key, a key outside the allowed patterns, a wrong token, the reader
+// limit, a key someone else publishes, publishing when it is off — each is
+// rejected with an SRT reject reason (SRT_REJX_*), logged once with the peer's
+// address and the reason (never the token), and counted. A caller that was let
+// through but never completes the handshake (typically a wrong passphrase) is
+// logged and counted when it gives up.
+//
+// Readers: a small pipeline per caller, arclysrc (start=keyframe: the configs
+// and cached keyframe first — instant start — then the cached GOP at its
+// spacing; live-edge's clipped catch-up stalls mpegtsmux in 1.22) ! parsers !
+// mpegtsmux ! appsink,
+// whose 7-packet TS chunks go out on the caller's socket. The publisher ending
+// closes the reader's socket. Publishers: the caller's TS goes through the ingest
+// contract (a SourceWorker on an appsrc: tsdemux, parsers, one PublishSession),
+// the same path as the SRT ingest listener.
+//
+// Threads: start()/stop()/stats() from any thread. One accept thread; one thread
+// per reader (pull and send); two per publisher (receive; the worker's serve).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace arcly::egress {
+
+struct SrtServerSettings {
+  std::string host;  // empty = every interface
+  int port = 8890;   // 0 = any free port (see SrtServer::port())
+  std::string engine = "default";
+  std::string passphrase;                          // empty = no encryption; 10-79 characters
+  int pbkeylen = 0;                                // 0 (default), 16, 24 or 32
+  int latency_ms = -1;                             // -1 = libsrt's default (120 ms)
+  std::vector<std::string> read_allow{"*"};        // key patterns callers may read
+  std::map<std::string, std::string> read_tokens;  // key pattern -> token required to read
+  bool publish = true;                             // accept m=publish callers
+  std::vector<std::string> publish_allow{"*"};     // key patterns callers may publish
+  std::map<std::string, std::string> publish_tokens;
+  std::size_t max_readers = 0;                      // 0 = no limit
+  std::size_t max_readers_per_key = 0;              // 0 = no limit
+  std::chrono::milliseconds publish_timeout{5000};  // a publisher silent this long is dropped
+  std::function<void(const std::string&)> log;      // refusals and sessions (optional)
+};
+
+struct SrtSessionStats {
+  std::string key;
+  std::string address;  // peer IP:port
+  std::string mode;     // "request" or "publish"
+  std::uint64_t bytes = 0;
+};
+
+struct SrtServerStats {
+  std::size_t readers = 0;
+  std::size_t publishers = 0;
+  std::uint64_t accepted = 0;
+  std::uint64_t refused = 0;            // every refusal, whatever the reason
+  std::uint64_t refused_streamid = 0;   // unparsable streamid / unsupported mode
+  std::uint64_t refused_not_found = 0;  // reading a key nobody publishes
+  std::uint64_t refused_forbidden = 0;  // key not allowed, wrong token, publishing off
+  std::uint64_t refused_busy = 0;       // reader limit, key already published
+  std::uint64_t handshake_failed = 0;   // let through, never connected (e.g. passphrase)
+  std::string last_refusal;
+  std::vector<SrtSessionStats> sessions;
+};
+
+// Throws arcly::Error{InvalidArgument} naming the bad field.
+void validate(const SrtServerSettings& settings);
+
+class SrtServer {
+ public:
+  explicit SrtServer(SrtServerSettings settings);  // validates
+  ~SrtServer();
+  SrtServer(const SrtServer&) = delete;
+  SrtServer& operator=(const SrtServer&) = delete;
+
+  // Binds and listens. Throws arcly::Error{Io} naming the address on failure.
+  void start();
+  // Closes every caller and the listener; idempotent.
+  void stop();
+  int port() const;
+  SrtServerStats stats() const;
+  bool wait_for(const std::function<bool(const SrtServerStats&)>& pred,
+                std::chrono::milliseconds timeout) const;
+  const SrtServerSettings& settings() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace arcly::egress

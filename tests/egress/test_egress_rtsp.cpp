@@ -1,0 +1,413 @@
+// The RTSP server against real clients: GStreamer rtspsrc in this process,
+// ffprobe/ffmpeg as external processes, raw RTSP requests for status codes; the
+// stream comes from a real x264enc publisher through arclysink.
+#include <random>
+
+#include "egress_helpers.hpp"
+#include "listen_address.hpp"
+#include "rtsp_server.hpp"
+
+using namespace std::chrono_literals;
+using namespace egress_testing;
+using arcly::egress::RtspServer;
+using arcly::egress::RtspServerSettings;
+using arcly::egress::RtspServerStats;
+using arcly::egress::RtspUser;
+
+namespace {
+
+RtspServerSettings open_settings() {
+  RtspServerSettings s;
+  s.host = "127.0.0.1";
+  s.port = 0;
+  s.anonymous_read = {"*"};
+  return s;
+}
+
+std::string url(const RtspServer& server, const std::string& path) {
+  return "rtsp://127.0.0.1:" + std::to_string(server.port()) + path;
+}
+
+// rtspsrc -> depay -> decoder (no corrupt pictures) -> appsink; remembers
+// whether the first depayloaded access unit was a keyframe.
+class Viewer {
+ public:
+  Viewer(const std::string& location, const std::string& protocols, const std::string& extra = "") {
+    pipeline_ =
+        launch("rtspsrc name=src latency=0 location=\"" + location + "\" protocols=" + protocols +
+               " " + extra +
+               " src. ! rtph264depay name=depay ! h264parse ! avdec_h264 "
+               "output-corrupt=false ! appsink name=out sync=false wait-on-eos=false max-buffers=8 "
+               "drop=true");
+    GstElement* depay = gst_bin_get_by_name(GST_BIN(pipeline_), "depay");
+    GstPad* pad = gst_element_get_static_pad(depay, "src");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &Viewer::on_buffer, this, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(depay);
+    sink_ = gst_bin_get_by_name(GST_BIN(pipeline_), "out");
+    ck_assert(gst_element_set_state(pipeline_, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  }
+  ~Viewer() { stop(); }
+  void stop() {
+    if (sink_) gst_object_unref(sink_);
+    sink_ = nullptr;
+    stop_pipeline(pipeline_);
+  }
+  // A decoded picture's width, or -1 if none came within 20 s.
+  int picture_width() {
+    GstSample* s = gst_app_sink_try_pull_sample(GST_APP_SINK(sink_), 20 * GST_SECOND);
+    if (!s) return -1;
+    gint w = -1;
+    gst_structure_get_int(gst_caps_get_structure(gst_sample_get_caps(s), 0), "width", &w);
+    gst_sample_unref(s);
+    return w;
+  }
+  int first_is_keyframe() const { return first_.load(); }
+  GstElement* pipeline() const { return pipeline_; }
+
+ private:
+  static GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer self) {
+    auto* v = static_cast<Viewer*>(self);
+    const bool key =
+        !GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT);
+    int unknown = -1;
+    v->first_.compare_exchange_strong(unknown, key ? 1 : 0);
+    return GST_PAD_PROBE_OK;
+  }
+  GstElement* pipeline_ = nullptr;
+  GstElement* sink_ = nullptr;
+  std::atomic<int> first_{-1};
+};
+
+bool readers_are(RtspServer& server, std::size_t n) {
+  return server.wait_for([n](const RtspServerStats& s) { return s.readers == n; }, 20s);
+}
+
+}  // namespace
+
+// Joining in the middle of a 10 s GOP, the first access unit a TCP reader gets is
+// the cached keyframe, and it decodes to a picture.
+START_TEST(rtspsrc_over_tcp_starts_with_the_cached_keyframe) {
+  Publisher pub("live/cam");
+  pub.wait_frames(45);
+  RtspServer server(open_settings());
+  server.start();
+  Viewer v(url(server, "/live/cam"), "tcp");
+  ck_assert_int_eq(v.picture_width(), 320);
+  ck_assert_int_eq(v.first_is_keyframe(), 1);
+  ck_assert(readers_are(server, 1));
+  auto st = server.stats();
+  ck_assert_str_eq(st.reader_list.at(0).transport.c_str(), "tcp");
+  ck_assert_str_eq(st.reader_list.at(0).key.c_str(), "live/cam");
+  ck_assert_str_eq(st.reader_list.at(0).address.c_str(), "127.0.0.1");
+  ck_assert_str_eq(st.reader_list.at(0).start.c_str(), "live-edge");
+  ck_assert(server.wait_for(
+      [](const RtspServerStats& s) {
+        return !s.reader_list.empty() && s.reader_list[0].bytes > 1000;
+      },
+      20s));
+  v.stop();
+  ck_assert(readers_are(server, 0));
+}
+END_TEST
+
+START_TEST(rtspsrc_over_udp_with_start_keyframe) {
+  Publisher pub("live/udp");
+  pub.wait_frames(45);
+  RtspServer server(open_settings());
+  server.start();
+  Viewer v(url(server, "/live/udp?start=keyframe"), "udp");
+  ck_assert_int_eq(v.picture_width(), 320);
+  ck_assert_int_eq(v.first_is_keyframe(), 1);
+  ck_assert(readers_are(server, 1));
+  auto st = server.stats();
+  ck_assert_str_eq(st.reader_list.at(0).transport.c_str(), "udp");
+  ck_assert_str_eq(st.reader_list.at(0).start.c_str(), "keyframe");
+}
+END_TEST
+
+START_TEST(ffprobe_and_ffmpeg_read_audio_and_video) {
+  Publisher pub("live/av", true);
+  pub.wait_frames(20);
+  RtspServer server(open_settings());
+  server.start();
+  int rc = -1;
+  const std::string probe =
+      run("ffprobe -v error -rtsp_transport tcp -show_entries stream=codec_name,width,height "
+          "-of csv=p=0 '" +
+              url(server, "/live/av") + "'",
+          &rc);
+  ck_assert_msg(rc == 0, "ffprobe failed: %s", probe.c_str());
+  ck_assert_msg(probe.find("h264,320,240") != std::string::npos, "ffprobe: %s", probe.c_str());
+  ck_assert_msg(probe.find("aac") != std::string::npos, "ffprobe: %s", probe.c_str());
+  // ffmpeg decodes pictures over UDP, with the query form of the URL.
+  const std::string frames =
+      run("ffmpeg -v error -rtsp_transport udp -i '" + url(server, "/live/av?start=live-edge") +
+              "' -map 0:v -frames:v 10 -f framemd5 -",
+          &rc);
+  ck_assert_msg(rc == 0, "ffmpeg failed: %s", frames.c_str());
+  int lines = 0;
+  for (std::size_t p = 0; (p = frames.find("\n0,", p)) != std::string::npos; ++p) ++lines;
+  ck_assert_int_ge(lines, 9);
+}
+END_TEST
+
+START_TEST(unknown_keys_get_404_and_a_bad_start_400) {
+  Publisher pub("live/known");
+  pub.wait_frames(5);
+  LogLines log;
+  auto s = open_settings();
+  s.log = log.sink();
+  RtspServer server(s);
+  server.start();
+  ck_assert_int_eq(rtsp_status(rtsp_exchange(server.port(), describe(server.port(), "/live/none"))),
+                   404);
+  ck_assert_int_eq(rtsp_status(rtsp_exchange(server.port(), describe(server.port(), "/nokey"))),
+                   404);
+  ck_assert_int_eq(
+      rtsp_status(rtsp_exchange(server.port(), describe(server.port(), "/live/known?start=soon"))),
+      400);
+  ck_assert_int_eq(
+      rtsp_status(rtsp_exchange(server.port(), describe(server.port(), "/live/known"))), 200);
+  const auto st = server.stats();
+  ck_assert_uint_eq(st.refused_not_found, 2);
+  ck_assert_uint_eq(st.refused_bad_request, 1);
+  ck_assert_int_eq(log.count("refused 127.0.0.1: 404 stream live/none is not published"), 1);
+  ck_assert_int_eq(log.count("404 path 'nokey' is no stream key"), 1);
+}
+END_TEST
+
+// With wait=, a reader that comes before its publisher is served when it arrives.
+START_TEST(a_reader_before_the_publisher_waits_for_it) {
+  auto s = open_settings();
+  s.wait = 15000ms;
+  RtspServer server(s);
+  server.start();
+  std::string head;
+  std::thread t(
+      [&] { head = rtsp_exchange(server.port(), describe(server.port(), "/live/later")); });
+  Publisher pub("live/later");
+  t.join();
+  ck_assert_int_eq(rtsp_status(head), 200);
+  ck_assert_msg(head.find("Content-Base") != std::string::npos, "%s", head.c_str());
+}
+END_TEST
+
+START_TEST(users_authenticate_with_basic_and_digest_and_read_their_keys) {
+  Publisher pub("live/door");
+  pub.wait_frames(45);
+  LogLines log;
+  auto s = open_settings();
+  s.anonymous_read = {};
+  s.users = {RtspUser{"alice", "alice-secret-1", {"live/*"}},
+             RtspUser{"bob", "bob-secret-2", {"yard/*"}}};
+  s.log = log.sink();
+  RtspServer server(s);
+  server.start();
+  const int port = server.port();
+  // No credentials: the challenge offers both schemes, and is no refusal.
+  const std::string challenge = rtsp_exchange(port, describe(port, "/live/door"));
+  ck_assert_int_eq(rtsp_status(challenge), 401);
+  ck_assert(challenge.find("Basic realm=\"arcly\"") != std::string::npos);
+  ck_assert(challenge.find("Digest realm=\"arcly\"") != std::string::npos);
+  ck_assert_uint_eq(server.stats().refused_unauthorized, 0);
+  // Wrong password: 401, logged with the peer and without the credentials.
+  gchar* wrong = g_base64_encode(reinterpret_cast<const guchar*>("alice:not-the-secret"), 20);
+  const std::string wrong_header = std::string("Authorization: Basic ") + wrong + "\r\n";
+  ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/live/door", wrong_header))),
+                   401);
+  ck_assert_uint_eq(server.stats().refused_unauthorized, 1);
+  ck_assert_int_eq(log.count("refused 127.0.0.1: 401 wrong credentials for live/door"), 1);
+  ck_assert_int_eq(log.count("not-the-secret"), 0);
+  ck_assert_int_eq(log.count(wrong), 0);
+  g_free(wrong);
+  // Bob may read yard/* only: 403.
+  gchar* bob = g_base64_encode(reinterpret_cast<const guchar*>("bob:bob-secret-2"), 16);
+  ck_assert_int_eq(
+      rtsp_status(rtsp_exchange(
+          port, describe(port, "/live/door", std::string("Authorization: Basic ") + bob + "\r\n"))),
+      403);
+  g_free(bob);
+  ck_assert_uint_eq(server.stats().refused_forbidden, 1);
+  ck_assert_int_eq(log.count("bob-secret-2"), 0);
+  // Alice with rtspsrc (which answers the challenge itself).
+  {
+    Viewer v(url(server, "/live/door"), "tcp", "user-id=alice user-pw=alice-secret-1");
+    ck_assert_int_eq(v.picture_width(), 320);
+  }
+  // ffprobe with credentials in the URL.
+  int rc = -1;
+  const std::string probe =
+      run("ffprobe -v error -rtsp_transport tcp -show_entries stream=codec_name "
+          "-of csv=p=0 'rtsp://alice:alice-secret-1@127.0.0.1:" +
+              std::to_string(port) + "/live/door'",
+          &rc);
+  ck_assert_msg(rc == 0 && probe.find("h264") != std::string::npos, "ffprobe: %s", probe.c_str());
+  ck_assert_int_eq(log.count("alice-secret-1"), 0);
+}
+END_TEST
+
+// A server offering Digest only: rtspsrc and ffprobe both authenticate with it.
+START_TEST(digest_only_server_serves_rtspsrc_and_ffprobe) {
+  Publisher pub("live/dig");
+  pub.wait_frames(10);
+  auto s = open_settings();
+  s.anonymous_read = {};
+  s.basic = false;
+  s.users = {RtspUser{"carol", "carol-secret-3", {"*"}}};
+  RtspServer server(s);
+  server.start();
+  const std::string challenge = rtsp_exchange(server.port(), describe(server.port(), "/live/dig"));
+  ck_assert(challenge.find("Basic") == std::string::npos);
+  ck_assert(challenge.find("Digest") != std::string::npos);
+  {
+    Viewer v(url(server, "/live/dig"), "tcp", "user-id=carol user-pw=carol-secret-3");
+    ck_assert_int_eq(v.picture_width(), 320);
+  }
+  int rc = -1;
+  const std::string probe =
+      run("ffprobe -v error -rtsp_transport tcp -show_entries stream=codec_name "
+          "-of csv=p=0 'rtsp://carol:carol-secret-3@127.0.0.1:" +
+              std::to_string(server.port()) + "/live/dig'",
+          &rc);
+  ck_assert_msg(rc == 0 && probe.find("h264") != std::string::npos, "ffprobe: %s", probe.c_str());
+  ck_assert_uint_eq(server.stats().refused_unauthorized, 0);
+}
+END_TEST
+
+START_TEST(reader_limits_per_key_and_in_total) {
+  Publisher a("live/a");
+  Publisher b("live/b");
+  a.wait_frames(5);
+  b.wait_frames(5);
+  LogLines log;
+  auto s = open_settings();
+  s.max_readers_per_key = 1;
+  s.max_readers = 2;
+  s.log = log.sink();
+  RtspServer server(s);
+  server.start();
+  const int port = server.port();
+  Viewer v1(url(server, "/live/a"), "tcp");
+  ck_assert_int_eq(v1.picture_width(), 320);
+  ck_assert(readers_are(server, 1));
+  ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/live/a"))), 503);
+  ck_assert_int_eq(log.count("503 the reader limit of live/a (1) is reached"), 1);
+  Viewer v2(url(server, "/live/b"), "tcp");
+  ck_assert_int_eq(v2.picture_width(), 320);
+  ck_assert(readers_are(server, 2));
+  Publisher c("live/c");
+  c.wait_frames(5);
+  ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/live/c"))), 503);
+  ck_assert_int_eq(log.count("503 the server's reader limit (2) is reached"), 1);
+  ck_assert_uint_eq(server.stats().refused_limit, 2);
+  v1.stop();
+  ck_assert(readers_are(server, 1));
+  ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/live/a"))), 200);
+}
+END_TEST
+
+// Garbage on the port and a reader killed mid-stream: the server keeps serving,
+// the other reader keeps decoding, the vanished reader is forgotten.
+START_TEST(garbage_and_a_vanishing_reader_do_not_hurt_others) {
+  Publisher pub("live/tough");
+  pub.wait_frames(10);
+  RtspServer server(open_settings());
+  server.start();
+  const int port = server.port();
+  Viewer steady(url(server, "/live/tough"), "tcp");
+  ck_assert_int_eq(steady.picture_width(), 320);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 50; ++i) {
+    std::string junk(1 + rng() % 3000, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng());
+    if (i % 5 == 0)
+      junk =
+          "DESCRIBE rtsp://127.0.0.1/live/tough RTSP/1.0\r\nCSeq: x\r\nContent-Length: "
+          "99999999\r\n\r\n" +
+          junk;
+    poke(port, junk);
+  }
+  {
+    ingest_testing::Process ff({"ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i",
+                                url(server, "/live/tough"), "-f", "null", "-"});
+    ck_assert(readers_are(server, 2));
+  }  // SIGKILL
+  ck_assert(readers_are(server, 1));
+  for (int i = 0; i < 10; ++i) ck_assert_int_eq(steady.picture_width(), 320);
+  ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/live/tough"))), 200);
+}
+END_TEST
+
+// The publisher going away ends its readers (RTCP BYE -> EOS in rtspsrc).
+START_TEST(the_end_of_the_publisher_ends_its_readers) {
+  auto pub = std::make_unique<Publisher>("live/ending");
+  pub->wait_frames(10);
+  RtspServer server(open_settings());
+  server.start();
+  Viewer v(url(server, "/live/ending"), "tcp");
+  ck_assert_int_eq(v.picture_width(), 320);
+  pub.reset();
+  GstBus* bus = gst_element_get_bus(v.pipeline());
+  GstMessage* m = gst_bus_timed_pop_filtered(
+      bus, 20 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  gst_object_unref(bus);
+  ck_assert_msg(m != nullptr, "the reader did not end");
+  ck_assert_int_eq(GST_MESSAGE_TYPE(m), GST_MESSAGE_EOS);
+  gst_message_unref(m);
+}
+END_TEST
+
+START_TEST(settings_are_validated) {
+  RtspServerSettings s;
+  s.users = {RtspUser{"a:b", "x", {"*"}}};
+  ck_assert_int_eq(arcly::egress::parse_listen_address(":8554").port, 8554);
+  bool threw = false;
+  try {
+    arcly::egress::validate(s);
+  } catch (const arcly::Error& e) {
+    threw = std::string(e.what()).find("user 'a:b'") != std::string::npos;
+  }
+  ck_assert(threw);
+  s = {};
+  s.tcp = s.udp = false;
+  ck_assert_int_eq(
+      [&] {
+        try {
+          RtspServer x(s);
+        } catch (const arcly::Error& e) {
+          return 1;
+        }
+        return 0;
+      }(),
+      1);
+  // A port in use is an error naming the address.
+  RtspServer first(open_settings());
+  first.start();
+  auto s2 = open_settings();
+  s2.port = first.port();
+  RtspServer second(s2);
+  threw = false;
+  try {
+    second.start();
+  } catch (const arcly::Error& e) {
+    threw = std::string(e.what()).find("127.0.0.1:" + std::to_string(first.port())) !=
+            std::string::npos;
+  }
+  ck_assert(threw);
+}
+END_TEST
+
+int main(int argc, char** argv) {
+  gst_init(&argc, &argv);
+  return run_selected(
+      "egress-rtsp",
+      {rtspsrc_over_tcp_starts_with_the_cached_keyframe, rtspsrc_over_udp_with_start_keyframe,
+       ffprobe_and_ffmpeg_read_audio_and_video, unknown_keys_get_404_and_a_bad_start_400,
+       a_reader_before_the_publisher_waits_for_it,
+       users_authenticate_with_basic_and_digest_and_read_their_keys,
+       digest_only_server_serves_rtspsrc_and_ffprobe, reader_limits_per_key_and_in_total,
+       garbage_and_a_vanishing_reader_do_not_hurt_others, the_end_of_the_publisher_ends_its_readers,
+       settings_are_validated},
+      120);
+}
