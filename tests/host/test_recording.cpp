@@ -604,6 +604,8 @@ START_TEST(a_camera_reboot_inside_grace_stays_a_gap_of_its_real_length_in_the_re
     if (pts[i] - pts[i - 1] > pts[at] - pts[at - 1]) at = i;
   const double gap = pts[at] - pts[at - 1];
   const double off_at_least = w_spawn - w_kill, off_at_most = w_live - w_kill;
+  std::fprintf(stderr, "reboot: gap in the file %.3f s; the camera was off %.3f..%.3f s\n", gap,
+               off_at_least, off_at_most);
   ck_assert_msg(gap >= off_at_least - kJitter && gap <= off_at_most + kJitter,
                 "gap in the file %.3f s; the camera was off %.3f..%.3f s", gap, off_at_least,
                 off_at_most);

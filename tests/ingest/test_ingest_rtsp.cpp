@@ -185,6 +185,8 @@ START_TEST(a_camera_reboot_inside_grace_leaves_the_outage_in_the_timeline) {
   auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
   const double gap = static_cast<double>(first_after - last_before) / 1e9;
   const double off_at_least = secs(t_spawn - t_kill), off_at_most = secs(t_live - t_kill);
+  std::fprintf(stderr, "reboot: gap in the timeline %.3f s; the camera was off %.3f..%.3f s\n", gap,
+               off_at_least, off_at_most);
   ck_assert_msg(gap >= off_at_least - kJitter && gap <= off_at_most + kJitter,
                 "gap in the timeline %.3f s; the camera was off %.3f..%.3f s", gap, off_at_least,
                 off_at_most);
