@@ -138,7 +138,9 @@ TrackOutput::Pushed TrackOutput::push(const FrameRef& frame, const Timeline& tl,
     GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DECODE_ONLY);
   copy_carried_metas(f, buffer);  // the publisher's metas
   set_publisher_ts(buffer, static_cast<GstClockTime>(f.pts));
-  if (discont_) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
+  // A gap or restart at the publisher (a camera that reconnected in grace) is a
+  // discontinuity here too: parsers and muxers must not join across it.
+  if (discont_ || f.is_discont()) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
   discont_ = false;
 
   if (!pending_header_.empty() && f.is_keyframe()) {

@@ -801,7 +801,9 @@ void Host::write_json() {
         << json_escape(st.key) << "\",\"state\":\"" << st.state << "\",\"segments\":" << st.segments
         << ",\"current\":\"" << json_escape(st.current) << "\",\"capture_start\":\""
         << iso_ns(st.capture_start_ns) << "\",\"lag_events\":" << st.lag_events
-        << ",\"dropped_frames\":" << st.dropped_frames << ",\"retry_in\":"
+        << ",\"dropped_frames\":" << st.dropped_frames << ",\"preroll\":"
+        << (st.preroll_ms < 0 ? -1.0 : static_cast<double>(st.preroll_ms) / 1000.0)
+        << ",\"retry_in\":"
         << (st.retry_in_ms < 0 ? -1.0 : static_cast<double>(st.retry_in_ms) / 1000.0)
         << ",\"error\":\"" << json_escape(st.error) << "\"}";
       first = false;

@@ -268,6 +268,7 @@ class RecorderSet::Recorder {
     s.capture_start_ns = current_capture_ns_;
     s.lag_events = lag_events_;
     s.dropped_frames = dropped_frames_;
+    s.preroll_ms = preroll_got_ms_;
     return s;
   }
   std::string current() const { return current_; }
@@ -317,6 +318,7 @@ class RecorderSet::Recorder {
           }
         }
         e.capture_start_ns = current_capture_ns_;
+        check_preroll();
       } else {
         set_.disk_->segment_closed(e.location);
         {
@@ -346,6 +348,27 @@ class RecorderSet::Recorder {
       refused_ = true;
       fail(gst_structure_get_string(s, "reason"));
     }
+  }
+
+  // Once, at the first segment: the pre-roll actually recorded (from the newest
+  // frame at the join back to the first recorded frame). Shorter than asked when the
+  // app's cache limits (frames, bytes) held no keyframe that far back.
+  void check_preroll() {
+    const std::int64_t first = first_ts_.load();
+    if (preroll_got_ms_ >= 0 || first < 0 || trigger_ts_ < 0) return;
+    preroll_got_ms_ = std::max<std::int64_t>(0, (trigger_ts_ - first) / 1'000'000);
+    const auto asked = set_.config_.preroll.count();
+    if (asked <= 0 || preroll_got_ms_ >= asked) return;
+    RecorderEvent e;
+    char msg[256];
+    std::snprintf(msg, sizeof msg,
+                  "pre-roll: recorded %.1f s of the %.1f s asked: the application's cache held "
+                  "no older keyframe (raise its cache-frames or cache-bytes)",
+                  static_cast<double>(preroll_got_ms_) / 1000.0,
+                  static_cast<double>(asked) / 1000.0);
+    e.message = msg;
+    GST_WARNING("[record %s] %s: %s", set_.config_.name.c_str(), key_.str().c_str(), msg);
+    event("preroll-short", std::move(e));
   }
 
   void fail(std::string why) {
@@ -548,6 +571,7 @@ class RecorderSet::Recorder {
   std::int64_t current_capture_ns_ = -1;
   std::uint64_t lag_events_ = 0;
   std::uint64_t dropped_frames_ = 0;
+  std::int64_t preroll_got_ms_ = -1;
   bool has_video_ = false;
   std::int64_t trigger_ts_ = -1;
   std::int64_t join_steady_ns_ = 0;  // monotonic time when trigger_ts_ was the newest

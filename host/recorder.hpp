@@ -82,6 +82,7 @@ struct RecorderStatus {
   std::uint64_t lag_events = 0;        // times the recorder fell behind and resynced
   std::uint64_t dropped_frames = 0;    // frames lost by those
   std::int64_t retry_in_ms = -1;       // an error waiting for its retry; -1 = none planned
+  std::int64_t preroll_ms = -1;        // pre-roll actually recorded (-1 = not known yet)
 };
 
 // One event and the clip that holds it.

@@ -1,13 +1,12 @@
 #include "source_worker.hpp"
 
-
 #include <functional>
 
 #include "arcly/error.hpp"
+#include "backoff.hpp"
 #include "caps_track.hpp"
 #include "gst_ptr.hpp"
 #include "track_publisher.hpp"
-#include "backoff.hpp"
 #include "url.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(arcly_ingest_debug);
@@ -33,30 +32,44 @@ void ensure_debug_category() {
 
 std::string_view state_name(WorkerState state) {
   switch (state) {
-    case WorkerState::Idle: return "idle";
-    case WorkerState::Connecting: return "connecting";
-    case WorkerState::Listening: return "listening";
-    case WorkerState::Live: return "live";
-    case WorkerState::Retrying: return "retrying";
-    case WorkerState::Stopped: return "stopped";
+    case WorkerState::Idle:
+      return "idle";
+    case WorkerState::Connecting:
+      return "connecting";
+    case WorkerState::Listening:
+      return "listening";
+    case WorkerState::Live:
+      return "live";
+    case WorkerState::Retrying:
+      return "retrying";
+    case WorkerState::Stopped:
+      return "stopped";
   }
   return "idle";
 }
 
 std::string_view failure_name(FailureKind kind) {
   switch (kind) {
-    case FailureKind::None: return "none";
-    case FailureKind::Error: return "error";
-    case FailureKind::Auth: return "authentication";
-    case FailureKind::EndOfStream: return "end-of-stream";
-    case FailureKind::Timeout: return "timeout";
-    case FailureKind::Refused: return "refused";
+    case FailureKind::None:
+      return "none";
+    case FailureKind::Error:
+      return "error";
+    case FailureKind::Auth:
+      return "authentication";
+    case FailureKind::EndOfStream:
+      return "end-of-stream";
+    case FailureKind::Timeout:
+      return "timeout";
+    case FailureKind::Refused:
+      return "refused";
   }
   return "none";
 }
 
 struct SourceWorker::Track {
-  Track(SourceWorker* w, std::uint32_t track_id) : worker(w), id(track_id) { publisher.emplace(id); }
+  Track(SourceWorker* w, std::uint32_t track_id) : worker(w), id(track_id) {
+    publisher.emplace(id);
+  }
   ~Track() {
     gst_clear_caps(&last_caps);
     gst_clear_caps(&in_caps);
@@ -112,7 +125,9 @@ void SourceWorker::note_rejected(std::string why) {
   stats_cv_.notify_all();
 }
 
-std::optional<StreamKey> SourceWorker::current_key() { return settings_.key; }
+std::optional<StreamKey> SourceWorker::current_key() {
+  return settings_.key;
+}
 
 void SourceWorker::publisher_left() {
   {
@@ -129,7 +144,9 @@ void SourceWorker::publisher_left() {
   stats_cv_.notify_all();
 }
 
-void SourceWorker::touch_watchdog() { last_frame_ns_.store(now_ns(), std::memory_order_relaxed); }
+void SourceWorker::touch_watchdog() {
+  last_frame_ns_.store(now_ns(), std::memory_order_relaxed);
+}
 
 std::shared_ptr<PublishRegistry> SourceWorker::registry() const {
   std::lock_guard lock(media_mutex_);
@@ -141,18 +158,23 @@ bool SourceWorker::holds_key(const StreamKey& key) const {
   return session_ && session_->key() == key;
 }
 
-std::vector<GstElement*> SourceWorker::media_elements(GstElement* source) { return {source}; }
+std::vector<GstElement*> SourceWorker::media_elements(GstElement* source) {
+  return {source};
+}
 
-std::optional<Failure> SourceWorker::on_element_message(GstMessage*) { return std::nullopt; }
+std::optional<Failure> SourceWorker::on_element_message(GstMessage*) {
+  return std::nullopt;
+}
 
 Failure SourceWorker::classify_error(GstMessage* message) {
   GError* err = nullptr;
   gchar* debug = nullptr;
   gst_message_parse_error(message, &err, &debug);
   Failure f;
-  f.kind = err && err->domain == GST_RESOURCE_ERROR && err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED
-               ? FailureKind::Auth
-               : FailureKind::Error;
+  f.kind =
+      err && err->domain == GST_RESOURCE_ERROR && err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED
+          ? FailureKind::Auth
+          : FailureKind::Error;
   const gchar* from = GST_MESSAGE_SRC_NAME(message);
   f.message = redact(std::string(from ? from : "pipeline") + ": " +
                      (err && err->message ? err->message : "unknown error"));
@@ -218,8 +240,8 @@ void SourceWorker::on_parsed_pad_added(GstElement* element, GstPad* pad, gpointe
 void SourceWorker::attach_sink(GstPad* pad, GstBin* bin) {
   GstCaps* caps = gst_pad_get_current_caps(pad);
   if (!caps) caps = gst_pad_query_caps(pad, nullptr);
-  const MediaKind kind = caps && gst_caps_is_fixed(caps) ? gst::describe_caps(caps).kind
-                                                         : MediaKind::Data;
+  const MediaKind kind =
+      caps && gst_caps_is_fixed(caps) ? gst::describe_caps(caps).kind : MediaKind::Data;
   if (caps) gst_caps_unref(caps);
   Track* track = nullptr;
   {
@@ -243,11 +265,11 @@ void SourceWorker::attach_sink(GstPad* pad, GstBin* bin) {
                nullptr);
   gst_bin_add(bin, sink);
   GstPad* sinkpad = gst_element_get_static_pad(sink, "sink");
-  gst_pad_add_probe(sinkpad,
-                    static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER |
-                                                 GST_PAD_PROBE_TYPE_BUFFER_LIST |
-                                                 GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-                    &SourceWorker::on_probe, track, nullptr);
+  gst_pad_add_probe(
+      sinkpad,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST |
+                                   GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      &SourceWorker::on_probe, track, nullptr);
   gst_pad_link(pad, sinkpad);
   gst_object_unref(sinkpad);
   gst_element_sync_state_with_parent(sink);
@@ -304,6 +326,38 @@ void SourceWorker::maybe_declare_tracks_locked() {
 
 // --- Publishing (streaming threads) --------------------------------------
 
+// The running time of a buffer in its pad's segment (the first media buffer's
+// position, to open a session); 0 when it has none.
+std::int64_t SourceWorker::pts_of(const Track& track, GstBuffer* buffer) {
+  GstClockTime t =
+      GST_BUFFER_PTS_IS_VALID(buffer) ? GST_BUFFER_PTS(buffer) : GST_BUFFER_DTS(buffer);
+  if (!GST_CLOCK_TIME_IS_VALID(t) || track.in_segment.format != GST_FORMAT_TIME) return 0;
+  const GstClockTime rt = gst_segment_to_running_time(&track.in_segment, GST_FORMAT_TIME, t);
+  return GST_CLOCK_TIME_IS_VALID(rt) ? static_cast<std::int64_t>(rt) : 0;
+}
+
+// The monotonic time (ns, steady_clock) at which this attempt's running time was
+// zero: now minus the running time now, read from the pipeline's clock and base
+// time. Sampled once per attempt. Without a clock yet (a non-live source
+// prerolling in PAUSED), the first frame (running time `first`) is taken as
+// captured now. Called with media_mutex_ held.
+std::int64_t SourceWorker::attempt_origin_locked(std::int64_t first) {
+  if (attempt_origin_) return *attempt_origin_;
+  const std::int64_t mono = now_ns();
+  std::int64_t origin = mono - first;
+  if (attempt_pipeline_) {
+    if (GstClock* clock = gst_element_get_clock(attempt_pipeline_)) {
+      const GstClockTime base = gst_element_get_base_time(attempt_pipeline_);
+      const GstClockTime now = gst_clock_get_time(clock);
+      gst_object_unref(clock);
+      if (GST_CLOCK_TIME_IS_VALID(base) && GST_CLOCK_TIME_IS_VALID(now) && now >= base)
+        origin = mono - static_cast<std::int64_t>(now - base);
+    }
+  }
+  attempt_origin_ = origin;
+  return origin;
+}
+
 void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
   GstCaps* caps = track.in_caps;
   const GstSegment* segment = &track.in_segment;
@@ -330,6 +384,7 @@ void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
     }
     ts_offset_ = 0;
     need_offset_ = false;
+    session_origin_ns_ = attempt_origin_locked(pts_of(track, buffer));
     for (auto& [id, t] : tracks_) t->restart();
     std::lock_guard slock(stats_mutex_);
     stats_.key = key;
@@ -353,16 +408,25 @@ void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
   if (!pts) pts = dts;
   if (!pts) pts = track.last_pts - ts_offset_;  // e.g. a header buffer: at the previous frame
   if (need_offset_) {
-    // Continue the session's timeline after a reconnect.
-    ts_offset_ = ts_end_ + 1'000'000 - *pts;
+    // A reconnect inside grace keeps real time: this attempt's running time is
+    // placed on the session's timeline by the monotonic time between the two
+    // pipelines' origins, so the outage stays a gap of its real length (the
+    // frame carries DISCONT). A source that ran ahead of real time (a file
+    // replayed as fast as it reads) continues right after its last frame
+    // instead: timestamps never go back.
+    const std::int64_t real = attempt_origin_locked(*pts) - session_origin_ns_;
+    ts_offset_ = std::max(real, ts_end_ + 1'000'000 - *pts);
     need_offset_ = false;
+    GST_INFO("%s: reconnected inside grace: %.3f s gap in the timeline of %s",
+             settings_.name.c_str(), static_cast<double>(*pts + ts_offset_ - ts_end_) / 1e9,
+             session_->key().str().c_str());
   }
   const std::int64_t out_pts = *pts + ts_offset_;
   std::optional<std::int64_t> out_dts;
   if (dts) out_dts = *dts + ts_offset_;
-  const std::int64_t duration =
-      GST_BUFFER_DURATION_IS_VALID(buffer) ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
-                                           : 0;
+  const std::int64_t duration = GST_BUFFER_DURATION_IS_VALID(buffer)
+                                    ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
+                                    : 0;
   std::vector<MediaFrame> frames;
   const bool caps_changed = !track.last_caps || !gst_caps_is_equal(track.last_caps, caps);
   if (caps_changed) {
@@ -497,6 +561,8 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
   {
     std::lock_guard lock(media_mutex_);
     ctx_ = &ctx;
+    attempt_pipeline_ = pipeline.get();
+    attempt_origin_.reset();
     attempt_active_ = true;
     attempt_live_ = false;
     attempt_failure_.reset();
@@ -545,9 +611,9 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
       gst_message_unref(m);
     }
   }
-  const auto mask = static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS |
-                                                GST_MESSAGE_ELEMENT | GST_MESSAGE_WARNING |
-                                                GST_MESSAGE_APPLICATION);
+  const auto mask =
+      static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT |
+                                  GST_MESSAGE_WARNING | GST_MESSAGE_APPLICATION);
   // A stop request wakes the loop through the bus, so it can sleep long between
   // watchdog checks (16 idle cameras should not cost 320 wake-ups a second).
   std::stop_callback wake(stop, [&bus] {
@@ -557,8 +623,12 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
   while (result.kind == FailureKind::None && !stop.stop_requested()) {
     if (GstMessage* m = gst_bus_timed_pop_filtered(GST_BUS(bus.get()), 250 * GST_MSECOND, mask)) {
       switch (GST_MESSAGE_TYPE(m)) {
-        case GST_MESSAGE_ERROR: result = classify_error(m); break;
-        case GST_MESSAGE_EOS: result = {FailureKind::EndOfStream, "the source ended (EOS)"}; break;
+        case GST_MESSAGE_ERROR:
+          result = classify_error(m);
+          break;
+        case GST_MESSAGE_EOS:
+          result = {FailureKind::EndOfStream, "the source ended (EOS)"};
+          break;
         case GST_MESSAGE_ELEMENT:
           if (auto f = on_element_message(m)) result = std::move(*f);
           break;
@@ -570,7 +640,8 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
           g_clear_error(&err);
           break;
         }
-        default: break;
+        default:
+          break;
       }
       gst_message_unref(m);
     }
@@ -590,8 +661,24 @@ Failure SourceWorker::run_attempt(const IngestContext& ctx, std::stop_token stop
   {
     std::lock_guard lock(media_mutex_);
     attempt_active_ = false;
+    attempt_pipeline_ = nullptr;
   }
   gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+  {
+    // A keyframe still held for the rest of its access unit belongs before the
+    // gap: out with it now, not after the next attempt's first (DISCONT) frame.
+    std::lock_guard lock(media_mutex_);
+    for (auto& [id, t] : tracks_) {
+      if (t->held && session_) {
+        try {
+          session_->publish_frame(std::move(*t->held));
+        } catch (const Error&) {
+          // the stream was ended under us; the next attempt sees it
+        }
+      }
+      t->held.reset();
+    }
+  }
   return result;
 }
 
@@ -635,7 +722,8 @@ void SourceWorker::serve(IngestContext ctx, std::stop_token stop) {
     const auto deadline = Clock::now() + delay;
     std::unique_lock lock(wait_mutex);
     while (!stop.stop_requested() && Clock::now() < deadline) {
-      wait_cv.wait_until(lock, stop, std::min(deadline, Clock::now() + 100ms), [] { return false; });
+      wait_cv.wait_until(lock, stop, std::min(deadline, Clock::now() + 100ms),
+                         [] { return false; });
       check_grace(Clock::now());
     }
   }
@@ -654,8 +742,8 @@ PipelineWorker::PipelineWorker(WorkerSettings settings, std::string description)
 
 GstElement* PipelineWorker::make_source() {
   GError* err = nullptr;
-  GstElement* bin = gst_parse_bin_from_description_full(
-      description_.c_str(), FALSE, nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &err);
+  GstElement* bin = gst_parse_bin_from_description_full(description_.c_str(), FALSE, nullptr,
+                                                        GST_PARSE_FLAG_FATAL_ERRORS, &err);
   if (!bin) {
     std::string why = err ? err->message : "unknown error";
     g_clear_error(&err);

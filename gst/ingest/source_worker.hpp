@@ -11,9 +11,13 @@
 //   State (connecting / live / retrying), attempts, the last error (credentials
 //   redacted) are in stats() and in the log (GST_DEBUG=arclyingest:5).
 // * Grace: the publish session — so every subscriber and the GOP cache's config —
-//   stays attached while the source reconnects, for up to `grace`. Frames after
-//   the gap carry DISCONT and continue the timeline. Only when grace runs out
-//   does the stream end. Meanwhile the key stays claimed by this worker, so no
+//   stays attached while the source reconnects, for up to `grace`. The timeline
+//   keeps real time: the first frame after the gap carries DISCONT and is
+//   stamped where the monotonic clock puts it (the previous attempt's origin +
+//   the real time elapsed), so an outage stays a gap of its real length in every
+//   recording and subscriber; a source that ran ahead of real time (a file read
+//   as fast as it goes) continues right after its last frame instead. Only when
+//   grace runs out does the stream end. Meanwhile the key stays claimed by this worker, so no
 //   other publisher can take it over.
 // * Track set: once the source and every parsebin signalled no-more-pads and
 //   each of their tracks has published its config, the session declares its
@@ -57,7 +61,7 @@ struct Failure {
 };
 
 struct WorkerSettings {
-  std::string name = "source";  // shown in logs and stats (e.g. the config section)
+  std::string name = "source";   // shown in logs and stats (e.g. the config section)
   std::optional<StreamKey> key;  // the key published (an SRT listener takes it per caller)
   std::chrono::milliseconds timeout{5000};
   std::chrono::milliseconds backoff_initial{500};
@@ -76,8 +80,8 @@ struct WorkerStats {
   std::optional<StreamKey> key;  // the key being published, if any
   bool in_grace = false;         // session kept attached while reconnecting
   std::chrono::milliseconds retry_in{0};
-  std::uint64_t rejected = 0;   // publishers refused before any media (SRT callers)
-  std::string last_rejection;   // why the last one was refused
+  std::uint64_t rejected = 0;  // publishers refused before any media (SRT callers)
+  std::string last_rejection;  // why the last one was refused
 };
 
 class SourceWorker : public InboundProtocol {
@@ -135,6 +139,8 @@ class SourceWorker : public InboundProtocol {
   void attach_parser(GstPad* pad, GstBin* bin);
   void attach_sink(GstPad* pad, GstBin* bin);
   void on_media(Track& track, GstBuffer* buffer);
+  static std::int64_t pts_of(const Track& track, GstBuffer* buffer);
+  std::int64_t attempt_origin_locked(std::int64_t first);
   void fail_attempt(Failure f);
   void check_grace(std::chrono::steady_clock::time_point now);
   void end_session();
@@ -156,14 +162,20 @@ class SourceWorker : public InboundProtocol {
   const IngestContext* ctx_ = nullptr;
   std::optional<PublishSession> session_;
   std::optional<std::chrono::steady_clock::time_point> grace_until_;
-  std::map<std::string, std::unique_ptr<Track>> tracks_;  // "video#0" -> track, kept across attempts
-  std::map<std::string, int> ordinals_;                   // per attempt: next ordinal per kind
-  int pads_pending_ = 0;  // per attempt: elements yet to signal no-more-pads
+  std::map<std::string, std::unique_ptr<Track>>
+      tracks_;                           // "video#0" -> track, kept across attempts
+  std::map<std::string, int> ordinals_;  // per attempt: next ordinal per kind
+  int pads_pending_ = 0;                 // per attempt: elements yet to signal no-more-pads
   bool attempt_active_ = false;
   bool attempt_live_ = false;
   bool need_offset_ = false;
   std::int64_t ts_offset_ = 0;
   std::int64_t ts_end_ = 0;  // end of the newest published frame (ns)
+  // The session's timeline is the running time of the attempt that opened it;
+  // its zero in monotonic time, and the current attempt's (see on_media).
+  std::int64_t session_origin_ns_ = 0;
+  std::optional<std::int64_t> attempt_origin_;
+  GstElement* attempt_pipeline_ = nullptr;  // the current attempt's, while it is active
   std::optional<Failure> attempt_failure_;
   std::atomic<std::int64_t> last_frame_ns_{0};
 };

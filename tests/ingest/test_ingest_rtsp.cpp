@@ -31,9 +31,8 @@ struct Running {
   std::shared_ptr<RtspWorker> worker;
   std::jthread thread;
   Running(WorkerSettings s, RtspSettings r) : worker(std::make_shared<RtspWorker>(s, r)) {
-    thread = std::jthread([this](std::stop_token stop) {
-      worker->serve(arcly::IngestContext(engine), stop);
-    });
+    thread = std::jthread(
+        [this](std::stop_token stop) { worker->serve(arcly::IngestContext(engine), stop); });
   }
   // Stops the worker and returns how long serve() took to return.
   std::chrono::milliseconds stop() {
@@ -136,6 +135,66 @@ START_TEST(a_camera_reboot_inside_grace_keeps_the_stream_and_flags_discont) {
 }
 END_TEST
 
+// The camera is off for a measured while inside grace. The frames after the gap
+// are stamped where real time puts them: the gap in publisher timestamps between
+// the last frame before and the first after (DISCONT) is the outage, not erased.
+// Bounds: the last frame before was captured at or before the kill (T_kill), the
+// first after at or after the restart (T_spawn) and before the worker was seen
+// live again (T_live), give or take kJitter: one 33 ms frame interval plus the
+// jitterbuffer's skew estimate and TCP/scheduling delay of the new session's first
+// packets on 2 loaded cores (ASan); the old behaviour left a gap of ~34 ms.
+START_TEST(a_camera_reboot_inside_grace_leaves_the_outage_in_the_timeline) {
+  using Clock = std::chrono::steady_clock;
+  constexpr double kJitter = 0.25;
+  const int port = free_port();
+  auto server = rtsp_server(port);
+  RtspSettings r{"rtsp://127.0.0.1:" + std::to_string(port) + "/cam"};
+  r.transport = "tcp";
+  Running run(fast_settings("live/yard"), r);
+  auto stream = run.engine->wait_for_stream(StreamKey::parse("live/yard"), 20000ms);
+  auto sub = stream->subscribe({arcly::StartAt::Now, {}, true});
+  ck_assert_int_ge(read_frames(sub, 15).video, 15);
+
+  const auto t_kill = Clock::now();
+  server.stop();
+  const auto attempts = run.worker->stats().attempts;
+  // Stay off for a few refused attempts (a reboot of about a second or two).
+  ck_assert(run.worker->wait_for(
+      [&](const WorkerStats& s) { return s.in_grace && s.attempts >= attempts + 4; }, 30s));
+  const auto t_spawn = Clock::now();
+  server = rtsp_server(port);
+  ck_assert(run.worker->wait_for([](const WorkerStats& s) { return s.reconnects >= 1; }, 30s));
+  const auto t_live = Clock::now();
+
+  // Everything published since: the frames before the gap, then the DISCONT one.
+  std::int64_t last_before = -1, first_after = -1;
+  const auto deadline = Clock::now() + 20s;
+  while (first_after < 0 && Clock::now() < deadline) {
+    auto got = sub.recv(deadline);
+    ck_assert_msg(got.status != arcly::RecvStatus::Closed, "the stream ended during grace");
+    if (got.status != arcly::RecvStatus::Frame) continue;
+    const auto& f = *got.frame;
+    if (f.is_config() || f.kind != arcly::MediaKind::Video) continue;
+    if (f.is_discont())
+      first_after = f.pts;
+    else
+      last_before = f.pts;
+  }
+  ck_assert_int_ge(last_before, 0);
+  ck_assert_int_ge(first_after, 0);
+  auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  const double gap = static_cast<double>(first_after - last_before) / 1e9;
+  const double off_at_least = secs(t_spawn - t_kill), off_at_most = secs(t_live - t_kill);
+  std::fprintf(stderr, "reboot: gap in the timeline %.3f s; the camera was off %.3f..%.3f s\n", gap,
+               off_at_least, off_at_most);
+  ck_assert_msg(gap >= off_at_least - kJitter && gap <= off_at_most + kJitter,
+                "gap in the timeline %.3f s; the camera was off %.3f..%.3f s", gap, off_at_least,
+                off_at_most);
+  ck_assert(run.engine->find_stream(StreamKey::parse("live/yard")) == stream);  // same publish
+  run.stop();
+}
+END_TEST
+
 START_TEST(past_grace_the_stream_ends_and_a_new_one_starts) {
   const int port = free_port();
   auto server = rtsp_server(port);
@@ -148,8 +207,8 @@ START_TEST(past_grace_the_stream_ends_and_a_new_one_starts) {
   server.stop();
   ck_assert(read_frames(sub, 100000, 0, 30s).closed);  // grace ran out: subscribers see the end
   server = rtsp_server(port);
-  ck_assert(run.worker->wait_for([](const WorkerStats& s) { return s.state == WorkerState::Live; },
-                                 30s));
+  ck_assert(
+      run.worker->wait_for([](const WorkerStats& s) { return s.state == WorkerState::Live; }, 30s));
   auto second = run.engine->get_stream(StreamKey::parse("live/gate"));
   ck_assert(second != first);
   run.stop();
@@ -207,7 +266,8 @@ START_TEST(shutdown_is_prompt_in_every_state) {
     ck_assert(run.worker->wait_for(
         [](const WorkerStats& st) { return st.state == WorkerState::Retrying; }, 20s));
     const auto took = run.stop();
-    std::printf("rtsp: shutdown while retrying took %lld ms\n", static_cast<long long>(took.count()));
+    std::printf("rtsp: shutdown while retrying took %lld ms\n",
+                static_cast<long long>(took.count()));
     ck_assert_int_lt(took.count(), 5000);  // a hang guard; the figure is printed above
   }
   {
@@ -225,7 +285,8 @@ START_TEST(shutdown_is_prompt_in_every_state) {
     ck_assert_int_ge(peer, 0);
     ck_assert(run.worker->stats().state == WorkerState::Connecting);
     const auto took = run.stop();
-    std::printf("rtsp: shutdown while connecting took %lld ms\n", static_cast<long long>(took.count()));
+    std::printf("rtsp: shutdown while connecting took %lld ms\n",
+                static_cast<long long>(took.count()));
     ck_assert_int_lt(took.count(), 5000);
     close(peer);
     close(fd);
@@ -245,8 +306,9 @@ START_TEST(an_in_process_server_and_several_cameras_per_engine) {
   for (const char* path : {"/a", "/b"}) {
     GstRTSPMediaFactory* f = gst_rtsp_media_factory_new();
     gst_rtsp_media_factory_set_launch(
-        f, "( videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 ! "
-           "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph264pay name=pay0 )");
+        f,
+        "( videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 ! "
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph264pay name=pay0 )");
     gst_rtsp_media_factory_set_shared(f, TRUE);
     gst_rtsp_mount_points_add_factory(mounts, path, f);
   }
@@ -285,13 +347,14 @@ END_TEST
 
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
-  return testing::run_suite("ingest-rtsp",
-                            {frames_reach_a_subscriber_over_tcp_and_udp_with_audio,
-                             h265_with_opus_and_h264_with_g711_cameras,
-                             a_camera_reboot_inside_grace_keeps_the_stream_and_flags_discont,
-                             past_grace_the_stream_ends_and_a_new_one_starts,
-                             wrong_credentials_are_reported_and_retried_with_backoff_never_leaked,
-                             shutdown_is_prompt_in_every_state,
-                             an_in_process_server_and_several_cameras_per_engine},
-                            300);
+  return testing::run_suite(
+      "ingest-rtsp",
+      {frames_reach_a_subscriber_over_tcp_and_udp_with_audio,
+       h265_with_opus_and_h264_with_g711_cameras,
+       a_camera_reboot_inside_grace_keeps_the_stream_and_flags_discont,
+       a_camera_reboot_inside_grace_leaves_the_outage_in_the_timeline,
+       past_grace_the_stream_ends_and_a_new_one_starts,
+       wrong_credentials_are_reported_and_retried_with_backoff_never_leaked,
+       shutdown_is_prompt_in_every_state, an_in_process_server_and_several_cameras_per_engine},
+      300);
 }
