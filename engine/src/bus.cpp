@@ -327,6 +327,19 @@ FrameRef Bus::peek(Hazard& hazard, std::uint64_t position) {
   return out;
 }
 
+// No reference count is touched: a node read this way bounces no cache line
+// between readers on different cores. The hazard (seq_cst, see protect) keeps it
+// from being freed. The tail is loaded with acquire only: a stale tail returns
+// null, and the caller's try_read (seq_cst) then decides, so the readiness
+// guarantee (readiness.hpp) rests on try_read as before.
+FrameNode* Bus::borrow(Hazard& hazard, std::uint64_t position) {
+  if (position >= tail()) return nullptr;
+  FrameNode* n = protect(hazard, slot(position));
+  if (n && n->position == position) return n;
+  hazard.node.store(nullptr, std::memory_order_release);
+  return nullptr;
+}
+
 bool Bus::wait(std::uint64_t cursor, std::chrono::steady_clock::time_point deadline,
                std::stop_token stop, std::uint32_t wake_bit) {
   auto ready = [&] {

@@ -288,6 +288,41 @@ Received Subscription::try_recv() {
   }
 }
 
+// The common case — nothing pending, no gate holding frames back, a media frame
+// of a started track — reads the ring with Bus::borrow: no reference count, one
+// hazard store per frame, the delivered counter bumped once per call. Anything
+// else (configs, gates, lag, the end) goes through try_recv(), which reads the
+// same position again, so both paths deliver the same sequence.
+RecvStatus Subscription::drain(void* fn, void (*call)(void*, const Drained&), std::size_t max) {
+  struct Borrowed {  // on every exit, a throw from fn included
+    Subscription& s;
+    std::uint64_t count = 0;
+    ~Borrowed() {
+      if (count == 0) return;
+      s.att_.hazard->node.store(nullptr, std::memory_order_release);
+      bump(s.att_.counters->delivered, count);
+    }
+  } borrowed{*this};
+  Bus* bus = att_.stream ? &att_.stream->bus() : nullptr;
+  for (std::size_t n = 0; n < max; ++n) {
+    if (bus && !closed_ && pending_.empty() && !discont_pending_ && gate_ != Gate::Anchor) {
+      if (detail::FrameNode* node = bus->borrow(*att_.hazard, cursor_)) {
+        const MediaFrame& f = node->frame;
+        if (!f.is_config() && (gate_ == Gate::None || track_started(f.track))) {
+          ++cursor_;
+          ++borrowed.count;
+          call(fn, Drained{RecvStatus::Frame, FrameView(node), 0, false});
+          continue;
+        }
+      }
+    }
+    Received r = try_recv();  // clears the hazard
+    if (r.status != RecvStatus::Frame && r.status != RecvStatus::Lagged) return r.status;
+    call(fn, Drained{r.status, FrameView(r.frame), r.skipped, r.discont});
+  }
+  return RecvStatus::Frame;
+}
+
 Received Subscription::recv(std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
   Received r = try_recv();
   if (r.status != RecvStatus::Empty) {

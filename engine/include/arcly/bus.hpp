@@ -103,6 +103,13 @@ class Bus {
   // yet published). Thread: the hazard's owner.
   FrameRef peek(Hazard& hazard, std::uint64_t position);
 
+  // Like peek(), without taking a reference: the node at `position`, left
+  // protected by `hazard` until its owner's next protect or clear
+  // (hazard.node.store(nullptr)); null if gone, not yet published or not seen yet
+  // (then use try_read, which decides Lagged / Empty / Closed). Thread: the
+  // hazard's owner.
+  detail::FrameNode* borrow(Hazard& hazard, std::uint64_t position);
+
   // Sleeps until tail() > cursor, closed(), `deadline` or `stop`. Returns true if
   // there is something to read (a frame or the close); false on timeout/stop.
   // `wake_bit` (0-31) selects which sleepers a stop request wakes (see Hazard).

@@ -4,6 +4,10 @@
 // a subscriber costs one atomic increment, never a copy of the frame or its bytes.
 // `position()` is the frame's sequence number on its bus (0, 1, 2, ... per publish).
 // Copy, move and destroy from any thread.
+//
+// FrameView is a borrowed look at the same node: no reference is taken, so it is
+// valid only while its lender keeps the node alive (Subscription::try_drain: until
+// the callback returns). ref() takes a reference that outlives the view.
 #pragma once
 
 #include <atomic>
@@ -70,6 +74,32 @@ class FrameRef {
     FrameRef r;
     r.node_ = n;
     return r;
+  }
+
+ private:
+  friend class FrameView;
+  detail::FrameNode* node_ = nullptr;
+};
+
+class FrameView {
+ public:
+  FrameView() = default;
+  explicit FrameView(detail::FrameNode* n) : node_(n) {}
+  explicit FrameView(const FrameRef& r) : node_(r.node_) {}
+
+  explicit operator bool() const { return node_ != nullptr; }
+  const MediaFrame& operator*() const { return node_->frame; }
+  const MediaFrame* operator->() const { return &node_->frame; }
+  const MediaFrame& frame() const { return node_->frame; }
+  std::uint64_t position() const { return node_->position; }
+  bool is_anchor() const { return (node_->marks & detail::kMarkAnchor) != 0; }
+  bool starts_track() const { return (node_->marks & detail::kMarkTrackStart) != 0; }
+  const void* id() const { return node_; }
+  // A reference of its own (one atomic increment), valid after the view is not.
+  FrameRef ref() const {
+    if (!node_) return {};
+    detail::node_ref(node_);
+    return FrameRef::adopt(node_);
   }
 
  private:

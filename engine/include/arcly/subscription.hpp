@@ -27,6 +27,11 @@
 //   what the ring holds the same way.
 // * Readiness. try_recv() never blocks. watch(waker) lets one thread serve many
 //   subscriptions (see readiness.hpp); recv() blocks one thread per subscriber.
+// * Draining. try_drain(fn) hands fn every result try_recv() would return, in the
+//   same order, until Empty or Closed, but the frames are borrowed (FrameView),
+//   not referenced: valid only until fn returns. For consumers that copy or
+//   forward a frame at once (a socket write, a packetizer): no reference count
+//   is touched, so readers on different cores do not bounce the frame's line.
 // * Threads. A subscription is used by one thread at a time (it may move between
 //   threads). To wake a blocked recv(), request stop on the token passed to it.
 #pragma once
@@ -36,6 +41,7 @@
 #include <deque>
 #include <memory>
 #include <stop_token>
+#include <type_traits>
 #include <vector>
 
 #include "arcly/bus.hpp"
@@ -66,6 +72,14 @@ struct Received {
   explicit operator bool() const { return status == RecvStatus::Frame; }
 };
 
+// One result of Subscription::try_drain: Frame or Lagged, as in Received.
+struct Drained {
+  RecvStatus status = RecvStatus::Frame;
+  FrameView frame;  // with Frame: valid until the callback returns (view.ref() to keep it)
+  std::uint64_t skipped = 0;
+  bool discont = false;
+};
+
 class Subscription {
  public:
   // Throws Error{SubscriberLimitReached}; nothing stays attached after a throw.
@@ -85,6 +99,16 @@ class Subscription {
   template <class Rep, class Period>
   Received recv_for(std::chrono::duration<Rep, Period> timeout, std::stop_token stop = {}) {
     return recv(std::chrono::steady_clock::now() + timeout, std::move(stop));
+  }
+  // Never blocks. Calls fn(const Drained&) for each Frame and Lagged that
+  // try_recv() would return, in order, at most `max` times; returns Empty or
+  // Closed once there is nothing more, Frame if it stopped at `max`. fn must not
+  // use this subscription; if fn throws, what it was handed counts as delivered.
+  template <class Fn>
+  RecvStatus try_drain(Fn&& fn, std::size_t max = static_cast<std::size_t>(-1)) {
+    return drain(
+        &fn, [](void* f, const Drained& d) { (*static_cast<std::remove_reference_t<Fn>*>(f))(d); },
+        max);
   }
   // Seed-style convenience for resilient subscribers: the next frame, or an empty
   // FrameRef once the stream has ended.
@@ -135,6 +159,7 @@ class Subscription {
     Tracks,  // started at an anchor: each other track from its first start frame
   };
 
+  RecvStatus drain(void* fn, void (*call)(void*, const Drained&), std::size_t max);
   void resync(bool joining);
   Received deliver(FrameRef f);
   void skip();
