@@ -19,8 +19,9 @@
 // the GOP. Trial k starts at T0 + k * (GOP + 5/12 GOP): 12 trials land on 12
 // different sixths of the GOP, whatever the encoder's phase at T0. Clients:
 //   ffmpeg   `ffmpeg -analyzeduration 0 -probesize 32 -rtsp_transport tcp -i URL
-//            -frames:v 1 -f null -` (or the srt:// URL): wall time from spawn to exit
-//            (exit follows the first decoded frame; ffmpeg's own start is in it)
+//            -vf showinfo -f null -` (or the srt:// URL): wall time from spawn to the
+//            showinfo line of the first intact picture (iskey:1; ffmpeg also shows
+//            error-concealed pictures decoded without their reference before it)
 //   rtspsrc  rtspsrc protocols=tcp latency=0 ! rtph264depay ! h264parse ! avdec_h264
 //            output-corrupt=false ! fakesink in this process: set_state(PLAYING) to the
 //            decoder's first output buffer
@@ -38,6 +39,7 @@
 #include <fcntl.h>
 #include <gst/gst.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -175,20 +177,55 @@ std::string find_program(const char* argv0, const std::string& rel, const char* 
 double ffmpeg_first_picture(const std::string& url, const std::string& log) {
   // A low-latency viewer's probe settings: with ffmpeg's defaults its own stream
   // probing (~0.85 s over RTSP, ~4.5 s over SRT/MPEG-TS) hides either server.
-  std::vector<std::string> args{"ffmpeg",    "-nostdin",   "-hide_banner",
-                                "-loglevel", "error",      "-analyzeduration",
-                                "0",         "-probesize", "32"};
+  // ffmpeg's decoder also shows pictures decoded from P-frames whose reference it
+  // never had (error-concealed grey); showinfo marks the first intact one, the
+  // keyframe ("iskey:1"), and that is the picture measured.
+  std::vector<std::string> args{"ffmpeg",           "-nostdin", "-hide_banner", "-loglevel", "info",
+                                "-analyzeduration", "0",        "-probesize",   "32"};
   if (url.rfind("rtsp://", 0) == 0) {
     args.push_back("-rtsp_transport");
     args.push_back("tcp");
   }
-  for (const char* a : {"-i", url.c_str(), "-frames:v", "1", "-f", "null", "-"}) args.push_back(a);
+  for (const char* a : {"-i", url.c_str(), "-vf", "showinfo", "-f", "null", "-"}) args.push_back(a);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
   const auto t0 = Clock::now();
-  const pid_t pid = spawn(args, log);
-  if (wait_exit(pid, kTrialTimeout)) return ms_since(t0);
-  kill(pid, SIGKILL);
-  wait_exit(pid, 5s);
-  return -1;
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, "ffmpeg", &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  double ms = -1;
+  if (rc == 0) {
+    std::string seen;
+    char buf[4096];
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(t0 + kTrialTimeout - Clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fds[0], POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      const ssize_t n = read(fds[0], buf, sizeof buf);
+      if (n <= 0) break;
+      seen.append(buf, static_cast<std::size_t>(n));
+      if (seen.find("iskey:1") != std::string::npos) {
+        ms = ms_since(t0);
+        break;
+      }
+      if (seen.size() > 65536) seen.erase(0, seen.size() - 1024);
+    }
+    kill(pid, SIGKILL);
+    wait_exit(pid, 5s);
+  }
+  close(fds[0]);
+  return ms;
 }
 
 GstPadProbeReturn on_first_buffer(GstPad*, GstPadProbeInfo*, gpointer data) {
