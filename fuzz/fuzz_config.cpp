@@ -2,7 +2,8 @@
 // operators write and the HTTP API's schema shares. Whatever the text, load_text()
 // returns a Config or throws arcly::Error naming the problems; and a secret the
 // text sets (token=, read-token=, passphrase=, user.NAME=) never shows in the
-// problems or in `arcly check`'s summary.
+// problems or in `arcly check`'s summary (unless it is arcly's own wording: a
+// "secret" such as "attern(s), 1 token(s" is found in the summary whatever it is).
 #include <gst/gst.h>
 
 #include <cstddef>
@@ -45,9 +46,26 @@ std::vector<std::string> secrets_of(const std::string& text) {
   return out;
 }
 
-void expect_no_secret(const std::string& shown, const std::vector<std::string>& secrets) {
-  for (const auto& s : secrets)
-    if (shown.find(s) != std::string::npos) __builtin_trap();
+// What `arcly check` would show for `text`: the summary, or the problems.
+std::string shown_for(const std::string& text) {
+  try {
+    return arcly::host::explain(arcly::host::load_text(text, "fuzz.conf", "/nonexistent"));
+  } catch (const arcly::Error& e) {
+    return e.what();
+  }
+}
+
+// A secret found in what is shown is a leak only if it is not arcly's own wording:
+// with the secret's value replaced by other characters, it must vanish.
+void expect_no_secret(const std::string& text, const std::string& shown,
+                      const std::vector<std::string>& secrets) {
+  for (const auto& s : secrets) {
+    if (shown.find(s) == std::string::npos) continue;
+    std::string other = text;
+    for (auto at = other.find(s); at != std::string::npos; at = other.find(s, at + s.size()))
+      other.replace(at, s.size(), std::string(s.size(), '\x01'));
+    if (shown_for(other).find(s) == std::string::npos) __builtin_trap();
+  }
 }
 
 }  // namespace
@@ -60,11 +78,6 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   const auto secrets = secrets_of(text);
-  try {
-    const arcly::host::Config config = arcly::host::load_text(text, "fuzz.conf", "/nonexistent");
-    expect_no_secret(arcly::host::explain(config), secrets);
-  } catch (const arcly::Error& e) {
-    expect_no_secret(e.what(), secrets);
-  }
+  expect_no_secret(text, shown_for(text), secrets);
   return 0;
 }
