@@ -413,6 +413,29 @@ Scale scale(const char* self, pid_t server, const std::string& url, int readers,
   return s;
 }
 
+// The RTSP figures of one server: a warm reader keeps its encoder running while
+// ffmpeg and rtspsrc join at every phase, then the readers' cost.
+struct RtspFigures {
+  Series ffmpeg, rtspsrc;
+  Scale scale;
+};
+
+RtspFigures measure_rtsp(const std::string& who, const char* self, pid_t server,
+                         const std::string& url, int n_phases, int readers, int window,
+                         const fs::path& dir) {
+  GstElement* warm = warm_reader(url);
+  const std::string ff_log = (dir / "ffmpeg.log").string();
+  RtspFigures f;
+  f.ffmpeg =
+      phases(who + " rtsp ffmpeg", n_phases, [&] { return ffmpeg_first_picture(url, ff_log); });
+  f.rtspsrc = phases(who + " rtsp rtspsrc", n_phases, [&] { return rtspsrc_first_picture(url); });
+  std::printf("  scale: %d RTSP/TCP readers\n", readers);
+  f.scale = scale(self, server, url, readers, window, (dir / ("readers-" + who + ".log")).string());
+  gst_element_set_state(warm, GST_STATE_NULL);
+  gst_object_unref(warm);
+  return f;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -443,19 +466,11 @@ int main(int argc, char** argv) {
       "srt://127.0.0.1:" + std::to_string(srt_port) + "?streamid=" + std::string(kKey);
   std::printf("\n[arcly] %s run %s\n", arcly.c_str(), conf.c_str());
   pid_t server = spawn({arcly, "run", conf}, (dir / "arcly.log").string());
-  GstElement* warm = warm_reader(arcly_rtsp);
   const std::string ff_log = (dir / "ffmpeg.log").string();
-  Series a_ff = phases("arcly rtsp ffmpeg", n_phases,
-                       [&] { return ffmpeg_first_picture(arcly_rtsp, ff_log); });
-  Series a_gst =
-      phases("arcly rtsp rtspsrc", n_phases, [&] { return rtspsrc_first_picture(arcly_rtsp); });
+  const RtspFigures a =
+      measure_rtsp("arcly", argv[0], server, arcly_rtsp, n_phases, readers, window, dir);
   Series a_srt =
       phases("arcly srt ffmpeg", n_phases, [&] { return ffmpeg_first_picture(arcly_srt, ff_log); });
-  std::printf("  scale: %d RTSP/TCP readers\n", readers);
-  const Scale a_scale =
-      scale(argv[0], server, arcly_rtsp, readers, window, (dir / "readers-arcly.log").string());
-  gst_element_set_state(warm, GST_STATE_NULL);
-  gst_object_unref(warm);
   stop(server);
 
   // plain gst-rtsp-server, shared media
@@ -467,16 +482,8 @@ int main(int argc, char** argv) {
               launch.c_str());
   server =
       spawn({plain, std::to_string(plain_port), "--launch", launch}, (dir / "plain.log").string());
-  warm = warm_reader(plain_rtsp);
-  Series p_ff = phases("plain rtsp ffmpeg", n_phases,
-                       [&] { return ffmpeg_first_picture(plain_rtsp, ff_log); });
-  Series p_gst =
-      phases("plain rtsp rtspsrc", n_phases, [&] { return rtspsrc_first_picture(plain_rtsp); });
-  std::printf("  scale: %d RTSP/TCP readers\n", readers);
-  const Scale p_scale =
-      scale(argv[0], server, plain_rtsp, readers, window, (dir / "readers-plain.log").string());
-  gst_element_set_state(warm, GST_STATE_NULL);
-  gst_object_unref(warm);
+  const RtspFigures p =
+      measure_rtsp("plain", argv[0], server, plain_rtsp, n_phases, readers, window, dir);
   stop(server);
 
   // plain srtsink
@@ -500,25 +507,26 @@ int main(int argc, char** argv) {
   stop(server);
 
   std::printf("\nfirst picture (ms)          median    max  misses\n");
-  for (const Series* s : {&a_ff, &p_ff, &a_gst, &p_gst, &a_srt, &s_srt})
+  for (const Series* s : std::initializer_list<const Series*>{&a.ffmpeg, &p.ffmpeg, &a.rtspsrc,
+                                                              &p.rtspsrc, &a_srt, &s_srt})
     std::printf("  %-24s %7.0f %6.0f  %d\n", s->name.c_str(), s->median(), s->max(), s->misses());
   std::printf("\nscale, %d RTSP/TCP readers      CPU-s per reader-minute   KiB per reader\n",
               readers);
   std::printf("  arcly                              %8.4f            %8.0f\n",
-              a_scale.cpu_per_reader_minute, a_scale.kib_per_reader);
+              a.scale.cpu_per_reader_minute, a.scale.kib_per_reader);
   std::printf("  plain gst-rtsp-server (shared)     %8.4f            %8.0f\n",
-              p_scale.cpu_per_reader_minute, p_scale.kib_per_reader);
-  const double r_ff = p_ff.median() / std::max(1.0, a_ff.median());
-  const double r_gst = p_gst.median() / std::max(1.0, a_gst.median());
+              p.scale.cpu_per_reader_minute, p.scale.kib_per_reader);
+  const double r_ff = p.ffmpeg.median() / std::max(1.0, a.ffmpeg.median());
+  const double r_gst = p.rtspsrc.median() / std::max(1.0, a.rtspsrc.median());
   std::printf("\ntargets:\n");
-  std::printf("  RTSP first picture <= 150 ms median: ffmpeg %.0f, rtspsrc %.0f\n", a_ff.median(),
-              a_gst.median());
+  std::printf("  RTSP first picture <= 150 ms median: ffmpeg %.0f, rtspsrc %.0f\n",
+              a.ffmpeg.median(), a.rtspsrc.median());
   std::printf("  >= 5x faster than plain: ffmpeg %.1fx, rtspsrc %.1fx\n", r_ff, r_gst);
   std::printf("  scale <= 1x plain: CPU %.2fx, memory %.2fx\n",
-              a_scale.cpu_per_reader_minute / std::max(1e-9, p_scale.cpu_per_reader_minute),
-              a_scale.kib_per_reader / std::max(1e-9, p_scale.kib_per_reader));
-  std::printf("egress first picture (rtspsrc) arcly/plain: %.0f/%.0f ms\n", a_gst.median(),
-              p_gst.median());
+              a.scale.cpu_per_reader_minute / std::max(1e-9, p.scale.cpu_per_reader_minute),
+              a.scale.kib_per_reader / std::max(1e-9, p.scale.kib_per_reader));
+  std::printf("egress first picture (rtspsrc) arcly/plain: %.0f/%.0f ms\n", a.rtspsrc.median(),
+              p.rtspsrc.median());
   fs::remove_all(dir / "arcly.conf");
   return 0;
 }
