@@ -38,18 +38,23 @@ inline std::string write_config(const std::string& dir, const std::string& text)
   return path;
 }
 
+// Runs a shell command to completion; returns its exit status, stdout+stderr in `out`.
+inline int sh(const std::string& cmd, std::string* out = nullptr) {
+  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) return -1;
+  std::string text;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, f)) text.append(buf, n);
+  const int status = pclose(f);
+  if (out) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 // Runs `arcly ARGS…` to completion; returns exit code and captures stdout+stderr.
 inline int run_arcly(const std::vector<std::string>& args, std::string* output = nullptr) {
   std::string cmd = "'" + arcly_bin() + "'";
   for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  if (output) *output = out;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return sh(cmd, output);
 }
 
 inline std::vector<std::string> files_under(const std::string& dir, const std::string& ext) {

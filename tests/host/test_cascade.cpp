@@ -60,18 +60,6 @@ std::string ip_bin() {
   return "ip";
 }
 
-// Runs a shell command; returns its exit status, its output in `out`.
-int sh(const std::string& cmd, std::string* out = nullptr) {
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  if (!f) return -1;
-  std::string text;
-  char buf[1024];
-  while (size_t n = fread(buf, 1, sizeof buf, f)) text.append(buf, n);
-  const int status = pclose(f);
-  if (out) *out = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 std::string in_ns(const std::string& ns, const std::string& cmd) {
   return ip_bin() + " netns exec " + ns + " " + cmd;
 }
