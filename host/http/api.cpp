@@ -1,5 +1,9 @@
 #include "api.hpp"
 
+#include <filesystem>
+
+#include <set>
+
 #include <glib.h>
 #include <gst/pbutils/pbutils.h>
 #include <json-glib/json-glib.h>
@@ -594,7 +598,15 @@ std::optional<Response> Api::plan_export(const Request& r, ExportPlan& plan) {
   std::optional<std::string> wanted;
   if (auto it = r.query.find("recorder"); it != r.query.end()) wanted = it->second;
   std::map<std::string, std::string> modes;  // section -> mode
-  for (const auto& rv : target_.recorders()) modes[rv.section] = rv.mode;
+  // A segment still being written is not exported: its file is not finalized yet
+  // (splitmuxsrc cannot open it reliably), and a range reaching "now" ends with the
+  // last finalized segment.
+  std::set<std::pair<std::string, std::string>> open;  // (section, file name)
+  for (const auto& rv : target_.recorders()) {
+    modes[rv.section] = rv.mode;
+    if (!rv.current.empty())
+      open.emplace(rv.section, std::filesystem::path(rv.current).filename().string());
+  }
   if (wanted && !modes.contains(*wanted))
     return error_response(404, "no recorder '" + *wanted + "' (see GET /v1/recorders)", "recorder");
 
@@ -603,6 +615,8 @@ std::optional<Response> Api::plan_export(const Request& r, ExportPlan& plan) {
   for (auto& rec : target_.recordings()) {
     if (rec.key != key->str() || rec.start_unix_ms < 0) continue;
     if (wanted ? rec.recorder != *wanted : modes[rec.recorder] == "events") continue;
+    if (open.contains({rec.recorder, std::filesystem::path(rec.file).filename().string()}))
+      continue;
     by_recorder[rec.recorder].push_back(std::move(rec));
   }
   for (auto& [recorder, list] : by_recorder) {
