@@ -249,15 +249,21 @@ GstElement* rtspsrc_pipeline(const std::string& url, bool decode) {
   return p;
 }
 
+// Calls `probe` for the buffers on pad `pad_name` of element `element` in `pipeline`.
+void probe_pad(GstElement* pipeline, const char* element, const char* pad_name,
+               GstPadProbeCallback probe, gpointer data) {
+  GstElement* e = gst_bin_get_by_name(GST_BIN(pipeline), element);
+  GstPad* pad = gst_element_get_static_pad(e, pad_name);
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, probe, data, nullptr);
+  gst_object_unref(pad);
+  gst_object_unref(e);
+}
+
 double rtspsrc_first_picture(const std::string& url) {
   GstElement* p = rtspsrc_pipeline(url, true);
-  GstElement* dec = gst_bin_get_by_name(GST_BIN(p), "dec");
-  GstPad* src = gst_element_get_static_pad(dec, "src");
   std::promise<Clock::time_point> first;
   auto got = first.get_future();
-  gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, on_first_buffer, &first, nullptr);
-  gst_object_unref(src);
-  gst_object_unref(dec);
+  probe_pad(p, "dec", "src", on_first_buffer, &first);
   const auto t0 = Clock::now();
   gst_element_set_state(p, GST_STATE_PLAYING);
   double ms = -1;
@@ -272,13 +278,9 @@ double rtspsrc_first_picture(const std::string& url) {
 GstElement* warm_reader(const std::string& url) {
   for (int attempt = 0; attempt < 40; ++attempt) {
     GstElement* p = rtspsrc_pipeline(url, false);
-    GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
-    GstPad* pad = gst_element_get_static_pad(sink, "sink");
     std::promise<Clock::time_point> first;
     auto got = first.get_future();
-    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_first_buffer, &first, nullptr);
-    gst_object_unref(pad);
-    gst_object_unref(sink);
+    probe_pad(p, "sink", "sink", on_first_buffer, &first);
     gst_element_set_state(p, GST_STATE_PLAYING);
     if (got.wait_for(3s) == std::future_status::ready) return p;
     gst_element_set_state(p, GST_STATE_NULL);
@@ -305,11 +307,7 @@ int run_readers(int n, const std::string& url) {
   std::vector<ReaderCount> counts(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
     GstElement* p = rtspsrc_pipeline(url, false);
-    GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
-    GstPad* pad = gst_element_get_static_pad(sink, "sink");
-    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, &counts[i], nullptr);
-    gst_object_unref(pad);
-    gst_object_unref(sink);
+    probe_pad(p, "sink", "sink", count_buffer, &counts[i]);
     gst_element_set_state(p, GST_STATE_PLAYING);
     pipelines.push_back(p);
   }
