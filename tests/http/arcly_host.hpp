@@ -11,6 +11,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -79,19 +80,33 @@ class Arcly {
     port = std::stoi(m[2].str());
   }
   ~Arcly() { stop(); }
+  // SIGINT, then up to 30 s for a clean exit; 0 is a clean exit. why_stopped() says
+  // what happened otherwise, with the log's end, for a failure message.
   int stop() {
     if (pid_ <= 0) return status_;
     kill(pid_, SIGINT);
     int st = 0;
-    for (int i = 0; i < 300 && waitpid(pid_, &st, WNOHANG) == 0; ++i)
+    pid_t done = 0;
+    for (int i = 0; i < 300 && (done = waitpid(pid_, &st, WNOHANG)) == 0; ++i)
       std::this_thread::sleep_for(100ms);
-    if (waitpid(pid_, &st, WNOHANG) == 0) {
+    if (done == 0) {
       kill(pid_, SIGKILL);
       waitpid(pid_, &st, 0);
+      stopped_ = "still running 30 s after SIGINT: killed";
+    } else if (WIFSIGNALED(st)) {
+      stopped_ = std::string("died of signal ") + strsignal(WTERMSIG(st));
+    } else {
+      stopped_ = "exited with status " + std::to_string(WEXITSTATUS(st));
     }
     pid_ = -1;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    status_ = done != 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return status_;
+  }
+  std::string why_stopped() const {
+    const std::string text = log();
+    const size_t keep = 4000;
+    return stopped_ + "; the log ends:\n" +
+           (text.size() > keep ? text.substr(text.size() - keep) : text);
   }
   std::string log() const { return read_file(log_); }
   // Polls the log for `pattern` (bounded): waiting for an event, not timing one.
@@ -110,7 +125,7 @@ class Arcly {
   int port = 0;
 
  private:
-  std::string conf_, log_, text_;
+  std::string conf_, log_, text_, stopped_ = "not stopped";
   pid_t pid_ = -1;
   int status_ = -1;
 };

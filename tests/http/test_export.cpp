@@ -319,7 +319,7 @@ START_TEST(export_cuts_a_range_across_segments_without_reencoding) {
                 stopped(), a.log().c_str());
   ck_assert_int_eq(request(port, "GET", "/healthz").status, 200);
 
-  ck_assert_int_eq(a.stop(), 0);
+  ck_assert_msg(a.stop() == 0, "arcly %s", a.why_stopped().c_str());
   const std::string log = a.log();
   ck_assert_msg(log.find(kRead) == std::string::npos && log.find(kAdmin) == std::string::npos,
                 "a token is in the log");

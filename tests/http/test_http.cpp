@@ -235,7 +235,7 @@ START_TEST(api_answers_with_json_and_refuses_bad_input) {
                     a.log().find("kicked live/cam") != std::string::npos,
                 "%s", a.log().c_str());
 
-  ck_assert_int_eq(a.stop(), 0);
+  ck_assert_msg(a.stop() == 0, "arcly %s", a.why_stopped().c_str());
   // The tokens appear nowhere: not in the log (HTTP at debug level 7), not in `arcly check`.
   const std::string log = a.log();
   ck_assert_msg(log.find(kAdmin) == std::string::npos && log.find(kRead) == std::string::npos,
@@ -369,7 +369,7 @@ START_TEST(event_clip_covers_pre_and_post_and_a_second_event_extends_it) {
   ck_assert_int_eq(request(port, "GET", "/v1/events/" + id2, "", kRead).status, 200);
   r = request(port, "GET", "/v1/recordings?key=live/cam", "", kRead);
   ck_assert_msg(r.body.find(file) != std::string::npos, "%s", r.body.c_str());
-  ck_assert_int_eq(a.stop(), 0);
+  ck_assert_msg(a.stop() == 0, "arcly %s", a.why_stopped().c_str());
   fs::remove_all(dir);
 }
 END_TEST
@@ -403,7 +403,7 @@ START_TEST(snapshot_is_a_jpeg_from_the_cache) {
                400, "width", "bad width");
   expect_error(request(a.port, "GET", "/v1/streams/live/nope/snapshot.jpg", "", kRead), 404, "key",
                "unknown stream");
-  ck_assert_int_eq(a.stop(), 0);
+  ck_assert_msg(a.stop() == 0, "arcly %s", a.why_stopped().c_str());
   fs::remove_all(dir);
 }
 END_TEST
@@ -541,7 +541,7 @@ START_TEST(live_player_serves_hls_and_stops_when_idle) {
   ck_assert_msg(r.status == 200 && hls_dirs().size() == 1, "%d %s", r.status, r.body.c_str());
 
   // Shutdown stops it too and leaves nothing behind.
-  ck_assert_int_eq(a.stop(), 0);
+  ck_assert_msg(a.stop() == 0, "arcly %s", a.why_stopped().c_str());
   ck_assert_msg(hls_dirs().empty(), "%s left behind at shutdown", hls_dirs()[0].c_str());
   fs::remove_all(dir);
 }
@@ -573,7 +573,7 @@ START_TEST(without_a_token_only_loopback_is_served) {
                  "non-loopback without a token");
     ck_assert_int_eq(request(a.port, "GET", "/healthz", "", "", other).status, 200);
   }
-  ck_assert_int_eq(a.stop(), 0);
+  ck_assert_msg(a.stop() == 0, "arcly %s", a.why_stopped().c_str());
   fs::remove_all(dir);
 }
 END_TEST
