@@ -188,11 +188,7 @@ void read_tokens(Section& s, const std::string& key, const std::string& text,
 
 // ---- the section readers ---------------------------------------------------------
 
-void read_app(Section& s, const std::string& name, Config& c) {
-  AppSpec app(name);
-  if (auto why = StreamKey::check_part(name); !why.empty())
-    s.section_problem("application name '" + name + "': " + why);
-  bool frames_written = false;
+const std::vector<Field<AppSpec>>& app_fields() {
   static const std::vector<Field<AppSpec>> fields{
       field<AppSpec, std::chrono::milliseconds>("cache-window", kDuration,
                                                 [](AppSpec& a, auto d) { a.cache_window = d; }),
@@ -207,7 +203,15 @@ void read_app(Section& s, const std::string& name, Config& c) {
       field<AppSpec, std::chrono::milliseconds>("idle-timeout", kDuration,
                                                 [](AppSpec& a, auto d) { a.idle_timeout = d; }),
   };
-  read_fields(s, fields, app);
+  return fields;
+}
+
+void read_app(Section& s, const std::string& name, Config& c) {
+  AppSpec app(name);
+  if (auto why = StreamKey::check_part(name); !why.empty())
+    s.section_problem("application name '" + name + "': " + why);
+  bool frames_written = false;
+  read_fields(s, app_fields(), app);
   frames_written = s.raw("cache-frames").has_value();
   if (app.cache_bytes == 0) s.problem("cache-bytes", "must be at least 1 byte");
   if (!frames_written && app.cache_window.count() > 0) {
@@ -221,9 +225,7 @@ void read_app(Section& s, const std::string& name, Config& c) {
   c.apps.push_back(app);
 }
 
-void read_rtsp(Section& s, const std::string& name, Config& c) {
-  RtspConfig r;
-  r.worker.name = name;
+const std::vector<Field<RtspConfig>>& rtsp_fields() {
   static const std::vector<Field<RtspConfig>> fields = [] {
     std::vector<Field<RtspConfig>> f{
         {"url", true,
@@ -254,20 +256,18 @@ void read_rtsp(Section& s, const std::string& name, Config& c) {
     add_worker_fields(f, &RtspConfig::worker);
     return f;
   }();
-  read_fields(s, fields, r);
+  return fields;
+}
+
+void read_rtsp(Section& s, const std::string& name, Config& c) {
+  RtspConfig r;
+  r.worker.name = name;
+  read_fields(s, rtsp_fields(), r);
   check_worker(s, r.worker);
   c.rtsp.push_back(std::move(r));
 }
 
-void read_srt(Section& s, const std::string& name, Config& c) {
-  SrtConfig sc;
-  sc.worker.name = name;
-  auto listen = s.raw("listen");
-  auto connect = s.raw("connect");
-  if (listen.has_value() == connect.has_value()) {
-    s.section_problem("needs exactly one of listen=srt://:PORT or connect=srt://HOST:PORT");
-  }
-  sc.srt.listener = listen.has_value();
+const std::vector<Field<SrtConfig>>& srt_fields() {
   static const std::vector<Field<SrtConfig>> fields = [] {
     auto uri = [](const char* key) {
       return Field<SrtConfig>{key, false,
@@ -330,7 +330,19 @@ void read_srt(Section& s, const std::string& name, Config& c) {
     add_worker_fields(f, &SrtConfig::worker);
     return f;
   }();
-  read_fields(s, fields, sc);
+  return fields;
+}
+
+void read_srt(Section& s, const std::string& name, Config& c) {
+  SrtConfig sc;
+  sc.worker.name = name;
+  auto listen = s.raw("listen");
+  auto connect = s.raw("connect");
+  if (listen.has_value() == connect.has_value()) {
+    s.section_problem("needs exactly one of listen=srt://:PORT or connect=srt://HOST:PORT");
+  }
+  sc.srt.listener = listen.has_value();
+  read_fields(s, srt_fields(), sc);
   if (connect && !sc.worker.key && !s.raw("key")) s.problem("key", "is required");
   if (listen && !sc.srt.uri.empty()) {
     try {
@@ -346,9 +358,7 @@ void read_srt(Section& s, const std::string& name, Config& c) {
 }
 
 // [rtmp NAME]: an RTMP publish server; rtmp://HOST:PORT/APP/STREAM publishes APP/STREAM.
-void read_rtmp(Section& s, const std::string& name, Config& c) {
-  RtmpConfig rc;
-  rc.rtmp.name = name;
+const std::vector<Field<RtmpConfig>>& rtmp_fields() {
   static const std::vector<Field<RtmpConfig>> fields{
       {"listen", true,
        [](Section& s, const std::string& text, RtmpConfig& rc) {
@@ -386,7 +396,13 @@ void read_rtmp(Section& s, const std::string& name, Config& c) {
       field<RtmpConfig, std::chrono::milliseconds>(
           "idle-timeout", kDuration, [](RtmpConfig& rc, auto d) { rc.rtmp.idle_timeout = d; }),
   };
-  read_fields(s, fields, rc);
+  return fields;
+}
+
+void read_rtmp(Section& s, const std::string& name, Config& c) {
+  RtmpConfig rc;
+  rc.rtmp.name = name;
+  read_fields(s, rtmp_fields(), rc);
   if (rc.rtmp.handshake_timeout.count() <= 0)
     s.problem("handshake-timeout", "must be more than 0 seconds");
   if (rc.rtmp.idle_timeout.count() <= 0) s.problem("idle-timeout", "must be more than 0 seconds");
@@ -396,9 +412,7 @@ void read_rtmp(Section& s, const std::string& name, Config& c) {
   c.rtmp.push_back(std::move(rc));
 }
 
-void read_pipeline(Section& s, const std::string& name, Config& c) {
-  PipelineConfig p;
-  p.worker.name = name;
+const std::vector<Field<PipelineConfig>>& pipeline_fields() {
   static const std::vector<Field<PipelineConfig>> fields = [] {
     std::vector<Field<PipelineConfig>> f{
         field<PipelineConfig, StreamKey>(
@@ -412,14 +426,18 @@ void read_pipeline(Section& s, const std::string& name, Config& c) {
     add_worker_fields(f, &PipelineConfig::worker);
     return f;
   }();
-  read_fields(s, fields, p);
+  return fields;
+}
+
+void read_pipeline(Section& s, const std::string& name, Config& c) {
+  PipelineConfig p;
+  p.worker.name = name;
+  read_fields(s, pipeline_fields(), p);
   check_worker(s, p.worker);
   c.pipelines.push_back(std::move(p));
 }
 
-void read_record(Section& s, const std::string& name, Config& c, const std::string& base_dir) {
-  RecordConfig r;
-  r.name = name;
+const std::vector<Field<RecordConfig>>& record_fields() {
   static const std::vector<Field<RecordConfig>> fields{
       field<RecordConfig, std::string>(
           "key", kPattern, [](RecordConfig& r, std::string p) { r.pattern = p; }, true),
@@ -487,16 +505,20 @@ void read_record(Section& s, const std::string& name, Config& c, const std::stri
            s.problem("min-free", why + ", nor a percentage such as 5%");
        }},
   };
-  read_fields(s, fields, r);
+  return fields;
+}
+
+void read_record(Section& s, const std::string& name, Config& c, const std::string& base_dir) {
+  RecordConfig r;
+  r.name = name;
+  read_fields(s, record_fields(), r);
   if (!base_dir.empty() && !r.dir.empty() && !g_path_is_absolute(r.dir.c_str())) {
     r.dir = (std::filesystem::path(base_dir) / r.dir).lexically_normal().string();
   }
   c.records.push_back(std::move(r));
 }
 
-void read_output(Section& s, const std::string& name, Config& c) {
-  OutputConfig o;
-  o.name = name;
+const std::vector<Field<OutputConfig>>& output_fields() {
   static const std::vector<Field<OutputConfig>> fields{
       field<OutputConfig, StreamKey>(
           "key", kKey, [](OutputConfig& o, StreamKey k) { o.key = k; }, true),
@@ -506,14 +528,19 @@ void read_output(Section& s, const std::string& name, Config& c) {
          check_launch(s, "pipeline", "fakesrc ! " + p, "is not valid gst-launch syntax: ");
        }},
   };
-  read_fields(s, fields, o);
+  return fields;
+}
+
+void read_output(Section& s, const std::string& name, Config& c) {
+  OutputConfig o;
+  o.name = name;
+  read_fields(s, output_fields(), o);
   c.outputs.push_back(std::move(o));
 }
 
 // [http] (no name): the control plane. listen= takes port 0 (any free port, which
 // the log names) as well, so its parse is the server's own.
-void read_http(Section& s, const std::string&, Config& c, const std::string& base_dir) {
-  HttpConfig h;
+const std::vector<Field<HttpConfig>>& http_fields() {
   static const std::vector<Field<HttpConfig>> fields{
       {"listen", false,
        [](Section& s, const std::string& text, HttpConfig& h) {
@@ -541,7 +568,12 @@ void read_http(Section& s, const std::string&, Config& c, const std::string& bas
            h.player_idle = *d;
        }},
   };
-  read_fields(s, fields, h);
+  return fields;
+}
+
+void read_http(Section& s, const std::string&, Config& c, const std::string& base_dir) {
+  HttpConfig h;
+  read_fields(s, http_fields(), h);
   if (!h.token.empty() && h.token == h.read_token)
     s.problem("read-token", "is the same as token (give read-only clients their own)");
   if (!base_dir.empty() && !h.web_dir.empty() && !g_path_is_absolute(h.web_dir.c_str()))
@@ -579,12 +611,8 @@ Field<T> listen_field() {
           }};
 }
 
-// [rtsp-server] (no name): rtsp://HOST:PORT/APP/STREAM plays APP/STREAM. Users are
-// `user.NAME = PASSWORD` with `read.NAME = PATTERNS` (default: every key); a
-// password is never quoted back.
-void read_rtsp_server(Section& s, const std::string&, Config& c, const std::string&) {
-  RtspServerConfig r;
-  std::vector<Field<RtspServerConfig>> fields{
+std::vector<Field<RtspServerConfig>> rtsp_server_fields() {
+  return {
       listen_field<RtspServerConfig>(),
       {"anonymous-read", false,
        [](Section& s, const std::string& text, RtspServerConfig& r) {
@@ -631,53 +659,61 @@ void read_rtsp_server(Section& s, const std::string&, Config& c, const std::stri
          if (!r.tcp && !r.udp) s.problem("transports", "names no transport (tcp, udp)");
        }},
   };
+}
+
+// [rtsp-server] (no name): rtsp://HOST:PORT/APP/STREAM plays APP/STREAM. Users are
+// `user.NAME = PASSWORD` with `read.NAME = PATTERNS` (default: every key); a
+// password is never quoted back.
+void read_rtsp_server(Section& section, const std::string&, Config& c, const std::string&) {
+  RtspServerConfig server;
+  auto fields = rtsp_server_fields();
   // One pair of fields per user named in the section.
   std::set<std::string> users, readers;
-  for (const auto& k : s.keys()) {
+  for (const auto& k : section.keys()) {
     if (k.starts_with("user.")) users.insert(k.substr(5));
     if (k.starts_with("read.")) readers.insert(k.substr(5));
   }
   for (const auto& name : users) {
-    r.users.push_back({name, "", {"*"}});
-    const std::size_t i = r.users.size() - 1;
+    server.users.push_back({name, "", {"*"}});
+    const std::size_t i = server.users.size() - 1;
     fields.push_back(
-        {"user." + name, false, [i](Section&, const std::string& password, RtspServerConfig& r) {
-           r.users[i].password = password;
+        {"user." + name, false, [i](Section&, const std::string& password, RtspServerConfig& cfg) {
+           cfg.users[i].password = password;
          }});
     if (readers.contains(name)) {
-      fields.push_back(
-          {"read." + name, false, [i](Section& s, const std::string& text, RtspServerConfig& r) {
-             read_patterns(s, "read." + r.users[i].name, text, r.users[i].read);
-           }});
+      fields.push_back({"read." + name, false,
+                        [i](Section& sec, const std::string& text, RtspServerConfig& cfg) {
+                          read_patterns(sec, "read." + cfg.users[i].name, text, cfg.users[i].read);
+                        }});
     }
   }
   for (const auto& name : readers) {
     if (!users.contains(name))
-      s.problem("read." + name, "names no user (add user." + name + " = PASSWORD)");
+      section.problem("read." + name, "names no user (add user." + name + " = PASSWORD)");
   }
   // Keys handled above are known to read_fields; read.NAME without a user was reported.
   for (const auto& name : readers) {
     if (!users.contains(name))
       fields.push_back({"read." + name, false, [](auto&, auto&, auto&) {}});
   }
-  read_fields(s, fields, r);
+  read_fields(section, fields, server);
   try {
-    egress::validate(r);
+    egress::validate(server);
   } catch (const std::exception& e) {
-    s.section_problem(e.what());
+    section.section_problem(e.what());
   }
-  if (r.users.empty() && r.anonymous_read.empty())
-    s.section_problem("serves nobody: add user.NAME = PASSWORD, or anonymous-read = PATTERNS");
-  if (r.port > 0)
+  if (server.users.empty() && server.anonymous_read.empty())
+    section.section_problem(
+        "serves nobody: add user.NAME = PASSWORD, or anonymous-read = PATTERNS");
+  if (server.port > 0)
     c.listeners.push_back(
-        {"rtsp-server", "listen", "tcp", {r.host, static_cast<std::uint16_t>(r.port)}});
-  c.rtsp_server = std::move(r);
+        {"rtsp-server", "listen", "tcp", {server.host, static_cast<std::uint16_t>(server.port)}});
+  c.rtsp_server = std::move(server);
 }
 
 // [srt-server] (no name): one SRT port for many readers (m=request) and publishers
 // (m=publish) of many keys, chosen by streamid.
-void read_srt_server(Section& s, const std::string&, Config& c, const std::string&) {
-  SrtServerConfig r;
+const std::vector<Field<SrtServerConfig>>& srt_server_fields() {
   static const std::vector<Field<SrtServerConfig>> fields{
       listen_field<SrtServerConfig>(),
       {"passphrase", false,
@@ -726,7 +762,12 @@ void read_srt_server(Section& s, const std::string&, Config& c, const std::strin
       field<SrtServerConfig, std::chrono::milliseconds>(
           "publish-timeout", kDuration, [](SrtServerConfig& r, auto d) { r.publish_timeout = d; }),
   };
-  read_fields(s, fields, r);
+  return fields;
+}
+
+void read_srt_server(Section& s, const std::string&, Config& c, const std::string&) {
+  SrtServerConfig r;
+  read_fields(s, srt_server_fields(), r);
   if (r.publish_timeout.count() <= 0) s.problem("publish-timeout", "must be more than 0 seconds");
   try {
     egress::validate(r);
