@@ -481,7 +481,7 @@ const std::vector<Field<RecordConfig>>& record_fields() {
       field<RecordConfig, std::uint64_t>("max-bytes", kSize,
                                          [](RecordConfig& r, auto n) { r.max_bytes = n; }),
       field<RecordConfig, std::string>("mode", choice({"continuous", "events"}),
-                                       [](RecordConfig& r, std::string m) {
+                                       [](RecordConfig& r, const std::string& m) {
                                          r.mode = m == "events" ? RecordMode::Events
                                                                 : RecordMode::Continuous;
                                        }),
@@ -640,7 +640,7 @@ std::vector<Field<RtspServerConfig>> rtsp_server_fields() {
       field<RtspServerConfig, std::chrono::milliseconds>(
           "wait", kDuration, [](RtspServerConfig& r, auto d) { r.wait = d; }),
       field<RtspServerConfig, std::string>("start", choice({"live-edge", "keyframe"}),
-                                           [](RtspServerConfig& r, std::string m) {
+                                           [](RtspServerConfig& r, const std::string& m) {
                                              r.start = m == "keyframe"
                                                            ? egress::RtspStart::Keyframe
                                                            : egress::RtspStart::LiveEdge;
@@ -744,7 +744,7 @@ const std::vector<Field<SrtServerConfig>>& srt_server_fields() {
        }},
       field<SrtServerConfig, std::string>(
           "publish", choice({"yes", "no"}),
-          [](SrtServerConfig& r, std::string m) { r.publish = m == "yes"; }),
+          [](SrtServerConfig& r, const std::string& m) { r.publish = m == "yes"; }),
       {"publish-allow", false,
        [](Section& s, const std::string& text, SrtServerConfig& r) {
          read_patterns(s, "publish-allow", text, r.publish_allow);
