@@ -28,13 +28,37 @@ std::string host_port(const UrlParts& u) {
   return hp;
 }
 
+// "passphrase=…", "password=…", "token=…" as URI query or streamid fields
+// (srt://h:9000?passphrase=…, #!::r=live/cam,token=…): the value becomes ***.
+std::string hide_secret_values(std::string text) {
+  static constexpr std::string_view kSecretKeys[] = {"passphrase=", "password=", "token="};
+  for (const std::string_view key : kSecretKeys) {
+    std::size_t at = 0;
+    while ((at = text.find(key, at)) != std::string::npos) {
+      const bool starts_field =
+          at == 0 || std::string_view("?&,:; \t").find(text[at - 1]) != std::string_view::npos;
+      const std::size_t value = at + key.size();
+      at = value;
+      if (!starts_field) continue;
+      const auto end = text.find_first_of("&,; \t\n\"'#", value);
+      const std::size_t len = (end == std::string::npos ? text.size() : end) - value;
+      if (len == 0) continue;
+      text.replace(value, len, "***");
+      at = value + 3;
+    }
+  }
+  return text;
+}
+
 }  // namespace
 
-std::string UrlParts::without_credentials() const { return scheme + "://" + host_port(*this) + rest; }
+std::string UrlParts::without_credentials() const {
+  return scheme + "://" + host_port(*this) + rest;
+}
 
 std::string UrlParts::redacted() const {
   const bool secret = !user.empty() || !password.empty();
-  return scheme + "://" + (secret ? "***@" : "") + host_port(*this) + rest;
+  return hide_secret_values(scheme + "://" + (secret ? "***@" : "") + host_port(*this) + rest);
 }
 
 UrlParts parse_url(std::string_view url) {
@@ -99,8 +123,12 @@ std::string redact(std::string_view text) {
     if (sep == std::string_view::npos) break;
     out.append(text.substr(i, sep + 3 - i));
     std::size_t j = sep + 3;
-    const auto end = text.find_first_of("/?# \t\n\"'", j);
-    const std::string_view authority = text.substr(j, end == std::string_view::npos ? end : end - j);
+    // A password may hold spaces when a user typed it unencoded (rtspsrc takes it
+    // so): the authority runs to the path, not to the next blank. Hiding too much
+    // of a log line is the safe side of this guess.
+    const auto end = text.find_first_of("/?#\n\"'", j);
+    const std::string_view authority =
+        text.substr(j, end == std::string_view::npos ? end : end - j);
     const auto at = authority.rfind('@');
     if (at != std::string_view::npos) {
       out.append("***@");
@@ -109,7 +137,7 @@ std::string redact(std::string_view text) {
     i = j;
   }
   out.append(text.substr(std::min(i, text.size())));
-  return out;
+  return hide_secret_values(std::move(out));
 }
 
 }  // namespace arcly::ingest

@@ -17,14 +17,17 @@ struct UrlParts {
   std::string rest;      // path, query and fragment, starting with '/', '?' or '#', or empty
   // The URL without credentials.
   std::string without_credentials() const;
-  // For people: "rtsp://***@host:554/path" when credentials were given.
+  // For people: "rtsp://***@host:554/path" when credentials were given, and
+  // "?passphrase=***" for a secret in the query.
   std::string redacted() const;
 };
 
 // Throws arcly::Error{InvalidArgument} naming the (redacted) URL and the problem.
 UrlParts parse_url(std::string_view url);
 
-// Best effort for any text: hides "user:pass@" in every "scheme://user:pass@" it contains.
+// Best effort for any text: hides "user:pass@" in every "scheme://user:pass@" it contains
+// (a password with unencoded spaces included) and the value of every passphrase=,
+// password= and token= field (URI queries, SRT streamids).
 std::string redact(std::string_view text);
 
 }  // namespace arcly::ingest

@@ -22,6 +22,17 @@ START_TEST(urls_split_credentials_and_redact_them) {
   ck_assert_text(parse_url("rtsp://[::1]:8554/a").host, "::1");
   ck_assert_text(redact("failed: rtsp://u:p@h/x and rtsp://h2/y"),
                  "failed: rtsp://***@h/x and rtsp://h2/y");
+  // A password typed with spaces, unencoded, is hidden whole.
+  ck_assert_text(redact("could not open rtsp://admin:my secret pw@cam:554/live: 401"),
+                 "could not open rtsp://***@cam:554/live: 401");
+  // Secrets in a query or a streamid are hidden too; their keys stay readable.
+  ck_assert_text(redact("srt://:9000 refused 'srt://h:1?latency=200&passphrase=0123456789ab'"),
+                 "srt://:9000 refused 'srt://h:1?latency=200&passphrase=***'");
+  ck_assert_text(redact("streamid #!::r=live/cam,m=request,token=T0ken from 10.0.0.9"),
+                 "streamid #!::r=live/cam,m=request,token=*** from 10.0.0.9");
+  ck_assert_text(parse_url("srt://h:9000?passphrase=0123456789ab&mode=caller").redacted(),
+                 "srt://h:9000?passphrase=***&mode=caller");
+  ck_assert_text(redact("mytoken=abc"), "mytoken=abc");  // only whole field names
 }
 END_TEST
 
