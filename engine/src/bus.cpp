@@ -67,6 +67,7 @@ namespace {
 constexpr std::size_t kChunkSlots = 64;
 constexpr std::size_t kMinRetiredBytes = 256 * 1024;
 constexpr std::uint32_t kAllBits = 0xffffffffu;
+constexpr std::size_t kMaxHazardBlock = 64;  // 4 KiB; blocks double up to it from 1
 
 static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
 
@@ -114,12 +115,6 @@ Bus::~Bus() {
   }
   for (auto* n : retired_) detail::node_unref(n);
   for (const auto& r : retired_aux_) r.free(r.object);
-  auto* h = hazards_.load(std::memory_order_relaxed);
-  while (h) {
-    auto* next = h->next;
-    delete h;
-    h = next;
-  }
   delete watch_.load(std::memory_order_relaxed);
 }
 
@@ -329,11 +324,16 @@ FrameRef Bus::peek(Hazard& hazard, std::uint64_t position) {
 
 // No reference count is touched: a node read this way bounces no cache line
 // between readers on different cores. The hazard (seq_cst, see protect) keeps it
-// from being freed. The tail is loaded with acquire only: a stale tail returns
-// null, and the caller's try_read (seq_cst) then decides, so the readiness
-// guarantee (readiness.hpp) rests on try_read as before.
-FrameNode* Bus::borrow(Hazard& hazard, std::uint64_t position) {
-  if (position >= tail()) return nullptr;
+// from being freed. The state is loaded seq_cst (a plain load on x86): `empty`
+// then carries the readiness guarantee (readiness.hpp) exactly as try_read's
+// Empty does.
+FrameNode* Bus::borrow(Hazard& hazard, std::uint64_t position, bool& empty) {
+  const std::uint64_t s = state_.load(std::memory_order_seq_cst);
+  if (position >= (s >> 1)) {
+    empty = (s & 1) == 0;
+    return nullptr;
+  }
+  empty = false;
   FrameNode* n = protect(hazard, slot(position));
   if (n && n->position == position) return n;
   hazard.node.store(nullptr, std::memory_order_release);
@@ -385,15 +385,29 @@ Bus::Hazard* Bus::acquire_hazard() {
       return h;
     }
   }
-  auto* h = new Hazard;
-  h->in_use.store(true, std::memory_order_relaxed);
-  h->wake_bit = static_cast<std::uint32_t>(hazard_count_.fetch_add(1, std::memory_order_relaxed));
+  // None free: a new block, doubling from 1 (an idle stream pays for one hazard)
+  // to kMaxHazardBlock. Its first hazard is ours; the list walk above starts at
+  // the newest block, so the next acquirers take its neighbours in order.
+  std::lock_guard lock(hazard_blocks_mutex_);
+  const std::size_t count = hazard_count_.load(std::memory_order_relaxed);
+  const std::size_t n = std::clamp<std::size_t>(count, 1, kMaxHazardBlock);
+  auto block = std::make_unique<Hazard[]>(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    block[i].wake_bit = static_cast<std::uint32_t>(count + i);
+    block[i].next = i + 1 < n ? &block[i + 1] : nullptr;
+  }
+  block[0].in_use.store(true, std::memory_order_relaxed);
+  // Relaxed: the scan's threshold only; the list push below publishes the block.
+  hazard_count_.store(count + n, std::memory_order_relaxed);
+  Hazard* first = &block[0];
+  Hazard* last = &block[n - 1];
+  hazard_blocks_.push_back(std::move(block));
   Hazard* head = hazards_.load(std::memory_order_relaxed);
   do {
-    h->next = head;
-  } while (!hazards_.compare_exchange_weak(head, h, std::memory_order_seq_cst,
+    last->next = head;
+  } while (!hazards_.compare_exchange_weak(head, first, std::memory_order_seq_cst,
                                            std::memory_order_relaxed));
-  return h;
+  return first;
 }
 
 void Bus::release_hazard(Hazard* hazard) {

@@ -64,7 +64,7 @@ Subscription Stream::subscribe_resilient(StartAt start) {
   return subscribe(o);
 }
 
-std::shared_ptr<SubscriberCounters> Stream::attach_subscriber() {
+void Stream::attach_subscriber(SubscriberCounters& counters) {
   std::size_t n = subscribers_.load(std::memory_order_relaxed);
   do {
     if (max_subscribers_ != 0 && n >= max_subscribers_) {
@@ -73,17 +73,15 @@ std::shared_ptr<SubscriberCounters> Stream::attach_subscriber() {
                       std::to_string(max_subscribers_) + " subscribers");
     }
   } while (!subscribers_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel));
-  auto counters = std::make_shared<SubscriberCounters>();
   std::lock_guard lock(subscribers_mutex_);
-  counters->id = next_subscriber_id_++;
-  subscriber_counters_.push_back(counters);
-  return counters;
+  counters.id = next_subscriber_id_++;
+  subscriber_counters_.push_back(&counters);
 }
 
-void Stream::detach_subscriber(const std::shared_ptr<SubscriberCounters>& counters) {
+void Stream::detach_subscriber(const SubscriberCounters& counters) {
   {
     std::lock_guard lock(subscribers_mutex_);
-    std::erase(subscriber_counters_, counters);
+    std::erase(subscriber_counters_, &counters);
   }
   subscribers_.fetch_sub(1, std::memory_order_acq_rel);
 }

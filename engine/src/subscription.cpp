@@ -22,8 +22,13 @@ void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) {
 // nothing attached.
 Subscription::Attachment::Attachment(std::shared_ptr<Stream> s) : stream(std::move(s)) {
   hazard = stream->bus().acquire_hazard();
+  // A recycled hazard: its last owner's writes happen before (in_use release /
+  // acquire); nobody reads these counters until attach lists them (under a mutex).
+  hazard->counters.delivered.store(0, std::memory_order_relaxed);
+  hazard->counters.dropped.store(0, std::memory_order_relaxed);
+  hazard->counters.lag_events.store(0, std::memory_order_relaxed);
   try {
-    counters = stream->attach_subscriber();
+    stream->attach_subscriber(hazard->counters);
   } catch (...) {
     stream->bus().release_hazard(hazard);
     hazard = nullptr;
@@ -34,7 +39,6 @@ Subscription::Attachment::Attachment(std::shared_ptr<Stream> s) : stream(std::mo
 Subscription::Attachment::Attachment(Attachment&& o) noexcept
     : stream(std::move(o.stream)),
       hazard(std::exchange(o.hazard, nullptr)),
-      counters(std::move(o.counters)),
       waker(std::move(o.waker)) {}
 
 Subscription::Attachment& Subscription::Attachment::operator=(Attachment&& o) noexcept {
@@ -42,7 +46,6 @@ Subscription::Attachment& Subscription::Attachment::operator=(Attachment&& o) no
     reset();
     stream = std::move(o.stream);
     hazard = std::exchange(o.hazard, nullptr);
-    counters = std::move(o.counters);
     waker = std::move(o.waker);
   }
   return *this;
@@ -52,10 +55,10 @@ void Subscription::Attachment::reset() noexcept {
   if (!stream) return;
   if (waker) stream->bus().unwatch(waker.get());
   waker.reset();
+  // Unlisted before released: qos() never reads counters a new owner resets.
+  stream->detach_subscriber(hazard->counters);
   stream->bus().release_hazard(hazard);
   hazard = nullptr;
-  if (counters) stream->detach_subscriber(counters);
-  counters.reset();
   stream.reset();
 }
 
@@ -74,10 +77,10 @@ const StreamKey& Subscription::key() const {
 }
 
 std::uint64_t Subscription::delivered() const {
-  return att_.counters ? att_.counters->delivered.load(std::memory_order_relaxed) : 0;
+  return att_.hazard ? att_.hazard->counters.delivered.load(std::memory_order_relaxed) : 0;
 }
 std::uint64_t Subscription::dropped() const {
-  return att_.counters ? att_.counters->dropped.load(std::memory_order_relaxed) : 0;
+  return att_.hazard ? att_.hazard->counters.dropped.load(std::memory_order_relaxed) : 0;
 }
 std::uint64_t Subscription::backlog() const {
   if (!att_.stream) return 0;
@@ -100,7 +103,7 @@ void Subscription::unwatch() {
 }
 
 bool Subscription::ready() const {
-  if (!att_.stream || closed_ || !pending_.empty()) return true;
+  if (!att_.stream || closed_ || queued_) return true;
   const Bus& bus = att_.stream->bus();
   return bus.tail() > cursor_ || bus.closed();
 }
@@ -124,7 +127,7 @@ void Subscription::remember_config(const FrameRef& config) {
 
 void Subscription::queue_configs(const std::vector<FrameRef>& configs) {
   for (const auto& c : configs) {
-    if (!already_delivered(c)) pending_.push_back(c);
+    if (!already_delivered(c)) enqueue(c);
   }
 }
 
@@ -140,7 +143,28 @@ void Subscription::hold_config(FrameRef config) {
 }
 
 bool Subscription::track_started(std::uint32_t track) const {
+  if (track < 64) return (started_low_ >> track) & 1;
   return std::find(started_tracks_.begin(), started_tracks_.end(), track) != started_tracks_.end();
+}
+
+void Subscription::start_track(std::uint32_t track) {
+  if (track < 64) {
+    started_low_ |= std::uint64_t{1} << track;
+  } else {
+    started_tracks_.push_back(track);
+  }
+}
+
+void Subscription::enqueue(FrameRef f) {
+  pending_.push_back(std::move(f));
+  queued_ = true;
+}
+
+FrameRef Subscription::dequeue() {
+  FrameRef f = std::move(pending_.front());
+  pending_.pop_front();
+  queued_ = !pending_.empty();
+  return f;
 }
 
 // The one start routine: joining, and a resilient subscriber's lag. Starts at
@@ -154,6 +178,7 @@ void Subscription::resync(bool joining) {
   GopCache& gop = stream.gop();
   Bus::Hazard& hazard = *att_.hazard;
   started_tracks_.clear();
+  started_low_ = 0;
   held_.clear();
   std::optional<GopAnchor> anchor;
   if (joining) {
@@ -193,7 +218,7 @@ void Subscription::resync(bool joining) {
 }
 
 Received Subscription::deliver(FrameRef f) {
-  bump(att_.counters->delivered);
+  bump(att_.hazard->counters.delivered);
   Received r;
   r.status = RecvStatus::Frame;
   if (f->is_config()) {
@@ -216,16 +241,15 @@ void Subscription::skip() {
 }
 
 void Subscription::count_dropped(std::uint64_t n) {
-  if (n) bump(att_.counters->dropped, n);
+  if (n) bump(att_.hazard->counters.dropped, n);
 }
 
 Received Subscription::try_recv() {
   if (!att_.stream || closed_) return Received{RecvStatus::Closed, {}, 0, false};
   Bus& bus = att_.stream->bus();
   for (;;) {
-    if (!pending_.empty()) {
-      FrameRef f = std::move(pending_.front());
-      pending_.pop_front();
+    if (queued_) {
+      FrameRef f = dequeue();
       if (f->is_config() && already_delivered(f)) continue;
       return deliver(std::move(f));
     }
@@ -248,7 +272,7 @@ Received Subscription::try_recv() {
           }
           gate_ = Gate::Tracks;
           for (auto& c : held_) {
-            if (!already_delivered(c)) pending_.push_back(std::move(c));
+            if (!already_delivered(c)) enqueue(std::move(c));
           }
           held_.clear();
         }
@@ -257,15 +281,15 @@ Received Subscription::try_recv() {
             skip();
             continue;
           }
-          started_tracks_.push_back(f->track);
+          start_track(f->track);
         }
-        if (!pending_.empty()) {
-          pending_.push_back(std::move(f));
+        if (queued_) {
+          enqueue(std::move(f));
           continue;
         }
         return deliver(std::move(f));
       case Bus::Read::Lagged:
-        bump(att_.counters->lag_events);
+        bump(att_.hazard->counters.lag_events);
         if (options_.resilient) {
           count_dropped(skipped);
           carry_skipped_ += skipped;
@@ -290,23 +314,29 @@ Received Subscription::try_recv() {
 
 // The common case — nothing pending, no gate holding frames back, a media frame
 // of a started track — reads the ring with Bus::borrow: no reference count, one
-// hazard store per frame, the delivered counter bumped once per call. Anything
-// else (configs, gates, lag, the end) goes through try_recv(), which reads the
-// same position again, so both paths deliver the same sequence.
+// hazard store per frame, the delivered counter bumped once per call; and it
+// answers Empty from the same seq_cst state load try_recv would make. It reads
+// only the first line of this object and the hazard's line. Anything else
+// (configs, gates, lag, the end) goes through try_recv(), which reads the same
+// position again, so both paths deliver the same sequence.
 RecvStatus Subscription::drain(void* fn, void (*call)(void*, const Drained&), std::size_t max) {
+  if (!att_.stream) return RecvStatus::Closed;
+  Bus& bus = att_.stream->bus();
+  Bus::Hazard& hazard = *att_.hazard;
   struct Borrowed {  // on every exit, a throw from fn included
-    Subscription& s;
+    Bus::Hazard& hazard;
     std::uint64_t count = 0;
     ~Borrowed() {
       if (count == 0) return;
-      s.att_.hazard->node.store(nullptr, std::memory_order_release);
-      bump(s.att_.counters->delivered, count);
+      // Release: fn's reads of the last node happen before a scan that sees null.
+      hazard.node.store(nullptr, std::memory_order_release);
+      bump(hazard.counters.delivered, count);
     }
-  } borrowed{*this};
-  Bus* bus = att_.stream ? &att_.stream->bus() : nullptr;
+  } borrowed{hazard};
   for (std::size_t n = 0; n < max; ++n) {
-    if (bus && !closed_ && pending_.empty() && !discont_pending_ && gate_ != Gate::Anchor) {
-      if (detail::FrameNode* node = bus->borrow(*att_.hazard, cursor_)) {
+    if (!closed_ && !queued_ && !discont_pending_ && gate_ != Gate::Anchor) {
+      bool empty = false;
+      if (detail::FrameNode* node = bus.borrow(hazard, cursor_, empty)) {
         const MediaFrame& f = node->frame;
         if (!f.is_config() && (gate_ == Gate::None || track_started(f.track))) {
           ++cursor_;
@@ -314,6 +344,8 @@ RecvStatus Subscription::drain(void* fn, void (*call)(void*, const Drained&), st
           call(fn, Drained{RecvStatus::Frame, FrameView(node), 0, false});
           continue;
         }
+      } else if (empty) {
+        return RecvStatus::Empty;
       }
     }
     Received r = try_recv();  // clears the hazard

@@ -9,9 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -222,6 +224,7 @@ TcpServerStats TcpServer::stats() const {
   s.accepted = accepted_.load(std::memory_order_relaxed);
   s.rejected = rejected_.load(std::memory_order_relaxed);
   s.handler_errors = handler_errors_.load(std::memory_order_relaxed);
+  s.accept_starved = accept_starved_.load(std::memory_order_relaxed);
   s.active = active_.load(std::memory_order_acquire);
   return s;
 }
@@ -242,24 +245,47 @@ void TcpServer::reap(bool all) {
   for (auto& c : finished) c->thread.join();  // outside the lock: a handler's epilogue takes it
 }
 
+// Any thread. A full pipe (EAGAIN) is already readable: nothing is lost.
+void TcpServer::wake() noexcept {
+  const char byte = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_[1], &byte, 1);
+}
+
+namespace {
+// accept() failures that say the process (or system) is out of descriptors or
+// memory: the connection stays queued, and retrying at once would spin.
+bool is_shortage(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+}  // namespace
+
 void TcpServer::run(std::stop_token stop, const Handler& handler) {
   if (listen_fd_ < 0) throw Error(Errc::InvalidArgument, "listener " + address_ + " already ran");
-  std::stop_callback wake(stop, [this] {
-    const char byte = 1;
-    [[maybe_unused]] const ssize_t n = ::write(wake_[1], &byte, 1);
-  });
+  std::stop_callback on_stop(stop, [this] { wake(); });
 
   std::string failure;
+  bool starved = false;   // the last accept() failed for want of descriptors
+  bool reported = false;  // on_accept_starved called since the last accepted connection
+  const int retry_ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
+      options_.accept_retry.count(), 1, std::numeric_limits<int>::max()));
   while (!stop.stop_requested()) {
     reap(false);
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    // Starved, the listener stays readable (its connection is still queued):
+    // watching it would spin, so sleep on the wake-up pipe alone, which an
+    // ending handler (a descriptor freed) or stop writes to, or until the retry.
+    pollfd fds[2] = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    if (::poll(fds, starved ? 1 : 2, starved ? retry_ms : -1) < 0) {
       if (errno == EINTR) continue;
       failure = "listener " + address_ + ": poll failed: " + os_reason(errno);
       break;
     }
-    if (stop.stop_requested() || (fds[1].revents & POLLIN) != 0) break;
-    if ((fds[0].revents & POLLIN) == 0) continue;
+    if ((fds[0].revents & POLLIN) != 0) {
+      char drain[64];
+      while (::read(wake_[0], drain, sizeof drain) > 0) {
+      }
+    }
+    if (stop.stop_requested()) break;
+    if (!starved && (fds[1].revents & POLLIN) == 0) continue;  // only a handler ended
 
     sockaddr_storage peer_addr{};
     socklen_t peer_len = sizeof peer_addr;
@@ -267,16 +293,29 @@ void TcpServer::run(std::stop_token stop, const Handler& handler) {
         ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer_addr), &peer_len, SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
-      // The peer's problems (gone before accept, aborted) and transient shortages
+      starved = is_shortage(err);
+      if (starved) {
+        accept_starved_.fetch_add(1, std::memory_order_relaxed);
+        if (!reported && options_.on_accept_starved) {
+          options_.on_accept_starved("listener " + address_ +
+                                     ": cannot accept a connection: " + os_reason(err) +
+                                     "; it stays queued until a descriptor is free");
+        }
+        reported = true;
+        continue;
+      }
+      // The peer's problems (gone before accept, aborted) and transient errors
       // do not end the listener.
       if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED ||
-          err == EPROTO || err == EPERM || err == EMFILE || err == ENFILE || err == ENOBUFS ||
-          err == ENOMEM || err == ENETDOWN || err == EHOSTUNREACH || err == ENETUNREACH) {
+          err == EPROTO || err == EPERM || err == ENETDOWN || err == EHOSTUNREACH ||
+          err == ENETUNREACH) {
         continue;
       }
       failure = "listener " + address_ + ": accept failed: " + os_reason(err);
       break;
     }
+    starved = false;
+    reported = false;
     std::string peer = format_peer(reinterpret_cast<sockaddr*>(&peer_addr), peer_len);
 
     if (active_.load(std::memory_order_acquire) >= options_.max_connections) {
@@ -304,10 +343,13 @@ void TcpServer::run(std::stop_token stop, const Handler& handler) {
         handler_errors_.fetch_add(1, std::memory_order_relaxed);
         if (options_.on_handler_error) options_.on_handler_error(peer, "unknown exception");
       }
-      std::lock_guard done_lock(mutex_);
-      close_fd(conn.fd);
-      conn.done = true;
-      active_.fetch_sub(1, std::memory_order_acq_rel);
+      {
+        std::lock_guard done_lock(mutex_);
+        close_fd(conn.fd);
+        conn.done = true;
+        active_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+      wake();  // a descriptor is free (a starved loop accepts again) and a thread to reap
     });
   }
 

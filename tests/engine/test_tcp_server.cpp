@@ -1,14 +1,20 @@
 // The TCP accept loop with real sockets: many connections, a throwing handler,
-// stop while handlers are blocked in recv(), the connection limit, bind errors,
-// and the engine running registered workers with lifecycle reporting.
+// stop while handlers are blocked in recv(), the connection limit, running out
+// of descriptors, bind errors, and the engine running registered workers with
+// lifecycle reporting.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -248,7 +254,7 @@ START_TEST(excess_connections_are_closed_at_once_and_counted) {
   ck_assert(closed_by_server(c));
   ck_assert_uint_eq(server.stats().rejected, 1);
   wait_until([&] { return rejected_seen.load() == 1; });  // reported after the close
-  send_text(a, "12345678");  // the admitted ones still work
+  send_text(a, "12345678");                               // the admitted ones still work
   ck_assert_text(recv_text(a, 8), "12345678");
 
   ::close(b);  // a slot frees up: the next connection is served
@@ -297,6 +303,164 @@ START_TEST(dual_stack_listener_takes_ipv4_and_ipv6) {
   ck_assert_msg(peers[0].rfind("127.0.0.1:", 0) == 0, "IPv4 peer shown plainly: %s",
                 peers[0].c_str());
   if (have_v6) ck_assert_msg(peers[1].rfind("[::1]:", 0) == 0, "%s", peers[1].c_str());
+}
+END_TEST
+
+// Out of descriptors (issue 9, accept loop): run in a forked child whose
+// RLIMIT_NOFILE is lowered so that every descriptor below it is taken. The
+// child cannot use Check's asserts: it prints what failed and exits non-zero.
+namespace {
+
+[[noreturn]] void child_fails(int line, const char* what) {
+  std::fprintf(stderr, "child, line %d: %s (errno: %s)\n", line, what, std::strerror(errno));
+  std::fflush(stderr);
+  _exit(1);
+}
+#define CHILD_REQUIRE(cond)                    \
+  do {                                         \
+    if (!(cond)) child_fails(__LINE__, #cond); \
+  } while (0)
+
+int child_connect(int fd, std::uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  return ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+}
+
+// Takes every free descriptor below the lowest free one plus one and lowers
+// the soft limit to it: the next accept() fails with EMFILE. Returns the filler.
+int exhaust_descriptors() {
+  const int filler = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // the lowest free one
+  CHILD_REQUIRE(filler >= 0);
+  rlimit lim{};
+  CHILD_REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+  lim.rlim_cur = static_cast<rlim_t>(filler) + 1;
+  CHILD_REQUIRE(::setrlimit(RLIMIT_NOFILE, &lim) == 0);
+  const int more = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  CHILD_REQUIRE(more < 0 && errno == EMFILE);
+  return filler;
+}
+
+// The scheduler state of thread `tid` ('R' running, 'S' sleeping, ...) read from
+// its /proc stat file, opened as `stat_fd` before descriptors ran out.
+char thread_state(int stat_fd) {
+  char buf[512];
+  const ssize_t n = ::pread(stat_fd, buf, sizeof buf - 1, 0);
+  CHILD_REQUIRE(n > 0);
+  buf[n] = 0;
+  const char* close_paren = std::strrchr(buf, ')');  // "tid (name) S ..."
+  CHILD_REQUIRE(close_paren != nullptr && close_paren[1] == ' ');
+  return close_paren[2];
+}
+
+// Sends 8 bytes on `fd` and expects them echoed.
+void child_echo(int fd, const char* text) {
+  CHILD_REQUIRE(::send(fd, text, 8, MSG_NOSIGNAL) == 8);
+  char back[8];
+  std::size_t have = 0;
+  while (have < sizeof back) {
+    const ssize_t n = ::recv(fd, back + have, sizeof back - have, 0);
+    CHILD_REQUIRE(n > 0);
+    have += static_cast<std::size_t>(n);
+  }
+  CHILD_REQUIRE(std::memcmp(back, text, 8) == 0);
+}
+
+// Runs `scenario` in a forked child and fails the test with its message.
+template <class Scenario>
+void in_child(Scenario&& scenario) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    scenario();
+    std::fflush(nullptr);
+    _exit(0);
+  }
+  int status = 0;
+  ck_assert_int_eq(::waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "the child failed (status %d; its message is above)", status);
+}
+
+}  // namespace
+
+START_TEST(out_of_descriptors_the_loop_waits_reports_once_and_accepts_again) {
+  // 1. Freed by one of its own connections: with a retry of an hour, only the
+  //    ending handler's wake-up can make it try again. After one failed
+  //    accept() the loop thread must go to sleep (its /proc state 'S') with no
+  //    second failure; a loop that spins never sleeps and fails again at once
+  //    (more than 1000 failures end the wait and the test). The shortage is
+  //    reported once, and the queued connection is served once a handler ends.
+  in_child([] {
+    std::atomic<int> reports{0};
+    TcpServerOptions opts;
+    opts.accept_retry = std::chrono::hours(1);
+    opts.on_accept_starved = [&](const std::string& what) {
+      CHILD_REQUIRE(what.find("Too many open files") != std::string::npos);
+      reports.fetch_add(1);
+    };
+    TcpServer server("127.0.0.1:0", opts);
+    std::stop_source stop;
+    std::atomic<pid_t> loop_tid{0};
+    std::thread loop([&] {
+      loop_tid.store(static_cast<pid_t>(::syscall(SYS_gettid)));
+      server.run(stop.get_token(), echo8);
+    });
+    wait_until([&] { return loop_tid.load() != 0; });
+    const std::string stat_path = "/proc/self/task/" + std::to_string(loop_tid.load()) + "/stat";
+    const int stat_fd = ::open(stat_path.c_str(), O_RDONLY | O_CLOEXEC);
+    CHILD_REQUIRE(stat_fd >= 0);
+    const int first = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int second = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHILD_REQUIRE(first >= 0 && second >= 0);
+    CHILD_REQUIRE(child_connect(first, server.port()) == 0);
+    child_echo(first, "first-01");  // accepted: it holds a server descriptor
+    const int filler = exhaust_descriptors();
+    CHILD_REQUIRE(child_connect(second, server.port()) == 0);  // queued by the kernel
+    wait_until([&] { return server.stats().accept_starved >= 1; });
+    wait_until(
+        [&] { return server.stats().accept_starved > 1000 || thread_state(stat_fd) == 'S'; });
+    CHILD_REQUIRE(server.stats().accept_starved == 1);
+    CHILD_REQUIRE(server.stats().accepted == 1);
+    ::close(first);  // its handler ends: a descriptor is free and the loop is woken
+    child_echo(second, "second02");
+    CHILD_REQUIRE(server.stats().accept_starved == 1);
+    CHILD_REQUIRE(server.stats().accepted == 2);
+    CHILD_REQUIRE(reports.load() == 1);
+    stop.request_stop();
+    loop.join();
+    ::close(second);
+    ::close(filler);
+    ::close(stat_fd);
+  });
+  // 2. Freed elsewhere in the process: the loop retries after accept_retry,
+  //    fails again while nothing is free (still reported once), and serves the
+  //    queued connection once a descriptor is free.
+  in_child([] {
+    std::atomic<int> reports{0};
+    TcpServerOptions opts;
+    opts.accept_retry = std::chrono::milliseconds(5);
+    opts.on_accept_starved = [&](const std::string&) { reports.fetch_add(1); };
+    TcpServer server("127.0.0.1:0", opts);
+    std::stop_source stop;
+    std::thread loop([&] { server.run(stop.get_token(), echo8); });
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHILD_REQUIRE(client >= 0);
+    const int filler = exhaust_descriptors();
+    CHILD_REQUIRE(child_connect(client, server.port()) == 0);
+    wait_until([&] { return server.stats().accept_starved >= 3; });
+    CHILD_REQUIRE(reports.load() == 1);
+    CHILD_REQUIRE(server.stats().accepted == 0);
+    ::close(filler);
+    child_echo(client, "retried3");
+    CHILD_REQUIRE(server.stats().accepted == 1);
+    stop.request_stop();
+    loop.join();
+    ::close(client);
+  });
 }
 END_TEST
 
@@ -384,6 +548,7 @@ int main() {
        many_connections_each_get_their_own_handler, a_throwing_handler_ends_only_its_connection,
        stop_unblocks_handlers_mid_read_and_waits_for_them,
        excess_connections_are_closed_at_once_and_counted, dual_stack_listener_takes_ipv4_and_ipv6,
+       out_of_descriptors_the_loop_waits_reports_once_and_accepts_again,
        serve_tcp_reports_bind_failure_as_a_worker_failure,
        engine_runs_registered_workers_and_reports_their_lifecycle});
 }

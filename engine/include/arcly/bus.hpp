@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "arcly/frame_ref.hpp"
+#include "arcly/qos.hpp"
 
 namespace arcly {
 
@@ -51,14 +52,20 @@ class Waker;
 class Bus {
  public:
   // One per subscriber; recycled after release. Never freed before the bus.
-  // Padded: each is written by its own reader on every read.
+  // One cache line, written by its owner on every read and holding the owner's
+  // counters too: a delivery writes one line of subscriber state, not one per
+  // allocation (docs/performance.md, issue 9). Allocated in blocks, so that
+  // subscriptions made one after another have neighbouring hazards and a
+  // dispatcher serving them in that order walks memory in order.
   struct alignas(kCacheLine) Hazard {
     std::atomic<detail::FrameNode*> node{nullptr};
     std::atomic<const void*> aux{nullptr};  // protects a retire_aux() object (the GOP index)
+    Hazard* next = nullptr;                 // fixed once the hazard is in the list
     std::atomic<bool> in_use{false};
-    std::uint32_t wake_bit = 0;  // its owner's bit in the sleepers' futex bitset
-    Hazard* next = nullptr;
+    std::uint32_t wake_bit = 0;   // its owner's bit in the sleepers' futex bitset
+    SubscriberCounters counters;  // its owner's (a Subscription's); reset by the owner
   };
+  static_assert(sizeof(Hazard) == kCacheLine);
 
   enum class Read { Frame, Lagged, Empty, Closed };
 
@@ -105,10 +112,11 @@ class Bus {
 
   // Like peek(), without taking a reference: the node at `position`, left
   // protected by `hazard` until its owner's next protect or clear
-  // (hazard.node.store(nullptr)); null if gone, not yet published or not seen yet
-  // (then use try_read, which decides Lagged / Empty / Closed). Thread: the
-  // hazard's owner.
-  detail::FrameNode* borrow(Hazard& hazard, std::uint64_t position);
+  // (hazard.node.store(nullptr)); null if gone or not yet published. `empty` is
+  // set when null means exactly what try_read's Empty means (nothing at
+  // `position` yet, the bus open); otherwise use try_read, which decides Lagged
+  // or Closed. Thread: the hazard's owner.
+  detail::FrameNode* borrow(Hazard& hazard, std::uint64_t position, bool& empty);
 
   // Sleeps until tail() > cursor, closed(), `deadline` or `stop`. Returns true if
   // there is something to read (a frame or the close); false on timeout/stop.
@@ -181,6 +189,8 @@ class Bus {
 
   alignas(kCacheLine) std::atomic<Hazard*> hazards_{nullptr};
   std::atomic<std::size_t> hazard_count_{0};
+  std::mutex hazard_blocks_mutex_;  // taken only to allocate a block
+  std::vector<std::unique_ptr<Hazard[]>> hazard_blocks_;
 
   // Eventcount for sleeping subscribers: they sleep on `epoch_` (a futex) with
   // their own bit of a bitset; a publish wakes them all with one system call, a

@@ -82,8 +82,11 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // For Subscription (same module).
   Bus& bus() { return bus_; }
   GopCache& gop() { return gop_; }
-  std::shared_ptr<SubscriberCounters> attach_subscriber();
-  void detach_subscriber(const std::shared_ptr<SubscriberCounters>& counters);
+  // Counts a subscriber in (throws Error{SubscriberLimitReached}) and lists its
+  // counters (they live in its hazard, so they outlive it) until detach, which
+  // must come before the hazard is released.
+  void attach_subscriber(SubscriberCounters& counters);
+  void detach_subscriber(const SubscriberCounters& counters);
 
  private:
   const StreamKey key_;
@@ -101,7 +104,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   std::atomic<std::size_t> subscribers_{0};
   std::atomic<bool> tracks_complete_{false};
   mutable std::mutex subscribers_mutex_;
-  std::vector<std::shared_ptr<SubscriberCounters>> subscriber_counters_;
+  std::vector<const SubscriberCounters*> subscriber_counters_;
   std::uint64_t next_subscriber_id_ = 1;
 };
 

@@ -80,7 +80,9 @@ struct Drained {
   bool discont = false;
 };
 
-class Subscription {
+// Aligned to a cache line: the fields try_drain's common case reads come first
+// and fit in the object's first line (see the private members).
+class alignas(kCacheLine) Subscription {
  public:
   // Throws Error{SubscriberLimitReached}; nothing stays attached after a throw.
   Subscription(std::shared_ptr<Stream> stream, const SubscribeOptions& options);
@@ -137,9 +139,10 @@ class Subscription {
   std::uint64_t backlog() const;
 
  private:
-  // The stream, this subscriber's hazard, counters and watch, released together
-  // (RAII) on destruction and move-assignment; the other members are plain values,
-  // so the defaulted moves stay right whatever fields are added.
+  // The stream, this subscriber's hazard (which holds its counters) and watch,
+  // released together (RAII) on destruction and move-assignment; the other
+  // members are plain values, so the defaulted moves stay right whatever fields
+  // are added.
   struct Attachment {
     Attachment() = default;
     explicit Attachment(std::shared_ptr<Stream> s);
@@ -149,7 +152,6 @@ class Subscription {
     void reset() noexcept;
     std::shared_ptr<Stream> stream;
     Bus::Hazard* hazard = nullptr;
-    std::shared_ptr<SubscriberCounters> counters;
     std::shared_ptr<Waker> waker;
   };
   // What the ring's frames pass through before they are delivered.
@@ -169,8 +171,21 @@ class Subscription {
   bool already_delivered(const FrameRef& config) const;
   void remember_config(const FrameRef& config);
   bool track_started(std::uint32_t track) const;
+  void start_track(std::uint32_t track);
 
+  void enqueue(FrameRef f);
+  FrameRef dequeue();
+
+  // First line: all the subscriber state try_drain's common case reads (with
+  // the hazard's line, all it touches of this subscriber). Keep it under 64 bytes.
   Attachment att_;
+  std::uint64_t cursor_ = 0;
+  std::uint64_t started_low_ = 0;  // Gate::Tracks: bit t set = track t (< 64) started
+  Gate gate_ = Gate::None;
+  bool closed_ = false;
+  bool discont_pending_ = false;  // the next media frame follows a gap
+  bool queued_ = false;           // pending_ is not empty
+
   SubscribeOptions options_;
   std::deque<FrameRef> pending_;  // to deliver before the next ring frame, in order
   std::vector<FrameRef> held_;    // Gate::Anchor: configs to send in front of the anchor
@@ -179,15 +194,11 @@ class Subscription {
     const void* id;
   };
   std::vector<DeliveredConfig> delivered_configs_;  // the config last delivered per track
-  std::vector<std::uint32_t> started_tracks_;       // Gate::Tracks
-  std::uint64_t cursor_ = 0;
+  std::vector<std::uint32_t> started_tracks_;       // Gate::Tracks, tracks >= 64
   std::uint64_t live_edge_ = 0;
   std::uint64_t carry_skipped_ = 0;  // resilient: drops not yet reported
   std::uint64_t since_empty_ = 0;    // frames read since recv() last found nothing
-  Gate gate_ = Gate::None;
-  bool skips_are_drops_ = false;  // frames skipped by the gate after a lag are drops
-  bool discont_pending_ = false;  // the next media frame follows a gap
-  bool closed_ = false;
+  bool skips_are_drops_ = false;     // frames skipped by the gate after a lag are drops
 };
 
 }  // namespace arcly

@@ -20,6 +20,12 @@
 // - No timers and no polling: the accept thread sleeps in poll() on the
 //   listener and a wake-up pipe. Per-connection timeouts are the handler's
 //   (e.g. SO_RCVTIMEO, a one-shot kernel timer per blocking read).
+// - Out of descriptors (accept fails with EMFILE, ENFILE, ENOBUFS or ENOMEM):
+//   the connection stays queued in the kernel and the loop neither spins nor
+//   ends. It reports the shortage once (on_accept_starved) and sleeps on the
+//   wake-up pipe alone until one of its own connections ends (which frees a
+//   descriptor and wakes it), `accept_retry` passes (descriptors freed
+//   elsewhere in the process) or stop; then it tries accept() once more.
 //
 // Threads: run() is called once, from one thread. port(), address() and
 // stats() may be called from any thread. Handlers run concurrently.
@@ -82,12 +88,20 @@ struct TcpServerOptions {
   std::function<void(const std::string& peer, const std::string& what)> on_handler_error;
   // Called (on the accept thread) when a connection is refused at the limit.
   std::function<void(const std::string& peer)> on_rejected;
+  // Called (on the accept thread) once when accept() starts failing for want of
+  // descriptors or memory, naming the listener and the reason; again only after
+  // an accept has succeeded since.
+  std::function<void(const std::string& what)> on_accept_starved;
+  // How long a starved accept loop waits before it tries again when none of
+  // its own connections ends meanwhile.
+  std::chrono::milliseconds accept_retry{100};
 };
 
 struct TcpServerStats {
   std::uint64_t accepted = 0;        // connections handed to a handler
   std::uint64_t rejected = 0;        // closed at once: the connection limit was reached
   std::uint64_t handler_errors = 0;  // handlers that threw
+  std::uint64_t accept_starved = 0;  // accept() calls that failed for want of descriptors/memory
   std::size_t active = 0;            // handlers running now
 };
 
@@ -114,16 +128,18 @@ class TcpServer {
  private:
   struct Connection;
   void reap(bool all);
+  void wake() noexcept;
 
   std::string address_;
   std::uint16_t port_ = 0;
   int listen_fd_ = -1;
-  int wake_[2] = {-1, -1};  // self-pipe: stop writes, the accept loop polls
+  int wake_[2] = {-1, -1};  // self-pipe: stop and ending handlers write, the accept loop polls
   TcpServerOptions options_;
 
   std::atomic<std::uint64_t> accepted_{0};
   std::atomic<std::uint64_t> rejected_{0};
   std::atomic<std::uint64_t> handler_errors_{0};
+  std::atomic<std::uint64_t> accept_starved_{0};
   std::atomic<std::size_t> active_{0};
 
   std::mutex mutex_;  // guards connections_ and each Connection::fd
