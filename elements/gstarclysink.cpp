@@ -18,6 +18,11 @@
  * publish and every subscriber sees EOS. Buffers without timestamps are stamped
  * with the running time; non-TIME segments are refused.
  *
+ * Subscribers' upstream force-key-unit requests become one force-key-unit
+ * event upstream (to the encoder) per `key-unit-interval`. The upstream's
+ * latency (a LATENCY query per publish) is published for subscribers'
+ * LATENCY answers.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency ! arclysink stream=live/cam \

@@ -38,9 +38,18 @@
  * `running-time` guint64). A key nobody publishes yet is waited for, with GAP
  * events meanwhile.
  *
+ * `max-lag` bounds how far behind the publisher's newest frame a subscriber
+ * with a slow downstream may fall: beyond it the source skips to the newest
+ * cached keyframe (configs, keyframe, DISCONT) and posts `arcly-max-lag`
+ * (`stream`, `lag` and `max-lag` in ns, `skipped-frames`). An upstream
+ * force-key-unit event on a pad goes to the publisher (arclysink asks its
+ * encoder, rate-limited). LATENCY answers `latency` plus the publisher's own
+ * upstream latency.
+ *
  * When the publisher ends, EOS is sent — unless `persist` is set, in which case
  * the source waits for the next publisher of the key and continues (new caps if
- * they changed, DISCONT). Also available as the URI `arcly://app/stream?engine=NAME`
+ * they changed, DISCONT), posting `arcly-publisher-lost` and
+ * `arcly-publisher-regained` (`stream`). Also available as the URI `arcly://app/stream?engine=NAME`
  * (query keys: engine, wait, start, persist, latency, preroll, max-lag — each the property
  * of the same name; a URI round-trips through get_uri/set_uri).
  *

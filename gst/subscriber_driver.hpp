@@ -40,9 +40,22 @@
 // `arcly-switched` (`from`, `to` strings, `running-time` guint64) is posted.
 // A key nobody publishes yet is waited for (GAP events meanwhile).
 //
+// Bounded lag: with max_lag_ms, a live frame further behind the publisher's
+// newest (Stream::newest_pts) is dropped and the same publisher joined again
+// as after a pause (configs, newest cached keyframe, clipped catch-up,
+// DISCONT, running time continuing); element message `arcly-max-lag`.
+// SubscriberStats::lag_ns holds the current lag.
+//
+// Towards the publisher: request_key_unit() asks the followed publisher for a
+// keyframe (a counter on the Stream it polls); the publisher's upstream latency
+// (Stream::upstream_latency) is mirrored in SubscriberStats and the host told
+// when it changes. With persist, `arcly-publisher-lost` is posted when the
+// publisher ends and `arcly-publisher-regained` when the next one is joined.
+//
 // Threads: step() and remove_tracks() on the streaming thread (or with it
-// joined); set_playing(), request_eos(), switch_to() and stop() from any thread. Errors are
-// posted through the Host with a human text and a debug detail apart.
+// joined); set_playing(), request_eos(), switch_to(), request_key_unit() and
+// stop() from any thread. Errors are posted through the Host with a human text
+// and a debug detail apart.
 #pragma once
 
 #include <gst/gst.h>
