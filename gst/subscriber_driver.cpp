@@ -495,6 +495,8 @@ bool SubscriberDriver::subscribe(const StreamHandle& stream) {
     std::lock_guard lock(lock_);
     seen_pauses_ = pauses_;
   }
+  // A resume or a max-lag resync joins the same publish again: not a new publisher.
+  const bool new_publish = stream->instance() != last_instance_;
   last_instance_ = stream->instance();
   try {
     sub_.emplace(stream->subscribe(options));
@@ -505,7 +507,7 @@ bool SubscriberDriver::subscribe(const StreamHandle& stream) {
                     stream->instance(), settings_.stream_key.c_str());
     return false;
   }
-  stats_.publishers.fetch_add(1, std::memory_order_relaxed);
+  if (new_publish) stats_.publishers.fetch_add(1, std::memory_order_relaxed);
   set_current_stream(stream);
   note_upstream_latency();
   if (publisher_lost_) {

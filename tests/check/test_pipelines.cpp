@@ -933,11 +933,13 @@ GST_START_TEST(test_max_lag_resyncs_at_newest_keyframe) {
   th::wait_stat(src, "frames", frames + 10);
   GstStructure* stats = nullptr;
   g_object_get(src, "stats", &stats, nullptr);
-  guint64 resyncs = 0, now_lag = 0;
+  guint64 resyncs = 0, now_lag = 0, publishers = 0;
   gst_structure_get_uint64(stats, "lag-resyncs", &resyncs);
+  gst_structure_get_uint64(stats, "publishers", &publishers);
   gst_structure_get_uint64(stats, "lag", &now_lag);
   gst_structure_free(stats);
   fail_unless_equals_uint64(resyncs, 1);
+  fail_unless_equals_uint64(publishers, 1);  // the same publish, joined again
   fail_unless(now_lag <= max_lag, "still %" G_GUINT64_FORMAT " behind", now_lag);
   th::assert_no_error(sub);
 
