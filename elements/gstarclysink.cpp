@@ -18,6 +18,11 @@
  * publish and every subscriber sees EOS. Buffers without timestamps are stamped
  * with the running time; non-TIME segments are refused.
  *
+ * Subscribers' upstream force-key-unit requests become one force-key-unit
+ * event upstream (to the encoder) per `key-unit-interval`. The upstream's
+ * latency (a LATENCY query per publish) is published for subscribers'
+ * LATENCY answers.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency ! arclysink stream=live/cam \
@@ -43,6 +48,10 @@
 
 #include "gstarclysink.h"
 
+#include <gst/video/video.h>
+
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,11 +72,14 @@ GST_DEBUG_CATEGORY_STATIC(gst_arcly_sink_debug);
 
 namespace {
 
-enum { PROP_0, PROP_STREAM, PROP_ENGINE, PROP_STATS };
+enum { PROP_0, PROP_STREAM, PROP_ENGINE, PROP_STATS, PROP_KEY_UNIT_INTERVAL };
+
+constexpr guint kDefaultKeyUnitIntervalMs = 500;
 
 struct Settings {
   std::string stream_key;
   std::string engine_name = arcly::gst::kDefaultEngineName;
+  guint key_unit_interval_ms = kDefaultKeyUnitIntervalMs;
 };
 
 struct PadData {
@@ -77,9 +89,11 @@ struct PadData {
   // Streaming thread of the pad.
   arcly::gst::TrackPublisher publisher;
   GstSegment segment;
-  std::uint64_t config_instance = 0;  // the publish instance that has this track's config
-  bool eos = false;                   /* protected by SinkPrivate::lock */
-  std::uint64_t announced = 0;        /* protected by SinkPrivate::lock: config_instance */
+  std::uint64_t config_instance = 0;   // the publish instance that has this track's config
+  std::uint64_t latency_instance = 0;  // the publish instance told this pad's upstream latency
+  bool eos = false;                    /* protected by SinkPrivate::lock */
+  std::uint64_t announced = 0;         /* protected by SinkPrivate::lock: config_instance */
+  GstClockTime latency = 0;            /* protected by SinkPrivate::lock: upstream min latency */
 };
 
 struct SinkPrivate {
@@ -94,6 +108,11 @@ struct SinkPrivate {
   bool failed = false;          /* protected by lock: this publish already posted its error */
   std::uint32_t next_track = 0; /* protected by lock */
   std::map<GstPad*, std::unique_ptr<PadData>> pads; /* protected by lock */
+  // Key units (force-key-unit towards the encoder), per publish.
+  std::uint64_t key_unit_requests_seen = 0; /* protected by lock: Stream::key_unit_requests() */
+  gint64 last_key_unit_us = 0;              /* protected by lock: monotonic; 0 = never */
+  std::uint64_t key_units_forced = 0;       /* protected by lock */
+  std::uint64_t key_units_limited = 0;      /* protected by lock: requests merged by the limit */
 };
 
 }  // namespace
@@ -181,6 +200,8 @@ std::string claim_locked(GstArclySink* self, bool* busy) {
     p->stream = p->engine->start_publish(*p->key);
     p->ended = false;
     p->failed = false;
+    p->key_unit_requests_seen = 0;
+    p->last_key_unit_us = 0;
     for (auto& [pad, data] : p->pads) data->eos = false;
     GST_INFO_OBJECT(self, "publishing %s on engine %s (publish #%" G_GUINT64_FORMAT ")",
                     p->run.stream_key.c_str(), p->run.engine_name.c_str(), p->stream->instance());
@@ -225,6 +246,67 @@ void publish_config_if_needed(GstArclySink* self, PadData* pd, const arcly::Stre
   note_config_published(self, pd, stream);
 }
 
+// Subscribers asked for a keyframe (Stream::request_key_unit): a video pad
+// sends one upstream force-key-unit to its encoder, at most one per
+// key-unit-interval for the whole stream (as GStreamer's StreamProducer and
+// webrtcsink limit PLIs): requests meanwhile are merged into the one sent.
+void forward_key_unit_request(GstArclySink* self, GstPad* pad, PadData* pd,
+                              const arcly::StreamHandle& stream) {
+  const arcly::TrackInfo* info = pd->publisher.info();
+  if (!info || info->kind != arcly::MediaKind::Video) return;
+  SinkPrivate* p = self->priv;
+  const std::uint64_t requests = stream->key_unit_requests();
+  guint count = 0;
+  {
+    std::lock_guard lock(p->lock);
+    if (requests == p->key_unit_requests_seen) return;
+    const std::uint64_t fresh = requests - p->key_unit_requests_seen;
+    p->key_unit_requests_seen = requests;
+    const gint64 now = g_get_monotonic_time();
+    const gint64 interval = static_cast<gint64>(p->run.key_unit_interval_ms) * 1000;
+    if (p->last_key_unit_us != 0 && now - p->last_key_unit_us < interval) {
+      p->key_units_limited += fresh;
+      GST_DEBUG_OBJECT(pad,
+                       "%" G_GUINT64_FORMAT
+                       " key-unit requests within %u ms of the last: "
+                       "merged into it",
+                       fresh, p->run.key_unit_interval_ms);
+      return;
+    }
+    p->last_key_unit_us = now;
+    count = static_cast<guint>(++p->key_units_forced);
+  }
+  GST_INFO_OBJECT(pad, "subscribers asked for a keyframe: force-key-unit #%u upstream", count);
+  gst_pad_push_event(pad,
+                     gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, count));
+}
+
+// The latency upstream of this pad (a LATENCY query, as a sink's own would
+// report it), published on the stream as the largest of all pads', for the
+// subscribers' LATENCY answers. Asked once per publish and after new caps.
+void publish_upstream_latency(GstArclySink* self, GstPad* pad, PadData* pd,
+                              const arcly::StreamHandle& stream) {
+  if (pd->latency_instance == stream->instance()) return;
+  pd->latency_instance = stream->instance();
+  GstQuery* query = gst_query_new_latency();
+  gboolean live = FALSE;
+  GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
+  if (gst_pad_peer_query(pad, query)) gst_query_parse_latency(query, &live, &min, &max);
+  gst_query_unref(query);
+  const GstClockTime mine = live && GST_CLOCK_TIME_IS_VALID(min) ? min : 0;
+  SinkPrivate* p = self->priv;
+  GstClockTime largest = 0;
+  {
+    std::lock_guard lock(p->lock);
+    pd->latency = mine;
+    for (const auto& [other, data] : p->pads) largest = std::max(largest, data->latency);
+  }
+  GST_DEBUG_OBJECT(pad,
+                   "upstream latency %" GST_TIME_FORMAT " (live %d); stream's %" GST_TIME_FORMAT,
+                   GST_TIME_ARGS(mine), live, GST_TIME_ARGS(largest));
+  stream->set_upstream_latency(std::chrono::nanoseconds(largest));
+}
+
 GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer) {
   SinkPrivate* p = self->priv;
   GstElement* element = element_of(self);
@@ -243,6 +325,8 @@ GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer
     return GST_FLOW_NOT_NEGOTIATED;
   }
   publish_config_if_needed(self, pd, stream);
+  publish_upstream_latency(self, pad, pd, stream);
+  forward_key_unit_request(self, pad, pd, stream);
 
   std::int64_t pts = 0;
   if (GST_BUFFER_PTS_IS_VALID(buffer)) {
@@ -328,6 +412,7 @@ gboolean sink_event_impl(GstArclySink* self, GstPad* pad, GstEvent* event) {
       arcly::MediaFrame config = pd->publisher.on_caps(caps, now);
       GST_DEBUG_OBJECT(pad, "track %u caps %" GST_PTR_FORMAT, pd->publisher.track(),
                        static_cast<void*>(caps));
+      pd->latency_instance = 0;  // new caps, perhaps a new upstream: ask again
       if (stream) {
         stream->publish_frame(std::move(config));
         pd->config_instance = stream->instance();
@@ -442,6 +527,13 @@ GstStructure* make_stats(GstArclySink* self) {
     std::lock_guard lock(p->lock);
     stream = p->stream;
   }
+  guint64 forced = 0, limited = 0, requests = 0;
+  {
+    std::lock_guard lock(p->lock);
+    forced = p->key_units_forced;
+    limited = p->key_units_limited;
+  }
+  if (stream) requests = stream->key_unit_requests();
   arcly::QosSnapshot q;
   if (stream) {
     try {
@@ -449,12 +541,15 @@ GstStructure* make_stats(GstArclySink* self) {
     } catch (...) {
     }
   }
-  return gst_structure_new("arclysink-stats", "publishing", G_TYPE_BOOLEAN, stream != nullptr,
-                           "frames", G_TYPE_UINT64, static_cast<guint64>(q.frames), "bytes",
-                           G_TYPE_UINT64, static_cast<guint64>(q.bytes), "bitrate", G_TYPE_DOUBLE,
-                           q.bitrate_bps, "fps", G_TYPE_DOUBLE, q.fps, "keyframes", G_TYPE_UINT64,
-                           static_cast<guint64>(q.keyframes), "subscribers", G_TYPE_UINT,
-                           static_cast<guint>(q.subscribers), nullptr);
+  return gst_structure_new(
+      "arclysink-stats", "publishing", G_TYPE_BOOLEAN, stream != nullptr, "frames", G_TYPE_UINT64,
+      static_cast<guint64>(q.frames), "bytes", G_TYPE_UINT64, static_cast<guint64>(q.bytes),
+      "bitrate", G_TYPE_DOUBLE, q.bitrate_bps, "fps", G_TYPE_DOUBLE, q.fps, "keyframes",
+      G_TYPE_UINT64, static_cast<guint64>(q.keyframes), "subscribers", G_TYPE_UINT,
+      static_cast<guint>(q.subscribers), "upstream-latency", G_TYPE_UINT64,
+      static_cast<guint64>(stream ? stream->upstream_latency().count() : 0), "key-unit-requests",
+      G_TYPE_UINT64, requests, "key-units-forced", G_TYPE_UINT64, forced, "key-units-limited",
+      G_TYPE_UINT64, limited, nullptr);
 }
 
 }  // namespace
@@ -547,6 +642,7 @@ static GstStateChangeReturn gst_arcly_sink_change_state(GstElement* element,
       for (auto& [pad, data] : p->pads) {
         data->eos = false;
         data->config_instance = 0;
+        data->latency_instance = 0;
         gst_segment_init(&data->segment, GST_FORMAT_TIME);
       }
       break;
@@ -584,6 +680,9 @@ static void gst_arcly_sink_set_property(GObject* object, guint id, const GValue*
       p->settings.engine_name = (s && *s) ? s : arcly::gst::kDefaultEngineName;
       break;
     }
+    case PROP_KEY_UNIT_INTERVAL:
+      p->settings.key_unit_interval_ms = g_value_get_uint(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
@@ -604,6 +703,11 @@ static void gst_arcly_sink_get_property(GObject* object, guint id, GValue* value
     case PROP_ENGINE:
       GST_OBJECT_LOCK(self);
       g_value_set_string(value, p->settings.engine_name.c_str());
+      GST_OBJECT_UNLOCK(self);
+      break;
+    case PROP_KEY_UNIT_INTERVAL:
+      GST_OBJECT_LOCK(self);
+      g_value_set_uint(value, p->settings.key_unit_interval_ms);
       GST_OBJECT_UNLOCK(self);
       break;
     case PROP_STATS:
@@ -658,8 +762,19 @@ static void gst_arcly_sink_class_init(GstArclySinkClass* klass) {
       gobject_class, PROP_STATS,
       g_param_spec_boxed(
           "stats", "Statistics",
-          "Publish statistics: frames, bytes, bitrate (bit/s), fps, keyframes, subscribers",
+          "Publish statistics: frames, bytes, bitrate (bit/s), fps, keyframes, subscribers, "
+          "upstream-latency (ns, published for subscribers), key-unit-requests (from "
+          "subscribers), key-units-forced (force-key-unit events sent upstream), "
+          "key-units-limited (requests merged by key-unit-interval)",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  g_object_class_install_property(
+      gobject_class, PROP_KEY_UNIT_INTERVAL,
+      g_param_spec_uint(
+          "key-unit-interval", "Key unit interval",
+          "Milliseconds between two force-key-unit events sent upstream to the encoder when "
+          "subscribers ask for a keyframe (requests meanwhile are merged); 0 = no limit",
+          0, 60000, kDefaultKeyUnitIntervalMs, ready));
 
   element_class->request_new_pad = GST_DEBUG_FUNCPTR(gst_arcly_sink_request_new_pad);
   element_class->release_pad = GST_DEBUG_FUNCPTR(gst_arcly_sink_release_pad);

@@ -38,10 +38,19 @@
  * `running-time` guint64). A key nobody publishes yet is waited for, with GAP
  * events meanwhile.
  *
+ * `max-lag` bounds how far behind the publisher's newest frame a subscriber
+ * with a slow downstream may fall: beyond it the source skips to the newest
+ * cached keyframe (configs, keyframe, DISCONT) and posts `arcly-max-lag`
+ * (`stream`, `lag` and `max-lag` in ns, `skipped-frames`). An upstream
+ * force-key-unit event on a pad goes to the publisher (arclysink asks its
+ * encoder, rate-limited). LATENCY answers `latency` plus the publisher's own
+ * upstream latency.
+ *
  * When the publisher ends, EOS is sent — unless `persist` is set, in which case
  * the source waits for the next publisher of the key and continues (new caps if
- * they changed, DISCONT). Also available as the URI `arcly://app/stream?engine=NAME`
- * (query keys: engine, wait, start, persist, latency, preroll — each the property
+ * they changed, DISCONT), posting `arcly-publisher-lost` and
+ * `arcly-publisher-regained` (`stream`). Also available as the URI `arcly://app/stream?engine=NAME`
+ * (query keys: engine, wait, start, persist, latency, preroll, max-lag — each the property
  * of the same name; a URI round-trips through get_uri/set_uri).
  *
  * ## Example launch lines
@@ -73,6 +82,8 @@
 
 #include "gstarclysrc.h"
 
+#include <gst/video/video.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -103,6 +114,7 @@ enum {
   PROP_PRE_ROLL,
   PROP_PERSIST,
   PROP_LATENCY,
+  PROP_MAX_LAG,
   PROP_IS_LIVE,
   PROP_STATS
 };
@@ -136,6 +148,10 @@ class SrcHost final : public arcly::gst::SubscriberHost {
                              GST_FUNCTION, __LINE__);
   }
   GstClockTime running_time_now() override;
+  // The publisher's latency is part of ours: the pipeline asks again.
+  void latency_changed() override {
+    gst_element_post_message(element_, gst_message_new_latency(GST_OBJECT(element_)));
+  }
   GstObject* log_object() override { return GST_OBJECT(element_); }
 
  private:
@@ -210,16 +226,43 @@ GstElement* element_of(GstArclySrc* self) {
 gboolean src_query(GstPad* pad, GstObject* parent, GstQuery* query) {
   auto* self = reinterpret_cast<GstArclySrc*>(parent);
   if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
+    // Our jitter allowance plus what the publisher's own upstream adds (its
+    // capture and encoder latency, which a tee branch would have seen too).
     GST_OBJECT_LOCK(self);
     const guint ms = self->priv->settings.latency_ms;
     GST_OBJECT_UNLOCK(self);
-    gst_query_set_latency(query, TRUE, ms * GST_MSECOND, GST_CLOCK_TIME_NONE);
+    const gint64 upstream = self->priv->stats.upstream_latency_ns.load(std::memory_order_relaxed);
+    const GstClockTime min = ms * GST_MSECOND + (upstream > 0 ? upstream : 0);
+    GST_DEBUG_OBJECT(
+        self, "latency: min %" GST_TIME_FORMAT " (own %u ms, publisher %" G_GINT64_FORMAT " ns)",
+        GST_TIME_ARGS(min), ms, upstream);
+    gst_query_set_latency(query, TRUE, min, GST_CLOCK_TIME_NONE);
     return TRUE;
   }
   return gst_pad_query_default(pad, parent, query);
 }
 
+// An upstream force-key-unit (a decoder, splitmuxsink, webrtcbin's PLI) goes
+// to the publisher, which asks its encoder (rate-limited there).
+gboolean request_key_unit(GstArclySrc* self, GstEvent* event) {
+  SrcPrivate* p = self->priv;
+  gboolean all_headers = FALSE;
+  gst_video_event_parse_upstream_force_key_unit(event, nullptr, &all_headers, nullptr);
+  gst_event_unref(event);
+  bool forwarded = false;
+  {
+    std::lock_guard state_lock(p->task_state_lock);
+    forwarded = p->run && p->run->request_key_unit();
+  }
+  p->stats.key_unit_requests.fetch_add(1, std::memory_order_relaxed);
+  GST_DEBUG_OBJECT(self, "force-key-unit (all-headers %d) %s", all_headers,
+                   forwarded ? "sent to the publisher" : "dropped: no publisher");
+  return forwarded;
+}
+
 gboolean src_event(GstPad* pad, GstObject* parent, GstEvent* event) {
+  if (gst_video_event_is_force_key_unit(event) && GST_EVENT_IS_UPSTREAM(event))
+    return request_key_unit(reinterpret_cast<GstArclySrc*>(parent), event);
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_SEEK:  // a live stream cannot seek
       gst_event_unref(event);
@@ -340,13 +383,17 @@ void end_run(GstArclySrc* self) {
 
 GstStructure* make_stats(GstArclySrc* self) {
   const arcly::gst::SubscriberStats& s = self->priv->stats;
-  return gst_structure_new("arclysrc-stats", "frames", G_TYPE_UINT64,
-                           static_cast<guint64>(s.frames.load()), "bytes", G_TYPE_UINT64,
-                           static_cast<guint64>(s.bytes.load()), "keyframes", G_TYPE_UINT64,
-                           static_cast<guint64>(s.keyframes.load()), "dropped", G_TYPE_UINT64,
-                           static_cast<guint64>(s.dropped.load()), "lag-events", G_TYPE_UINT64,
-                           static_cast<guint64>(s.lag_events.load()), "publishers", G_TYPE_UINT64,
-                           static_cast<guint64>(s.publishers.load()), nullptr);
+  return gst_structure_new(
+      "arclysrc-stats", "frames", G_TYPE_UINT64, static_cast<guint64>(s.frames.load()), "bytes",
+      G_TYPE_UINT64, static_cast<guint64>(s.bytes.load()), "keyframes", G_TYPE_UINT64,
+      static_cast<guint64>(s.keyframes.load()), "dropped", G_TYPE_UINT64,
+      static_cast<guint64>(s.dropped.load()), "lag-events", G_TYPE_UINT64,
+      static_cast<guint64>(s.lag_events.load()), "publishers", G_TYPE_UINT64,
+      static_cast<guint64>(s.publishers.load()), "lag", G_TYPE_UINT64,
+      static_cast<guint64>(s.lag_ns.load()), "lag-resyncs", G_TYPE_UINT64,
+      static_cast<guint64>(s.lag_resyncs.load()), "upstream-latency", G_TYPE_INT64,
+      static_cast<gint64>(s.upstream_latency_ns.load()), "key-unit-requests", G_TYPE_UINT64,
+      static_cast<guint64>(s.key_unit_requests.load()), nullptr);
 }
 
 void set_playing(SrcPrivate* p, bool playing) {
@@ -457,6 +504,9 @@ void set_setting_locked(Settings& s, guint id, const GValue* value) {
     case PROP_LATENCY:
       s.latency_ms = g_value_get_uint(value);
       break;
+    case PROP_MAX_LAG:
+      s.max_lag_ms = g_value_get_uint(value);
+      break;
     default:
       break;
   }
@@ -498,7 +548,7 @@ static void switch_stream(GstArclySrc* self, const std::string& key) {
 static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value,
                                        GParamSpec* pspec) {
   auto* self = GST_ARCLY_SRC(object);
-  if (id == PROP_0 || id > PROP_LATENCY) {
+  if (id == PROP_0 || id > PROP_MAX_LAG) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
     return;
   }
@@ -551,6 +601,9 @@ static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
       break;
     case PROP_LATENCY:
       g_value_set_uint(value, s.latency_ms);
+      break;
+    case PROP_MAX_LAG:
+      g_value_set_uint(value, s.max_lag_ms);
       break;
     case PROP_IS_LIVE:
       g_value_set_boolean(value, TRUE);
@@ -648,6 +701,14 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
           "jitter",
           0, 60000, kDefaultLatencyMs, ready));
   g_object_class_install_property(
+      gobject_class, PROP_MAX_LAG,
+      g_param_spec_uint(
+          "max-lag", "Maximum lag",
+          "Milliseconds this subscriber may fall behind the publisher's newest frame (a slow or "
+          "blocked downstream); beyond it, it skips to the newest cached keyframe (configs, "
+          "keyframe, DISCONT) and posts arcly-max-lag. 0 = off. Keep it above a GOP",
+          0, 3600000, 0, ready));
+  g_object_class_install_property(
       gobject_class, PROP_IS_LIVE,
       g_param_spec_boolean("is-live", "Is live", "Always TRUE: arclysrc is a live source", TRUE,
                            static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
@@ -656,7 +717,9 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
       g_param_spec_boxed(
           "stats", "Statistics",
           "Subscriber statistics: frames, bytes, keyframes, dropped (frames skipped after "
-          "lagging), lag-events, publishers (publish instances followed)",
+          "lagging), lag-events, publishers (publish instances followed), lag (ns behind the "
+          "publisher's newest frame), lag-resyncs (max-lag), upstream-latency (ns, the "
+          "publisher's; -1 unknown), key-unit-requests (force-key-unit events received)",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_arcly_src_change_state);
@@ -679,7 +742,7 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
 }
 
 // --- GstURIHandler ---
-// arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1&latency=MS&preroll=MS
+// arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1&latency=MS&preroll=MS&max-lag=MS
 // Each query key is the property of the same name, with its range; a URI sets
 // the key and the properties it names and leaves the others as they are.
 // get_uri() names every property that differs from its default, so a URI
@@ -702,7 +765,8 @@ struct UriKey {
 };
 constexpr UriKey kUriKeys[] = {{"engine", PROP_ENGINE},   {"wait", PROP_WAIT},
                                {"start", PROP_START},     {"persist", PROP_PERSIST},
-                               {"latency", PROP_LATENCY}, {"preroll", PROP_PRE_ROLL}};
+                               {"latency", PROP_LATENCY}, {"preroll", PROP_PRE_ROLL},
+                               {"max-lag", PROP_MAX_LAG}};
 
 std::string uri_key_list() {
   std::string out;
@@ -754,6 +818,7 @@ static gchar* uri_get_uri(GstURIHandler* handler) {
   if (s.persist != defaults.persist) add("persist", s.persist ? "1" : "0");
   if (s.latency_ms != defaults.latency_ms) add("latency", std::to_string(s.latency_ms));
   if (s.preroll_ms != defaults.preroll_ms) add("preroll", std::to_string(s.preroll_ms));
+  if (s.max_lag_ms != defaults.max_lag_ms) add("max-lag", std::to_string(s.max_lag_ms));
   return g_strdup(("arcly://" + s.stream_key + query).c_str());
 }
 
@@ -845,7 +910,8 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
                         (v.id == PROP_START && wanted.start == now.start) ||
                         (v.id == PROP_PERSIST && wanted.persist == now.persist) ||
                         (v.id == PROP_LATENCY && wanted.latency_ms == now.latency_ms) ||
-                        (v.id == PROP_PRE_ROLL && wanted.preroll_ms == now.preroll_ms);
+                        (v.id == PROP_PRE_ROLL && wanted.preroll_ms == now.preroll_ms) ||
+                        (v.id == PROP_MAX_LAG && wanted.max_lag_ms == now.max_lag_ms);
       if (!same) fixed += (fixed.empty() ? "" : ", ") + std::string(v.pspec->name);
     }
     if (!fixed.empty()) {

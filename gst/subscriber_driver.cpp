@@ -22,6 +22,10 @@ void SubscriberStats::reset() {
   dropped = 0;
   lag_events = 0;
   publishers = 0;
+  lag_resyncs = 0;
+  lag_ns = 0;
+  upstream_latency_ns = -1;
+  key_unit_requests = 0;
 }
 
 namespace {
@@ -91,6 +95,18 @@ void SubscriberDriver::switch_to(const std::string& key) {
   switch_to_ = key;
   if (wake_) wake_->request_stop();
   cond_.notify_all();
+}
+
+bool SubscriberDriver::request_key_unit() {
+  std::lock_guard lock(lock_);
+  if (!current_stream_ || current_stream_->closed()) return false;
+  current_stream_->request_key_unit();
+  return true;
+}
+
+void SubscriberDriver::set_current_stream(StreamHandle stream) {
+  std::lock_guard lock(lock_);
+  current_stream_ = std::move(stream);
 }
 
 // One blocking call's stop token: stop and EOS (interrupt_, for good) or a
@@ -318,6 +334,58 @@ GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
   return gst_flow_combiner_update_pad_flow(combiner_, out.pad(), pushed.flow);
 }
 
+// A live frame just read: records the lag behind the publisher's newest frame
+// and, beyond max-lag, drops the frame and resyncs (TRUE).
+bool SubscriberDriver::exceeds_max_lag(const MediaFrame& frame) {
+  note_upstream_latency();
+  const std::int64_t newest = sub_->stream()->newest_pts();
+  const std::uint64_t lag = newest == Stream::kNoPts || newest <= frame.pts
+                                ? 0
+                                : static_cast<std::uint64_t>(newest - frame.pts);
+  stats_.lag_ns.store(lag, std::memory_order_relaxed);
+  const std::uint64_t max_lag = static_cast<std::uint64_t>(settings_.max_lag_ms) * GST_MSECOND;
+  if (max_lag == 0 || lag <= max_lag) return false;
+  resync_at_newest_keyframe(lag);
+  return true;
+}
+
+// max-lag: leave the subscription and join the same publisher again as a late
+// joiner does (configs, newest cached keyframe, clipped catch-up, DISCONT), the
+// running time continuing — the path a resume from PAUSED takes.
+void SubscriberDriver::resync_at_newest_keyframe(std::uint64_t lag_ns) {
+  const std::uint64_t skipped = sub_->backlog() + 1;
+  stats_.lag_resyncs.fetch_add(1, std::memory_order_relaxed);
+  stats_.dropped.fetch_add(skipped, std::memory_order_relaxed);
+  GST_WARNING_OBJECT(host_.log_object(),
+                     "%" GST_TIME_FORMAT
+                     " behind the publisher of %s (max-lag %u ms): "
+                     "skipping %" G_GUINT64_FORMAT " frames to the newest keyframe",
+                     GST_TIME_ARGS(lag_ns), settings_.stream_key.c_str(), settings_.max_lag_ms,
+                     skipped);
+  host_.post_element_message(
+      gst_structure_new("arcly-max-lag", "stream", G_TYPE_STRING, settings_.stream_key.c_str(),
+                        "lag", G_TYPE_UINT64, static_cast<guint64>(lag_ns), "max-lag",
+                        G_TYPE_UINT64, static_cast<guint64>(settings_.max_lag_ms) * GST_MSECOND,
+                        "skipped-frames", G_TYPE_UINT64, static_cast<guint64>(skipped), nullptr));
+  resume_stream_ = sub_->stream();
+  sub_.reset();
+  backlog_.clear();
+  restart_ = restart_ || timeline_.started();
+  resuming_ = true;
+  timeline_.reset();
+  mark_all_discont();
+  stats_.lag_ns.store(0, std::memory_order_relaxed);
+}
+
+// The publisher's upstream latency, as it published it; the host re-announces
+// its own when it changed.
+void SubscriberDriver::note_upstream_latency() {
+  if (!sub_) return;
+  const std::int64_t latency = sub_->stream()->upstream_latency().count();
+  if (stats_.upstream_latency_ns.exchange(latency, std::memory_order_relaxed) != latency)
+    host_.latency_changed();
+}
+
 void SubscriberDriver::post_switched(GstClockTime pts) {
   const GstClockTime edge_out = timeline_.out(timeline_.edge());
   const GstClockTime rt = pts >= edge_out ? pts - edge_out + timeline_.base() : timeline_.base();
@@ -427,6 +495,8 @@ bool SubscriberDriver::subscribe(const StreamHandle& stream) {
     std::lock_guard lock(lock_);
     seen_pauses_ = pauses_;
   }
+  // A resume or a max-lag resync joins the same publish again: not a new publisher.
+  const bool new_publish = stream->instance() != last_instance_;
   last_instance_ = stream->instance();
   try {
     sub_.emplace(stream->subscribe(options));
@@ -437,7 +507,17 @@ bool SubscriberDriver::subscribe(const StreamHandle& stream) {
                     stream->instance(), settings_.stream_key.c_str());
     return false;
   }
-  stats_.publishers.fetch_add(1, std::memory_order_relaxed);
+  if (new_publish) stats_.publishers.fetch_add(1, std::memory_order_relaxed);
+  set_current_stream(stream);
+  note_upstream_latency();
+  if (publisher_lost_) {
+    publisher_lost_ = false;
+    GST_INFO_OBJECT(host_.log_object(), "publisher of %s is back (publish #%" G_GUINT64_FORMAT ")",
+                    settings_.stream_key.c_str(), stream->instance());
+    host_.post_element_message(gst_structure_new(
+        "arcly-publisher-regained", "stream", G_TYPE_STRING, settings_.stream_key.c_str(),
+        "publishers", G_TYPE_UINT64, static_cast<guint64>(stats_.publishers.load()), nullptr));
+  }
   timeline_.reset();
   backlog_.clear();
   configured_.clear();
@@ -485,10 +565,17 @@ SubscriberDriver::Step SubscriberDriver::finish_flow(GstFlowReturn ret) {
 SubscriberDriver::Step SubscriberDriver::on_publisher_ended() {
   sub_.reset();
   backlog_.clear();
+  set_current_stream(nullptr);
   if (settings_.persist) {
     GST_INFO_OBJECT(host_.log_object(), "publisher of %s ended; waiting for the next one",
                     settings_.stream_key.c_str());
     restart_ = true;
+    if (!publisher_lost_) {
+      publisher_lost_ = true;
+      host_.post_element_message(gst_structure_new(
+          "arcly-publisher-lost", "stream", G_TYPE_STRING, settings_.stream_key.c_str(),
+          "running-time", G_TYPE_UINT64, static_cast<guint64>(host_.running_time_now()), nullptr));
+    }
     return Step::Continue;
   }
   GST_INFO_OBJECT(host_.log_object(), "publisher of %s ended: EOS", settings_.stream_key.c_str());
@@ -512,6 +599,8 @@ void SubscriberDriver::start_switch(std::string key) {
   if (switched_from_.empty()) switched_from_ = settings_.stream_key;
   settings_.stream_key = std::move(key);
   key_ = std::move(parsed);
+  publisher_lost_ = false;  // the lost publisher was the old key's
+  set_current_stream(nullptr);
   sub_.reset();
   backlog_.clear();
   initial_stream_.reset();
@@ -608,6 +697,7 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
   Received r = sub_->recv(std::chrono::steady_clock::time_point::max(), wake.token());
   switch (r.status) {
     case RecvStatus::Frame:
+      if (!r.frame->is_config() && exceeds_max_lag(*r.frame)) return Step::Continue;
       if (r.discont) {
         mark_all_discont();  // every track skipped
         if (r.skipped > 0) post_lagged(r.skipped);

@@ -40,9 +40,22 @@
 // `arcly-switched` (`from`, `to` strings, `running-time` guint64) is posted.
 // A key nobody publishes yet is waited for (GAP events meanwhile).
 //
+// Bounded lag: with max_lag_ms, a live frame further behind the publisher's
+// newest (Stream::newest_pts) is dropped and the same publisher joined again
+// as after a pause (configs, newest cached keyframe, clipped catch-up,
+// DISCONT, running time continuing); element message `arcly-max-lag`.
+// SubscriberStats::lag_ns holds the current lag.
+//
+// Towards the publisher: request_key_unit() asks the followed publisher for a
+// keyframe (a counter on the Stream it polls); the publisher's upstream latency
+// (Stream::upstream_latency) is mirrored in SubscriberStats and the host told
+// when it changes. With persist, `arcly-publisher-lost` is posted when the
+// publisher ends and `arcly-publisher-regained` when the next one is joined.
+//
 // Threads: step() and remove_tracks() on the streaming thread (or with it
-// joined); set_playing(), request_eos(), switch_to() and stop() from any thread. Errors are
-// posted through the Host with a human text and a debug detail apart.
+// joined); set_playing(), request_eos(), switch_to(), request_key_unit() and
+// stop() from any thread. Errors are posted through the Host with a human text
+// and a debug detail apart.
 #pragma once
 
 #include <gst/gst.h>
@@ -83,6 +96,7 @@ struct SubscriberSettings {
   bool persist = false;
   unsigned latency_ms = 30;
   unsigned preroll_ms = 0;  // with StartMode::Keyframe
+  unsigned max_lag_ms = 0;  // 0: off; else resync at the newest keyframe beyond this lag
 };
 
 // Counters any thread may read while the driver runs.
@@ -92,7 +106,14 @@ struct SubscriberStats {
   std::atomic<std::uint64_t> keyframes{0};
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> lag_events{0};
-  std::atomic<std::uint64_t> publishers{0};  // publish instances followed
+  std::atomic<std::uint64_t> publishers{0};   // publish instances followed
+  std::atomic<std::uint64_t> lag_resyncs{0};  // max-lag resyncs
+  // Publisher ts of the newest frame published minus that of the frame just
+  // pushed (ns): how far behind live this subscriber is.
+  std::atomic<std::uint64_t> lag_ns{0};
+  // The followed publisher's upstream latency (ns), -1 before one is known.
+  std::atomic<std::int64_t> upstream_latency_ns{-1};
+  std::atomic<std::uint64_t> key_unit_requests{0};  // by the host, from downstream
   void reset();
 };
 
@@ -116,6 +137,9 @@ class SubscriberHost {
   virtual void post_warning(GQuark domain, gint code, const std::string& text,
                             const std::string& debug) = 0;
   virtual GstClockTime running_time_now() = 0;
+  // The publisher's upstream latency (SubscriberStats::upstream_latency_ns)
+  // changed: the host re-announces its latency (a LATENCY message).
+  virtual void latency_changed() {}
   // For log lines.
   virtual GstObject* log_object() = 0;
 };
@@ -140,6 +164,9 @@ class SubscriberDriver {
   // Plays `key` (already validated) from now on; see above. The last of
   // several quick calls wins.
   void switch_to(const std::string& key);
+  // Asks the current publisher for a keyframe (Stream::request_key_unit);
+  // FALSE when no publisher is followed right now.
+  bool request_key_unit();
   // Ends the run: every blocking call returns, step() returns Pause.
   void stop();
   bool stop_requested() const { return stop_.stop_requested(); }
@@ -174,6 +201,10 @@ class SubscriberDriver {
   void mark_all_discont();
   void end_vanished_tracks();
   bool track_set_final(std::int64_t pts) const;
+  bool exceeds_max_lag(const MediaFrame& frame);
+  void resync_at_newest_keyframe(std::uint64_t lag_ns);
+  void note_upstream_latency();
+  void set_current_stream(StreamHandle stream);
 
   SubscriberSettings settings_;  // stream_key changes on a switch (streaming thread)
   SubscriberHost& host_;
@@ -190,6 +221,7 @@ class SubscriberDriver {
   bool eos_requested_ = false;            // guarded by lock_
   std::optional<std::string> switch_to_;  // guarded by lock_: a key to switch to
   std::stop_source* wake_ = nullptr;      // guarded by lock_: the blocking call's, if any
+  StreamHandle current_stream_;           // guarded by lock_: the publisher followed
   std::stop_source stop_;                 // the run ends
   std::stop_source interrupt_;            // wakes blocking calls: stop, or an EOS to push
 
@@ -203,8 +235,9 @@ class SubscriberDriver {
   StreamHandle resume_stream_;  // after a pause: the publisher to join again
   bool resuming_ = false;       // the next timeline starts at the live edge
   bool live_edge_timeline_ = false;
-  bool failed_ = false;        // an error was posted: only pause from now on
-  std::string switched_from_;  // non-empty: post arcly-switched at the next output
+  bool failed_ = false;          // an error was posted: only pause from now on
+  std::string switched_from_;    // non-empty: post arcly-switched at the next output
+  bool publisher_lost_ = false;  // persist: arcly-publisher-lost posted, the next one not yet
   Timeline timeline_;
   std::map<std::uint32_t, std::unique_ptr<TrackOutput>> tracks_;
   std::set<std::uint32_t> configured_;   // tracks with a config in the current publish

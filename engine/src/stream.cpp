@@ -31,6 +31,8 @@ std::size_t Stream::publish_frame(MediaFrame frame) {
     const std::uint8_t marks = gop_.classify(frame);
     const bool primary = !frame.is_config() && gop_.is_primary(frame.track);
     const std::size_t size = frame.payload.size();
+    const bool media = !frame.is_config();
+    const std::int64_t pts = frame.pts;
     FrameRef published;
     try {
       published = bus_.publish_quiet(std::move(frame), marks);
@@ -38,6 +40,9 @@ std::size_t Stream::publish_frame(MediaFrame frame) {
       throw refused();  // closed meanwhile (the bus names no stream)
     }
     bytes_total_ += size;
+    // Release: a subscriber that reads this pts can read the frame too.
+    if (media && pts > newest_pts_.load(std::memory_order_relaxed))
+      newest_pts_.store(pts, std::memory_order_release);
     gop_.note_published(published, bytes_total_);
     qos_.on_frame(*published, primary, published.is_anchor(), std::chrono::steady_clock::now());
   }

@@ -9,6 +9,8 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "arcly/engine.hpp"
 #include "engine_registry.hpp"
@@ -813,6 +815,277 @@ GST_START_TEST(test_h265_late_joiner) {
 }
 GST_END_TEST;
 
+namespace {
+
+// An appsrc publisher of test frames: 10 ms apart, a keyframe every `gop`.
+void push_test_frame(GstAppSrc* appsrc, int i, int gop = 8) {
+  GstBuffer* b = gst_buffer_new_allocate(nullptr, 64, nullptr);
+  GST_BUFFER_PTS(b) = static_cast<GstClockTime>(i) * 10 * GST_MSECOND;
+  if (i % gop != 0) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+  fail_unless_equals_int(gst_app_src_push_buffer(appsrc, b), GST_FLOW_OK);
+}
+
+// Pops element messages (failing on an error) until one named `name`.
+GstStructure* wait_element_message(GstElement* pipeline, const char* name, double seconds = 20) {
+  const gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(seconds * G_USEC_PER_SEC);
+  while (g_get_monotonic_time() < deadline) {
+    GstMessage* m = th::wait_message(
+        pipeline, static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR), 0.2);
+    if (!m) continue;
+    fail_unless(GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT, "error: %s", th::error_text(m).c_str());
+    const GstStructure* st = gst_message_get_structure(m);
+    if (st && gst_structure_has_name(st, name)) {
+      GstStructure* copy = gst_structure_copy(st);
+      gst_message_unref(m);
+      return copy;
+    }
+    gst_message_unref(m);
+  }
+  ck_abort_msg("no %s message", name);
+  return nullptr;
+}
+
+// Holds the first buffer until the gate opens, then records every buffer's
+// flags and publisher timestamp.
+struct Recorder {
+  Gate gate;
+  std::vector<std::pair<GstBufferFlags, GstClockTime>> seen;  // under gate.mutex
+};
+
+GstPadProbeReturn hold_first_then_record(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* r = static_cast<Recorder*>(data);
+  GstBuffer* b = GST_PAD_PROBE_INFO_BUFFER(info);
+  g_mutex_lock(&r->gate.mutex);
+  r->seen.emplace_back(static_cast<GstBufferFlags>(GST_BUFFER_FLAGS(b)), th::publisher_ts(b));
+  r->gate.reached = true;
+  g_cond_broadcast(&r->gate.cond);
+  while (!r->gate.open) g_cond_wait(&r->gate.cond, &r->gate.mutex);
+  g_mutex_unlock(&r->gate.mutex);
+  return GST_PAD_PROBE_OK;
+}
+
+}  // namespace
+
+// max-lag: a subscriber whose downstream blocks falls behind the publisher by
+// more than max-lag; on the next frame it skips to the newest cached keyframe
+// (DISCONT), posts arcly-max-lag, and plays on from there. (The ring is large:
+// the engine's own overrun resync does not happen here.)
+GST_START_TEST(test_max_lag_resyncs_at_newest_keyframe) {
+  auto engine =
+      arcly::Engine::builder().accept_any_application(arcly::AppSpec().ring(4096)).build();
+  arcly::gst::register_engine("maxlag", engine);
+  GstElement* pub = th::launch(
+      "appsrc name=src is-live=true format=time caps=video/x-arcly-test ! "
+      "arclysink name=pub engine=maxlag stream=live/maxlag");
+  th::play(pub);
+  GstElement* sub = th::launch(
+      "arclysrc name=s engine=maxlag stream=live/maxlag start=next-keyframe max-lag=300 ! "
+      "fakesink name=fs sync=false async=false");
+  GstElement* src = th::by_name(sub, "s");
+  GstPad* pad = gst_element_get_static_pad(th::by_name(sub, "fs"), "sink");
+  Recorder rec;
+  g_mutex_init(&rec.gate.mutex);
+  g_cond_init(&rec.gate.cond);
+  gulong probe =
+      gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, hold_first_then_record, &rec, nullptr);
+  th::play(sub);
+  th::wait_stat(th::by_name(pub, "pub"), "subscribers", 1);
+
+  GstAppSrc* appsrc = GST_APP_SRC(th::by_name(pub, "src"));
+  push_test_frame(appsrc, 0);
+  g_mutex_lock(&rec.gate.mutex);  // the subscriber now holds frame 0 downstream
+  while (!rec.gate.reached) g_cond_wait(&rec.gate.cond, &rec.gate.mutex);
+  g_mutex_unlock(&rec.gate.mutex);
+  for (int i = 1; i < 200; ++i) push_test_frame(appsrc, i);  // 2 s ahead
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 200);
+
+  g_mutex_lock(&rec.gate.mutex);
+  rec.gate.open = true;
+  g_cond_broadcast(&rec.gate.cond);
+  g_mutex_unlock(&rec.gate.mutex);
+
+  GstStructure* st = wait_element_message(sub, "arcly-max-lag");
+  guint64 lag = 0, max_lag = 0, skipped = 0;
+  fail_unless(gst_structure_get_uint64(st, "lag", &lag) &&
+              gst_structure_get_uint64(st, "max-lag", &max_lag) &&
+              gst_structure_get_uint64(st, "skipped-frames", &skipped));
+  gst_structure_free(st);
+  fail_unless_equals_uint64(max_lag, 300 * GST_MSECOND);
+  fail_unless(lag > max_lag, "lag %" G_GUINT64_FORMAT, lag);
+  fail_unless(skipped >= 100, "skipped %" G_GUINT64_FORMAT, skipped);
+  th::wait_stat(src, "lag-resyncs", 1);
+  th::wait_stat(src, "frames", 2);
+
+  // The frame after the held one is the newest keyframe (frame 192), DISCONT.
+  g_mutex_lock(&rec.gate.mutex);
+  fail_unless(rec.seen.size() >= 2);
+  const auto [flags0, ts0] = rec.seen[0];
+  const auto [flags1, ts1] = rec.seen[1];
+  g_mutex_unlock(&rec.gate.mutex);
+  fail_unless(GST_CLOCK_TIME_IS_VALID(ts0) && GST_CLOCK_TIME_IS_VALID(ts1));
+  fail_unless_equals_uint64(ts1 - ts0, 1920 * GST_MSECOND);
+  fail_unless((flags1 & GST_BUFFER_FLAG_DISCONT) != 0, "no DISCONT after the resync");
+  fail_unless((flags1 & GST_BUFFER_FLAG_DELTA_UNIT) == 0, "the resync did not start at a keyframe");
+
+  // It plays on, close to live: no second resync.
+  for (int i = 200; i < 220; ++i) push_test_frame(appsrc, i);
+  const guint64 frames = th::wait_stat(src, "frames", 2);
+  th::wait_stat(src, "frames", frames + 10);
+  GstStructure* stats = nullptr;
+  g_object_get(src, "stats", &stats, nullptr);
+  guint64 resyncs = 0, now_lag = 0, publishers = 0;
+  gst_structure_get_uint64(stats, "lag-resyncs", &resyncs);
+  gst_structure_get_uint64(stats, "publishers", &publishers);
+  gst_structure_get_uint64(stats, "lag", &now_lag);
+  gst_structure_free(stats);
+  fail_unless_equals_uint64(resyncs, 1);
+  fail_unless_equals_uint64(publishers, 1);  // the same publish, joined again
+  fail_unless(now_lag <= max_lag, "still %" G_GUINT64_FORMAT " behind", now_lag);
+  th::assert_no_error(sub);
+
+  gst_pad_remove_probe(pad, probe);
+  gst_object_unref(pad);
+  th::stop(sub);
+  th::stop(pub);
+  g_mutex_clear(&rec.gate.mutex);
+  g_cond_clear(&rec.gate.cond);
+  arcly::gst::unregister_engine("maxlag");
+}
+GST_END_TEST;
+
+// An upstream force-key-unit at arclysrc reaches the publisher's encoder: a
+// keyframe long before the GOP's own (key-int-max 1000), and ten requests in a
+// row (one per frame, within arclysink's key-unit-interval) give one keyframe.
+GST_START_TEST(test_force_key_unit_reaches_encoder) {
+  GstElement* pub = th::launch(
+      "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 ! "
+      "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=1000 bframes=0 "
+      "option-string=scenecut=0 ! arclysink name=pub stream=live/fku key-unit-interval=5000");
+  th::play(pub);
+  GstElement* sub =
+      th::launch("arclysrc name=src stream=live/fku ! appsink name=out sync=false max-buffers=0");
+  GstElement* src = th::by_name(sub, "src");
+  GstElement* out = th::by_name(sub, "out");
+  th::play(sub);
+  auto pull_keyframe = [&]() {
+    GstSample* s = th::pull(out);
+    fail_unless(s != nullptr, "no sample");
+    const bool key = !GST_BUFFER_FLAG_IS_SET(gst_sample_get_buffer(s), GST_BUFFER_FLAG_DELTA_UNIT);
+    gst_sample_unref(s);
+    return key;
+  };
+  fail_unless(pull_keyframe(), "the first frame is not the keyframe");
+  int keyframes = 0;
+  for (int i = 0; i < 5; ++i) keyframes += pull_keyframe();
+  fail_unless_equals_int(keyframes, 0);
+
+  GstPad* sinkpad = gst_element_get_static_pad(out, "sink");
+  int requests = 0, frames = 0;
+  // Ten requests, one per frame received, then up to 60 frames more.
+  while (frames < 70) {
+    if (requests < 10) {
+      fail_unless(gst_pad_push_event(sinkpad, gst_video_event_new_upstream_force_key_unit(
+                                                  GST_CLOCK_TIME_NONE, TRUE, ++requests)),
+                  "force-key-unit refused");
+    }
+    keyframes += pull_keyframe();
+    ++frames;
+  }
+  gst_object_unref(sinkpad);
+  fail_unless_equals_int(keyframes, 1);
+
+  GstStructure* st = nullptr;
+  g_object_get(th::by_name(pub, "pub"), "stats", &st, nullptr);
+  guint64 forced = 0, asked = 0;
+  gst_structure_get_uint64(st, "key-units-forced", &forced);
+  gst_structure_get_uint64(st, "key-unit-requests", &asked);
+  gst_structure_free(st);
+  fail_unless_equals_uint64(forced, 1);
+  fail_unless_equals_uint64(asked, 10);
+  th::wait_stat(src, "key-unit-requests", 10);
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+// The publisher's upstream latency (appsrc min-latency here) is published on
+// the stream; arclysrc answers LATENCY with its own latency plus it.
+GST_START_TEST(test_latency_includes_publisher_upstream) {
+  GstElement* pub = th::launch(
+      "appsrc name=src is-live=true format=time min-latency=150000000 "
+      "caps=video/x-arcly-test ! arclysink name=pub stream=live/latency");
+  th::play(pub);
+  GstElement* sub = th::launch(
+      "arclysrc name=s stream=live/latency latency=30 ! fakesink name=fs sync=false async=false");
+  GstElement* src = th::by_name(sub, "s");
+  th::play(sub);
+  GstAppSrc* appsrc = GST_APP_SRC(th::by_name(pub, "src"));
+  for (int i = 0; i < 10; ++i) push_test_frame(appsrc, i);
+  th::wait_stat(th::by_name(pub, "pub"), "upstream-latency", 150 * GST_MSECOND);
+  th::wait_stat(src, "frames", 1);
+  gint64 upstream = -1;
+  for (int i = 0; i < 400 && upstream != static_cast<gint64>(150 * GST_MSECOND); ++i) {
+    GstStructure* st = nullptr;
+    g_object_get(src, "stats", &st, nullptr);
+    gst_structure_get_int64(st, "upstream-latency", &upstream);
+    gst_structure_free(st);
+    if (upstream != static_cast<gint64>(150 * GST_MSECOND)) {
+      push_test_frame(appsrc, 10 + i);
+      g_usleep(5000);
+    }
+  }
+  fail_unless_equals_int64(upstream, static_cast<gint64>(150 * GST_MSECOND));
+
+  GstPad* sinkpad = gst_element_get_static_pad(th::by_name(sub, "fs"), "sink");
+  GstQuery* q = gst_query_new_latency();
+  fail_unless(gst_pad_peer_query(sinkpad, q));
+  gboolean live = FALSE;
+  GstClockTime min = 0, max = 0;
+  gst_query_parse_latency(q, &live, &min, &max);
+  gst_query_unref(q);
+  gst_object_unref(sinkpad);
+  fail_unless(live);
+  fail_unless_equals_uint64(min, 180 * GST_MSECOND);
+  th::assert_no_error(sub);
+  th::stop(sub);
+  th::stop(pub);
+}
+GST_END_TEST;
+
+// persist: the application hears when the publisher goes away and comes back.
+GST_START_TEST(test_persist_publisher_lost_and_regained_messages) {
+  GstElement* sub = th::launch(
+      "arclysrc name=s stream=live/comeback persist=true ! fakesink sync=false async=false");
+  GstElement* src = th::by_name(sub, "s");
+  th::play(sub);
+  const std::string pub_line =
+      "appsrc name=src is-live=true format=time caps=video/x-arcly-test ! "
+      "arclysink name=pub stream=live/comeback";
+  GstElement* pub = th::launch(pub_line);
+  th::play(pub);
+  for (int i = 0; i < 10; ++i) push_test_frame(GST_APP_SRC(th::by_name(pub, "src")), i);
+  th::wait_stat(src, "frames", 1);
+  th::stop(pub);
+
+  GstStructure* st = wait_element_message(sub, "arcly-publisher-lost");
+  fail_unless_equals_string(gst_structure_get_string(st, "stream"), "live/comeback");
+  gst_structure_free(st);
+
+  pub = th::launch(pub_line);
+  th::play(pub);
+  for (int i = 0; i < 10; ++i) push_test_frame(GST_APP_SRC(th::by_name(pub, "src")), i);
+  st = wait_element_message(sub, "arcly-publisher-regained");
+  fail_unless_equals_string(gst_structure_get_string(st, "stream"), "live/comeback");
+  guint64 publishers = 0;
+  fail_unless(gst_structure_get_uint64(st, "publishers", &publishers));
+  fail_unless_equals_uint64(publishers, 2);
+  gst_structure_free(st);
+  th::stop(pub);
+  th::stop(sub);
+}
+GST_END_TEST;
+
 static Suite* arcly_pipelines_suite() {
   Suite* s = suite_create("arcly-pipelines");
   TCase* tc = tcase_create("general");
@@ -835,6 +1108,10 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_keyframe_preroll_window);
   tcase_add_test(tc, test_publisher_stop_sends_eos);
   tcase_add_test(tc, test_h265_late_joiner);
+  tcase_add_test(tc, test_max_lag_resyncs_at_newest_keyframe);
+  tcase_add_test(tc, test_force_key_unit_reaches_encoder);
+  tcase_add_test(tc, test_latency_includes_publisher_upstream);
+  tcase_add_test(tc, test_persist_publisher_lost_and_regained_messages);
   return s;
 }
 

@@ -370,6 +370,30 @@ START_TEST(a_subscription_taken_after_the_end_drains_then_sees_closed) {
 }
 END_TEST
 
+// Issue 10: what subscribers read about their publisher — the newest media
+// pts (max-lag), key-unit requests (force-key-unit), its upstream latency.
+START_TEST(a_stream_reports_newest_pts_key_unit_requests_and_latency) {
+  auto engine = engine_with(AppSpec("live"));
+  auto stream = engine->start_publish(StreamKey::parse("live/cam"));
+  ck_assert(stream->newest_pts() == arcly::Stream::kNoPts);
+  stream->publish_frame(testing::config(0, "sps"));
+  ck_assert(stream->newest_pts() == arcly::Stream::kNoPts);  // configs are no media
+  stream->publish_frame(testing::video(0, true));
+  stream->publish_frame(testing::video(3, false));
+  ck_assert_int_eq(stream->newest_pts(), 3 * 33'000'000);
+  stream->publish_frame(testing::audio(1));  // older than the newest: kept
+  ck_assert_int_eq(stream->newest_pts(), 3 * 33'000'000);
+
+  ck_assert_uint_eq(stream->key_unit_requests(), 0);
+  for (int i = 0; i < 3; ++i) stream->request_key_unit();
+  ck_assert_uint_eq(stream->key_unit_requests(), 3);
+
+  ck_assert_int_eq(stream->upstream_latency().count(), 0);
+  stream->set_upstream_latency(150ms);
+  ck_assert(stream->upstream_latency() == 150ms);
+}
+END_TEST
+
 int main() {
   return testing::run_suite("subscription",
                             {late_joiner_gets_configs_then_cached_gop_then_live_without_gap,
@@ -392,5 +416,6 @@ int main() {
                              a_strict_subscriber_gets_the_changed_config_after_lagged,
                              a_joiner_starts_every_track_at_a_keyframe_of_that_track,
                              a_data_only_stream_starts_a_joiner_at_its_newest_frame,
-                             a_subscription_taken_after_the_end_drains_then_sees_closed});
+                             a_subscription_taken_after_the_end_drains_then_sees_closed,
+                             a_stream_reports_newest_pts_key_unit_requests_and_latency});
 }

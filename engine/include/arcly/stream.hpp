@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,31 @@ class Stream : public std::enable_shared_from_this<Stream> {
   void declare_tracks_complete() { tracks_complete_.store(true, std::memory_order_release); }
   bool tracks_complete() const { return tracks_complete_.load(std::memory_order_acquire); }
 
+  // Publisher timestamp (ns) of the newest media frame published, kNoPts before
+  // the first. Subscribers measure their lag behind the publisher with it.
+  static constexpr std::int64_t kNoPts = INT64_MIN;
+  std::int64_t newest_pts() const { return newest_pts_.load(std::memory_order_acquire); }
+
+  // Key-unit requests (a subscriber's decoder needs a keyframe now: a WebRTC
+  // PLI, a splitmuxsink split, a late joiner with next-keyframe). Subscribers
+  // ask; the publisher polls the count and asks its encoder, rate-limited as it
+  // sees fit (arclysink: at most one per `key-unit-interval`). A counter, not a
+  // queue: requests that arrive before the publisher looks are merged.
+  void request_key_unit() { key_unit_requests_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t key_unit_requests() const {
+    return key_unit_requests_.load(std::memory_order_relaxed);
+  }
+
+  // The latency (ns) the publisher's own upstream adds before a frame is
+  // published (capture, encoder lookahead), as its pipeline reports it; 0 until
+  // the publisher knows. Subscribers add it to the latency they report.
+  void set_upstream_latency(std::chrono::nanoseconds latency) {
+    upstream_latency_ns_.store(latency.count(), std::memory_order_relaxed);
+  }
+  std::chrono::nanoseconds upstream_latency() const {
+    return std::chrono::nanoseconds(upstream_latency_ns_.load(std::memory_order_relaxed));
+  }
+
   QosSnapshot qos() const;
   std::size_t subscriber_count() const { return subscribers_.load(std::memory_order_acquire); }
   std::chrono::steady_clock::time_point last_frame_at() const { return qos_.last_frame_at(); }
@@ -103,6 +129,9 @@ class Stream : public std::enable_shared_from_this<Stream> {
 
   std::atomic<std::size_t> subscribers_{0};
   std::atomic<bool> tracks_complete_{false};
+  std::atomic<std::int64_t> newest_pts_{kNoPts};  // written under publish_mutex_
+  std::atomic<std::uint64_t> key_unit_requests_{0};
+  std::atomic<std::int64_t> upstream_latency_ns_{0};
   mutable std::mutex subscribers_mutex_;
   std::vector<const SubscriberCounters*> subscriber_counters_;
   std::uint64_t next_subscriber_id_ = 1;
