@@ -260,12 +260,9 @@ void SubscriberDriver::start_timeline(const MediaFrame& first, bool from_cache) 
     edge = have_video || first.kind == MediaKind::Video ? video_edge : any_edge;
   }
   GstClockTime base = host_.running_time_now();
-  GstClockTime floor = 0;
-  if (restart_) {
-    base = std::max(base, max_rt_ + 1);
-    floor = max_out_ + GST_MSECOND;
-  }
-  timeline_.start(anchor, edge, base, floor);
+  if (restart_) base = std::max(base, max_rt_ + 1);
+  timeline_.start(anchor, edge, base);
+  max_out_ = 0;  // output pts are this publisher's (shared timestamps) from here on
   for (auto& [track, out] : tracks_) out->restart();
   GST_INFO_OBJECT(
       host_.log_object(),

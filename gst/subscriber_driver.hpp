@@ -247,7 +247,7 @@ class SubscriberDriver {
   std::map<MediaKind, guint> pad_counts_;
   GstFlowCombiner* combiner_;
   bool no_more_pads_ = false;
-  GstClockTime max_out_ = 0;  // highest output pts so far
+  GstClockTime max_out_ = 0;  // highest output pts on the current timeline
   GstClockTime max_rt_ = 0;   // highest running time so far
 };
 

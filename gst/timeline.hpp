@@ -1,15 +1,21 @@
 // Timeline — maps publisher timestamps onto a subscriber's running time.
 //
+// Buffers carry timestamps every subscriber shares (the one GstBuffer per frame,
+// see shared_buffer.hpp): publisher ts + kSharedOffset, the same for everyone. A
+// subscriber's re-timing lives only in its SEGMENT events, so steady-state
+// buffers need no per-subscriber copy.
+//
 // A (re)start picks: `anchor` (publisher ts of the first frame sent, the cached
 // keyframe), `edge` (publisher ts of the live edge: the newest cached frame in
 // live-edge mode, else the anchor), and `base` (the subscriber running time at
-// which `edge` plays). Output pts are publisher ts shifted by a constant, so the
-// spacing is the publisher's and A/V stay in sync; segments whose base is `base`
-// turn them into running time:
+// which `edge` plays). Output pts are shared ts, so the spacing is the
+// publisher's and A/V stay in sync; segments whose base is `base` turn them into
+// running time:
 //   segment_from(edge)   -> rt(edge) = base; frames before it are clipped
 //                           (decoded, not shown — the live-edge catch-up);
 //   segment_from(anchor) -> rt(anchor) = base; everything plays at its spacing.
-// `floor` keeps output pts increasing across publisher restarts (persist).
+// Across publisher restarts and switches the output pts may go back (another
+// publisher's clock); the new segment's base keeps the running time going on.
 #pragma once
 
 #include <gst/gst.h>
@@ -21,14 +27,23 @@ namespace arcly::gst {
 
 class Timeline {
  public:
-  // Room below the anchor for slightly earlier audio or DTS before the keyframe.
+  // Frames further than this before the anchor are not sent (stale leftovers).
   static constexpr GstClockTime kHeadroom = 10 * GST_SECOND;
+  // Added to publisher ts for the shared buffers' timestamps, so slightly
+  // negative publisher ts (a test source, audio before a first keyframe at 0)
+  // still give valid GstClockTimes. Publisher ts are clock times in practice.
+  static constexpr std::int64_t kSharedOffset = 3600 * static_cast<std::int64_t>(GST_SECOND);
 
-  void start(std::int64_t anchor, std::int64_t edge, GstClockTime base, GstClockTime floor) {
+  // The shared output timestamp of a publisher timestamp; NONE when negative.
+  static GstClockTime shared(std::int64_t ts) {
+    const std::int64_t v = ts + kSharedOffset;
+    return v < 0 ? GST_CLOCK_TIME_NONE : static_cast<GstClockTime>(v);
+  }
+
+  void start(std::int64_t anchor, std::int64_t edge, GstClockTime base) {
     anchor_ = anchor;
     edge_ = std::max(edge, anchor);
     base_ = base;
-    zero_ = floor + kHeadroom;
     started_ = true;
   }
   bool started() const { return started_; }
@@ -38,11 +53,14 @@ class Timeline {
   std::int64_t edge() const { return edge_; }
   GstClockTime base() const { return base_; }
 
-  // Output timestamp of a publisher timestamp; NONE when it would be negative.
-  GstClockTime out(std::int64_t ts) const {
-    const std::int64_t v = ts - anchor_ + static_cast<std::int64_t>(zero_);
-    return v < 0 ? GST_CLOCK_TIME_NONE : static_cast<GstClockTime>(v);
+  // Whether a frame at publisher ts `ts` is sent at all (not far before the anchor).
+  bool sends(std::int64_t ts) const {
+    return ts >= anchor_ - static_cast<std::int64_t>(kHeadroom) &&
+           GST_CLOCK_TIME_IS_VALID(shared(ts));
   }
+
+  // Output timestamp of a publisher timestamp (see shared()).
+  GstClockTime out(std::int64_t ts) const { return shared(ts); }
 
   // A TIME segment starting at publisher ts `from`, running time `base` there.
   GstSegment segment_from(std::int64_t from) const {
@@ -51,7 +69,7 @@ class Timeline {
     const GstClockTime start = out(from);
     s.start = start;
     s.position = start;
-    s.time = start >= zero_ ? start - zero_ : 0;  // stream time 0 at the anchor
+    s.time = from >= anchor_ ? static_cast<GstClockTime>(from - anchor_) : 0;  // 0 at the anchor
     s.base = base_;
     return s;
   }
@@ -60,7 +78,6 @@ class Timeline {
   std::int64_t anchor_ = 0;
   std::int64_t edge_ = 0;
   GstClockTime base_ = 0;
-  GstClockTime zero_ = kHeadroom;
   bool started_ = false;
 };
 

@@ -4,33 +4,9 @@
 #include "buffer_frame.hpp"
 #include "caps_track.hpp"
 #include "gst_ptr.hpp"
+#include "shared_buffer.hpp"
 
 namespace arcly::gst {
-
-GstCaps* publisher_meta_caps() {
-  static GstCaps* caps = gst_caps_new_empty_simple("timestamp/x-arcly-publisher");
-  return caps;
-}
-
-namespace {
-
-// One publisher-timestamp meta per buffer: a publisher that re-publishes an
-// arcly stream carried one along with its other metas; ours replaces it.
-void set_publisher_ts(GstBuffer* buffer, GstClockTime ts) {
-  gpointer state = nullptr;
-  while (GstMeta* m = gst_buffer_iterate_meta_filtered(buffer, &state,
-                                                       GST_REFERENCE_TIMESTAMP_META_API_TYPE)) {
-    auto* r = reinterpret_cast<GstReferenceTimestampMeta*>(m);
-    if (gst_caps_is_equal(r->reference, publisher_meta_caps())) {
-      r->timestamp = ts;
-      r->duration = GST_CLOCK_TIME_NONE;
-      return;
-    }
-  }
-  gst_buffer_add_reference_timestamp_meta(buffer, publisher_meta_caps(), ts, GST_CLOCK_TIME_NONE);
-}
-
-}  // namespace
 
 TrackOutput::TrackOutput(GstPad* pad, const TrackInfo& info, GstCaps* caps,
                          const std::string& stream_id, guint group_id)
@@ -80,17 +56,13 @@ void TrackOutput::on_config(const MediaFrame& config) {
 void TrackOutput::restart() {
   first_after_start_ = true;
   discont_ = true;
+  last_dts_ = GST_CLOCK_TIME_NONE;  // the next timeline has its own segment
 }
 
 TrackOutput::Pushed TrackOutput::push(const FrameRef& frame, const Timeline& tl, bool live_edge) {
   const MediaFrame& f = *frame;
   Pushed result;
-  const GstClockTime pts = tl.out(f.pts);
-  if (!GST_CLOCK_TIME_IS_VALID(pts)) return result;  // far before the anchor
-  GstClockTime dts = f.dts ? tl.out(*f.dts) : GST_CLOCK_TIME_NONE;
-  // Decode timestamps must not go backwards on a pad.
-  if (GST_CLOCK_TIME_IS_VALID(dts) && GST_CLOCK_TIME_IS_VALID(last_dts_) && dts < last_dts_)
-    dts = last_dts_;
+  if (!tl.sends(f.pts)) return result;  // far before the anchor
 
   bool new_stream = false;
   if (stream_start_pending_) {
@@ -127,29 +99,39 @@ TrackOutput::Pushed TrackOutput::push(const FrameRef& frame, const Timeline& tl,
     }
   }
 
-  GstBuffer* buffer = buffer_from_frame(frame);
-  GST_BUFFER_PTS(buffer) = pts;
-  GST_BUFFER_DTS(buffer) = dts;
-  if (f.duration > 0) GST_BUFFER_DURATION(buffer) = static_cast<GstClockTime>(f.duration);
-  if (!f.is_keyframe()) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
-  if (any(f.flags & FrameFlags::Corrupt)) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_CORRUPTED);
-  if (any(f.flags & FrameFlags::Header)) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_HEADER);
-  if (live_edge && f.pts < tl.edge() && !edge_segment_after_)
-    GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DECODE_ONLY);
-  copy_carried_metas(f, buffer);  // the publisher's metas
-  set_publisher_ts(buffer, static_cast<GstClockTime>(f.pts));
-  // A gap or restart at the publisher (a camera that reconnected in grace) is a
-  // discontinuity here too: parsers and muxers must not join across it.
-  if (discont_ || f.is_discont()) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
+  // Steady state: a reference to the frame's one shared buffer; the re-timing
+  // is all in the segment. What differs for this subscriber alone goes on a
+  // shallow copy (memory shared, metas copied): see shared_buffer.hpp.
+  GstBuffer* shared = shared_buffer(frame);
+  const GstClockTime pts = GST_BUFFER_PTS(shared);
+  GstClockTime dts = GST_BUFFER_DTS(shared);
+  // Decode timestamps must not go backwards on a pad. Within one timeline the
+  // shared timestamps are one publisher's; a new timeline (another publisher,
+  // lower timestamps maybe) comes with its own segment, later in running time.
+  const bool clamp_dts =
+      GST_CLOCK_TIME_IS_VALID(dts) && GST_CLOCK_TIME_IS_VALID(last_dts_) && dts < last_dts_;
+  if (clamp_dts) dts = last_dts_;
+  const bool decode_only = live_edge && f.pts < tl.edge() && !edge_segment_after_;
+  const bool discont = discont_ && !f.is_discont();  // the publisher's DISCONT is shared
+  const bool header = !pending_header_.empty() && f.is_keyframe();
   discont_ = false;
 
-  if (!pending_header_.empty() && f.is_keyframe()) {
-    // In-band parameter sets go in front of the keyframe, in the same access unit
-    // (what a byte-stream keyframe looks like anyway); the payload stays zero-copy.
-    GstBuffer* header = buffer_from_bytes(pending_header_);
-    pending_header_ = {};
-    gst_buffer_prepend_memory(buffer, gst_buffer_get_memory(header, 0));
-    gst_buffer_unref(header);
+  GstBuffer* buffer = nullptr;
+  if (!clamp_dts && !decode_only && !discont && !header) {
+    buffer = gst_buffer_ref(shared);
+  } else {
+    buffer = gst_buffer_copy(shared);
+    if (clamp_dts) GST_BUFFER_DTS(buffer) = dts;
+    if (decode_only) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DECODE_ONLY);
+    if (discont) GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
+    if (header) {
+      // In-band parameter sets go in front of the keyframe, in the same access
+      // unit (what a byte-stream keyframe looks like anyway); zero-copy.
+      GstBuffer* h = buffer_from_bytes(pending_header_);
+      pending_header_ = {};
+      gst_buffer_prepend_memory(buffer, gst_buffer_get_memory(h, 0));
+      gst_buffer_unref(h);
+    }
   }
   if (GST_CLOCK_TIME_IS_VALID(dts)) last_dts_ = dts;
 

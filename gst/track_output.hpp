@@ -3,15 +3,20 @@
 // subscriber's group id, then CAPS), turns the track's CONFIG frames into caps
 // changes or an in-band header, and each media frame into a GstBuffer on the
 // subscriber's Timeline:
-// * the payload is the publisher's memory (read-only, zero-copy); in-band
-//   parameter sets go in front of the next keyframe, in the same buffer;
-// * every buffer carries the publisher's metas and the publisher's timestamp
-//   as a reference-timestamp meta with caps `timestamp/x-arcly-publisher`;
+// * the buffer is the frame's one shared GstBuffer (shared_buffer.hpp: the
+//   publisher's memory, read-only, zero-copy, its metas and the publisher's
+//   timestamp as a reference-timestamp meta with caps
+//   `timestamp/x-arcly-publisher`), pushed by reference; the subscriber's
+//   re-timing is in its SEGMENT events only. A shallow copy is pushed instead
+//   where this subscriber's buffer differs: DISCONT after a (re)start or a lag,
+//   DECODE_ONLY catch-up, in-band parameter sets in front of the next keyframe
+//   (in the same buffer), a DTS held back so it does not go backwards;
 // * after a (re)start of the timeline: a SEGMENT first and DISCONT. In
 //   live-edge mode the first video keyframe gets a segment that shows it, the
 //   catch-up frames up to the edge are DECODE_ONLY and clipped by a second
 //   segment starting at the edge (decoded, not shown);
-// * decode timestamps never go backwards on the pad;
+// * decode timestamps never go backwards within a timeline; a new timeline
+//   (switch, next publisher) comes with a segment later in running time;
 // * a codec change (or a track that comes back after EOS) starts a new stream
 //   on the pad: STREAM_START (a new stream id, same group), CAPS, SEGMENT — what
 //   a parser needs to reset; a caps change within a codec only sends CAPS.
@@ -26,12 +31,10 @@
 
 #include "arcly/frame_ref.hpp"
 #include "arcly/media_frame.hpp"
+#include "shared_buffer.hpp"
 #include "timeline.hpp"
 
 namespace arcly::gst {
-
-// The caps of the publisher-timestamp meta (`timestamp/x-arcly-publisher`).
-GstCaps* publisher_meta_caps();
 
 class TrackOutput {
  public:
@@ -94,7 +97,7 @@ class TrackOutput {
   bool discont_ = true;
   bool first_after_start_ = true;  // segment(s) still to send for the current timeline
   bool edge_segment_after_ = false;
-  GstClockTime last_dts_ = GST_CLOCK_TIME_NONE;
+  GstClockTime last_dts_ = GST_CLOCK_TIME_NONE;  // in the current timeline
 };
 
 }  // namespace arcly::gst

@@ -1034,7 +1034,7 @@ GST_START_TEST(test_track_output) {
 
   // Live edge at 1100 ms, keyframe at 1000 ms, the subscriber's running time 5 s.
   arcly::gst::Timeline tl;
-  tl.start(1000 * GST_MSECOND, 1100 * GST_MSECOND, 5 * GST_SECOND, 0);
+  tl.start(1000 * GST_MSECOND, 1100 * GST_MSECOND, 5 * GST_SECOND);
   auto push = [&](arcly::MediaFrame f) {
     auto r = out.push(frame_ref(std::move(f)), tl, true);
     fail_unless_equals_int(r.flow, GST_FLOW_OK);
@@ -1098,7 +1098,7 @@ GST_START_TEST(test_track_output) {
   new_info->description = "video/x-arcly-test, width=(int)2";
   config.info = new_info;
   out.on_config(config);
-  tl.start(2000 * GST_MSECOND, 2000 * GST_MSECOND, 6 * GST_SECOND, 0);
+  tl.start(2000 * GST_MSECOND, 2000 * GST_MSECOND, 6 * GST_SECOND);
   out.restart();
   GstBuffer* again = push(video_frame(2000, true));
   auto types = event_types(h);
@@ -1117,7 +1117,7 @@ GST_START_TEST(test_track_output) {
   arcly::gst::TrackOutput data(data_pad, info, caps, "test/1", 7);
   gst_caps_unref(caps);
   gst_harness_add_element_src_pad(h, data_pad);
-  tl.start(0, 0, 0, 0);
+  tl.start(0, 0, 0);
   arcly::MediaFrame klv = video_frame(0, true);
   klv.kind = arcly::MediaKind::Data;
   fail_unless_equals_int(data.push(frame_ref(std::move(klv)), tl, false).flow, GST_FLOW_OK);
@@ -1126,6 +1126,108 @@ GST_START_TEST(test_track_output) {
   fail_unless(flags & GST_STREAM_FLAG_SPARSE, "a data track is not SPARSE");
   gst_event_unref(e);
   gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+// One GstBuffer per frame: two subscribers on different timelines push the
+// same buffer (a reference, never writable downstream), each with its own
+// segment mapping it to its running time; what differs for one subscriber (a
+// DISCONT after a lag, in-band configs in front of a keyframe) goes on a
+// shallow copy that shares the payload, and the shared buffer stays untouched.
+GST_START_TEST(test_shared_buffer_per_frame) {
+  struct Sub {
+    GstHarness* h = gst_harness_new_empty();
+    std::unique_ptr<arcly::gst::TrackOutput> out;
+    arcly::gst::Timeline tl;
+    GstSegment seg;
+  };
+  arcly::TrackInfo info;
+  info.track = 0;
+  info.kind = arcly::MediaKind::Video;
+  info.codec = arcly::CodecId::H264;
+  info.description = "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au";
+  Sub subs[2];
+  for (int i = 0; i < 2; ++i) {
+    GstPad* pad = gst_pad_new("video_0", GST_PAD_SRC);
+    GstCaps* caps = gst_caps_from_string(info.description.c_str());
+    subs[i].out = std::make_unique<arcly::gst::TrackOutput>(pad, info, caps, "test/0", 7);
+    gst_caps_unref(caps);
+    gst_harness_add_element_src_pad(subs[i].h, pad);
+    // Joined at the same keyframe (1 s), at running times 5 s and 9 s.
+    subs[i].tl.start(1000 * GST_MSECOND, 1000 * GST_MSECOND, (5 + 4 * i) * GST_SECOND);
+  }
+  auto push = [](Sub& s, const arcly::FrameRef& f) {
+    fail_unless_equals_int(s.out->push(f, s.tl, false).flow, GST_FLOW_OK);
+    while (GstEvent* e = gst_harness_try_pull_event(s.h)) {
+      if (GST_EVENT_TYPE(e) == GST_EVENT_SEGMENT) {
+        const GstSegment* seg = nullptr;
+        gst_event_parse_segment(e, &seg);
+        gst_segment_copy_into(seg, &s.seg);
+      }
+      gst_event_unref(e);
+    }
+    return gst_harness_pull(s.h);
+  };
+  // The first buffer after a start is DISCONT: a copy each.
+  arcly::FrameRef key = frame_ref(video_frame(1000, true, 1000));
+  GstBuffer* k0 = push(subs[0], key);
+  GstBuffer* k1 = push(subs[1], key);
+  fail_unless(k0 != k1);
+  fail_unless(GST_BUFFER_FLAG_IS_SET(k0, GST_BUFFER_FLAG_DISCONT) &&
+              GST_BUFFER_FLAG_IS_SET(k1, GST_BUFFER_FLAG_DISCONT));
+  fail_unless(gst_buffer_peek_memory(k0, 0) == gst_buffer_peek_memory(k1, 0),
+              "the copies do not share the payload");
+  fail_unless_equals_uint64(
+      gst_segment_to_running_time(&subs[0].seg, GST_FORMAT_TIME, GST_BUFFER_PTS(k0)),
+      5 * GST_SECOND);
+  fail_unless_equals_uint64(
+      gst_segment_to_running_time(&subs[1].seg, GST_FORMAT_TIME, GST_BUFFER_PTS(k1)),
+      9 * GST_SECOND);
+
+  // Steady state: the very same buffer on both pads, writable for nobody.
+  arcly::FrameRef delta = frame_ref(video_frame(1033, false, 1033));
+  GstBuffer* d0 = push(subs[0], delta);
+  GstBuffer* d1 = push(subs[1], delta);
+  fail_unless(d0 == d1, "each subscriber built its own buffer");
+  fail_if(gst_buffer_is_writable(d0), "a buffer shared by two pads is writable");
+  gst_buffer_unref(d1);
+  fail_if(gst_buffer_is_writable(d0), "the frame's own reference does not keep it read-only");
+  fail_if(GST_BUFFER_FLAG_IS_SET(d0, GST_BUFFER_FLAG_DISCONT));
+  fail_unless_equals_uint64(th::publisher_ts(d0), 1033 * GST_MSECOND);
+  fail_unless_equals_uint64(
+      gst_segment_to_running_time(&subs[1].seg, GST_FORMAT_TIME, GST_BUFFER_PTS(d0)),
+      9 * GST_SECOND + 33 * GST_MSECOND);
+
+  // A lag on one subscriber: its buffer is a DISCONT copy, the other's is shared.
+  subs[0].out->mark_discont();
+  arcly::FrameRef next = frame_ref(video_frame(1066, false, 1066));
+  GstBuffer* n0 = push(subs[0], next);
+  GstBuffer* n1 = push(subs[1], next);
+  fail_unless(n0 != n1);
+  fail_unless(GST_BUFFER_FLAG_IS_SET(n0, GST_BUFFER_FLAG_DISCONT));
+  fail_if(GST_BUFFER_FLAG_IS_SET(n1, GST_BUFFER_FLAG_DISCONT), "the copy wrote the shared buffer");
+  fail_unless_equals_uint64(GST_BUFFER_PTS(n0), GST_BUFFER_PTS(n1));
+  fail_unless_equals_uint64(th::publisher_ts(n0), 1066 * GST_MSECOND);
+
+  // In-band parameter sets for one subscriber go in front of its keyframe only.
+  const std::uint8_t sps[] = {0, 0, 0, 1, 0x67, 1, 2};
+  arcly::MediaFrame config = arcly::MediaFrame::config(
+      arcly::MediaKind::Video, arcly::CodecId::H264, 0, arcly::Bytes::copy_from(sps, sizeof(sps)),
+      std::make_shared<arcly::TrackInfo>(info));
+  subs[1].out->on_config(config);
+  arcly::FrameRef key2 = frame_ref(video_frame(2000, true, 2000));
+  GstBuffer* p0 = push(subs[0], key2);
+  GstBuffer* p1 = push(subs[1], key2);
+  fail_unless_equals_int(gst_buffer_n_memory(p0), 1);
+  fail_unless_equals_int(gst_buffer_n_memory(p1), 2);
+  fail_unless_equals_int(gst_buffer_get_size(p1), sizeof(sps) + 4);
+  fail_unless(gst_buffer_peek_memory(p1, 1) == gst_buffer_peek_memory(p0, 0));
+
+  for (GstBuffer* b : {k0, k1, d0, n0, n1, p0, p1}) gst_buffer_unref(b);
+  for (Sub& s : subs) {
+    s.out.reset();
+    gst_harness_teardown(s.h);
+  }
 }
 GST_END_TEST;
 
@@ -1206,6 +1308,7 @@ static Suite* arcly_elements_suite() {
   tcase_add_test(tc, test_properties_documented);
   tcase_add_test(tc, test_caps_track);
   tcase_add_test(tc, test_track_output);
+  tcase_add_test(tc, test_shared_buffer_per_frame);
   tcase_add_test(tc, test_track_announced_after_keyframe_gets_a_pad);
   tcase_add_test(tc, test_undeclared_track_set_waits_a_second);
   return s;

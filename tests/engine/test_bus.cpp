@@ -1,5 +1,8 @@
 // Bus: order, exact lag counts, close-then-drain, waking, trimming, reclamation.
+#include <atomic>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "check_main.hpp"
 
@@ -223,6 +226,37 @@ START_TEST(close_racing_a_publish_gives_every_reader_the_same_last_frame) {
 }
 END_TEST
 
+// FrameRef::attach: of readers racing to attach, one wins and every reader
+// gets the winner's; the losers' are freed at once, the winner's with the node.
+namespace {
+std::atomic<int> g_attachments{0};
+struct Counted final : arcly::FrameAttachment {
+  explicit Counted(int i) : id(i) { g_attachments.fetch_add(1); }
+  ~Counted() override { g_attachments.fetch_sub(1); }
+  int id;
+};
+}  // namespace
+
+START_TEST(the_first_attachment_wins_and_lives_as_long_as_the_frame) {
+  {
+    Bus bus(16);
+    FrameRef f = bus.publish(testing::video(0, true));
+    ck_assert_ptr_null(f.attachment());
+    constexpr int kThreads = 4;
+    std::vector<const arcly::FrameAttachment*> got(kThreads);
+    {
+      std::vector<std::jthread> threads;
+      for (int i = 0; i < kThreads; ++i)
+        threads.emplace_back([&, i] { got[i] = f.attach(std::make_unique<Counted>(i)); });
+    }
+    for (int i = 0; i < kThreads; ++i) ck_assert_ptr_eq(got[i], got[0]);
+    ck_assert_ptr_eq(f.attachment(), got[0]);
+    ck_assert_int_eq(g_attachments.load(), 1);
+  }
+  ck_assert_int_eq(g_attachments.load(), 0);  // freed with the node
+}
+END_TEST
+
 int main() {
   return testing::run_suite(
       "bus",
@@ -231,5 +265,6 @@ int main() {
        the_byte_bound_trims_oldest_frames_and_readers_see_the_lag,
        every_payload_is_released_once_the_ring_and_readers_let_go, hazards_are_recycled,
        retired_payloads_are_bounded_by_bytes_and_accounted,
-       close_racing_a_publish_gives_every_reader_the_same_last_frame});
+       close_racing_a_publish_gives_every_reader_the_same_last_frame,
+       the_first_attachment_wins_and_lives_as_long_as_the_frame});
 }

@@ -18,6 +18,11 @@
 
 namespace arcly {
 
+class FrameAttachment {
+ public:
+  virtual ~FrameAttachment() = default;
+};
+
 namespace detail {
 // Marks the stream sets at publish time (never changed afterwards).
 inline constexpr std::uint8_t kMarkAnchor = 1;      // a joiner may start here (primary track)
@@ -26,7 +31,12 @@ inline constexpr std::uint8_t kMarkTrackStart = 2;  // its track may start here 
 struct FrameNode {
   FrameNode(std::uint64_t pos, MediaFrame f, std::uint8_t m = 0)
       : position(pos), marks(m), frame(std::move(f)) {}
+  ~FrameNode() { delete attachment.load(std::memory_order_acquire); }
+  FrameNode(const FrameNode&) = delete;
+  FrameNode& operator=(const FrameNode&) = delete;
   std::atomic<std::uint32_t> refs{1};
+  // Null until the first attach(); set once, never replaced.
+  std::atomic<FrameAttachment*> attachment{nullptr};
   const std::uint64_t position;
   const std::uint8_t marks;
   const MediaFrame frame;
@@ -37,6 +47,23 @@ inline void node_ref(FrameNode* n) {
 }
 inline void node_unref(FrameNode* n) {
   if (n->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete n;
+}
+
+// Acquire pairs with the release of the CAS in attach_to(): whoever sees the
+// pointer sees the attachment fully built.
+inline FrameAttachment* attachment_of(const FrameNode* n) {
+  return n->attachment.load(std::memory_order_acquire);
+}
+// Publishes `a` unless another thread was first; returns the one that won (the
+// loser's is deleted). Release on success publishes the built object; acquire on
+// failure makes the winner's visible. Readers hold a reference to the node, so
+// it (and its attachment) outlive the call.
+inline FrameAttachment* attach_to(FrameNode* n, std::unique_ptr<FrameAttachment> a) {
+  FrameAttachment* expected = nullptr;
+  if (n->attachment.compare_exchange_strong(expected, a.get(), std::memory_order_acq_rel,
+                                            std::memory_order_acquire))
+    return a.release();
+  return expected;
 }
 }  // namespace detail
 
@@ -68,6 +95,12 @@ class FrameRef {
   bool starts_track() const { return (node_->marks & detail::kMarkTrackStart) != 0; }
   // Identity of the shared node (two refs to the same publish compare equal).
   const void* id() const { return node_; }
+  // The frame's attachment (see above), null until someone attached one.
+  FrameAttachment* attachment() const { return detail::attachment_of(node_); }
+  // Attaches `a` unless one is there already; returns the one that stays.
+  FrameAttachment* attach(std::unique_ptr<FrameAttachment> a) const {
+    return detail::attach_to(node_, std::move(a));
+  }
 
   // Takes over one reference the caller already owns.
   static FrameRef adopt(detail::FrameNode* n) {
