@@ -725,6 +725,9 @@ void read_srt_server(Section& s, const std::string&, Config& c, const std::strin
           [](SrtServerConfig& r, auto n) { r.max_readers_per_key = static_cast<std::size_t>(n); }),
       field<SrtServerConfig, std::chrono::milliseconds>(
           "publish-timeout", kDuration, [](SrtServerConfig& r, auto d) { r.publish_timeout = d; }),
+      field<SrtServerConfig, std::string>(
+          "start", choice({"live-edge", "keyframe"}),
+          [](SrtServerConfig& r, std::string m) { r.start = *egress::parse_reader_start(m); }),
   };
   read_fields(s, fields, r);
   if (r.publish_timeout.count() <= 0) s.problem("publish-timeout", "must be more than 0 seconds");
