@@ -761,6 +761,9 @@ const std::vector<Field<SrtServerConfig>>& srt_server_fields() {
           [](SrtServerConfig& r, auto n) { r.max_readers_per_key = static_cast<std::size_t>(n); }),
       field<SrtServerConfig, std::chrono::milliseconds>(
           "publish-timeout", kDuration, [](SrtServerConfig& r, auto d) { r.publish_timeout = d; }),
+      field<SrtServerConfig, std::string>(
+          "start", choice({"live-edge", "keyframe"}),
+          [](SrtServerConfig& r, std::string m) { r.start = *egress::parse_reader_start(m); }),
   };
   return fields;
 }

@@ -23,7 +23,8 @@
 //                       transports=tcp,udp
 //   [srt-server]        listen=:8890, passphrase, pbkeylen, latency, read-allow,
 //                       read-tokens, publish=yes|no, publish-allow, publish-tokens,
-//                       max-readers, max-readers-per-key, publish-timeout
+//                       max-readers, max-readers-per-key, publish-timeout,
+//                       start=live-edge|keyframe (a reader without start= in its streamid)
 //
 // load() never throws for a bad file: every problem is collected, each naming its
 // section and key, so `arcly check` can list them all at once. Values are read by

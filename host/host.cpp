@@ -725,8 +725,10 @@ void Host::write_egress_json(std::ostream& o) {
       << ",\"refused_streamid\":" << st.refused_streamid
       << ",\"refused_not_found\":" << st.refused_not_found
       << ",\"refused_forbidden\":" << st.refused_forbidden
-      << ",\"refused_busy\":" << st.refused_busy << ",\"handshake_failed\":" << st.handshake_failed
-      << ",\"last_refusal\":\"" << json_escape(st.last_refusal) << "\",\"sessions\":[";
+      << ",\"refused_busy\":" << st.refused_busy
+      << ",\"refused_passphrase\":" << st.refused_passphrase
+      << ",\"handshake_failed\":" << st.handshake_failed << ",\"last_refusal\":\""
+      << json_escape(st.last_refusal) << "\",\"sessions\":[";
     bool f = true;
     for (const auto& r : st.sessions) {
       o << (f ? "" : ",") << "{\"key\":\"" << json_escape(r.key) << "\",\"address\":\""

@@ -292,11 +292,9 @@ std::vector<http::EgressView> Host::egress() const {
     v.port = srt_server_->port();
     v.readers = st.readers;
     v.readers_total = st.accepted;
-    v.refused = {{"streamid", st.refused_streamid},
-                 {"forbidden", st.refused_forbidden},
-                 {"not-found", st.refused_not_found},
-                 {"busy", st.refused_busy},
-                 {"handshake", st.handshake_failed}};
+    v.refused = {{"streamid", st.refused_streamid},     {"forbidden", st.refused_forbidden},
+                 {"not-found", st.refused_not_found},   {"busy", st.refused_busy},
+                 {"passphrase", st.refused_passphrase}, {"handshake", st.handshake_failed}};
     v.last_refusal = st.last_refusal;
     for (const auto& r : st.sessions)
       v.sessions.push_back(

@@ -538,7 +538,16 @@ class RecorderSet::Recorder {
       r->has_video_ = true;
       gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &Recorder::on_first_buffer, r, nullptr);
     }
+    // A queue per track, bounded in buffers and bytes (its defaults: 200, 10 MB)
+    // but not in time. arclysrc pushes every track from its one streaming thread
+    // in arrival order, and splitmuxsink holds a track until the video has reached
+    // its running time. When one track arrived ahead of the other by more than the
+    // queue's default 1 s (an edge's SRT ingest had its audio ~1.1 s ahead of its
+    // video), that track's queue was full, blocked the one thread, and the video
+    // the muxer waited for never came: the recording stopped. The buffer bound
+    // stays: a stalled disk must still hold arclysrc back (lag accounting).
     GstElement* queue = gst_element_factory_make("queue", nullptr);
+    g_object_set(queue, "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
     GstElement* parse = gst_element_factory_make(parser, nullptr);
     if (!parse) parse = gst_element_factory_make("identity", nullptr);
     gst_bin_add_many(bin, queue, parse, nullptr);

@@ -57,13 +57,11 @@ std::optional<std::string> query_value(const char* query, std::string_view name)
 }
 
 std::optional<RtspStart> parse_start(const std::string& value) {
-  if (value == "live-edge") return RtspStart::LiveEdge;
-  if (value == "keyframe") return RtspStart::Keyframe;
-  return std::nullopt;
+  return parse_reader_start(value);
 }
 
 const char* start_name(RtspStart s) {
-  return s == RtspStart::Keyframe ? "keyframe" : "live-edge";
+  return reader_start_name(s);
 }
 
 bool any_match(const std::vector<std::string>& patterns, const std::string& key) {

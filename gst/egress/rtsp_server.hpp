@@ -36,9 +36,11 @@
 #include <string>
 #include <vector>
 
+#include "reader_start.hpp"
+
 namespace arcly::egress {
 
-enum class RtspStart { LiveEdge, Keyframe };
+using RtspStart = ReaderStart;  // ?start=live-edge|keyframe
 
 struct RtspUser {
   std::string name;

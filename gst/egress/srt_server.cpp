@@ -18,6 +18,7 @@
 #include "engine_registry.hpp"
 #include "source_worker.hpp"
 #include "srt_worker.hpp"  // parse_stream_id, key_matches
+#include "ts_catch_up.hpp"
 
 GST_DEBUG_CATEGORY_STATIC(arcly_srt_egress_debug);
 #define GST_CAT_DEFAULT arcly_srt_egress_debug
@@ -118,6 +119,7 @@ struct SrtServer::Impl {
   struct Vetted {
     StreamKey key;
     std::string mode;
+    ReaderStart start = ReaderStart::LiveEdge;
     std::string address;
     Clock::time_point at;
   };
@@ -125,6 +127,7 @@ struct SrtServer::Impl {
     SRTSOCKET socket = SRT_INVALID_SOCK;
     std::string key;
     std::string mode;
+    ReaderStart start = ReaderStart::LiveEdge;
     std::string address;
     std::atomic<std::uint64_t> bytes{0};
     std::atomic<bool> done{false};
@@ -155,15 +158,22 @@ struct SrtServer::Impl {
     std::optional<StreamKey> key;
     std::string mode = "request";
     std::string token;
+    ReaderStart start = settings.start;
     try {
       const auto req = ingest::parse_stream_id(sid);
       key = req.key;
       token = req.token;
+      if (!req.start.empty()) {
+        if (auto s = parse_reader_start(req.start))
+          start = *s;
+        else
+          why = "start=" + req.start + ": expected keyframe or live-edge";
+      }
       // The access-control form defaults to m=request; a plain key reads.
       const bool has_mode = sid.starts_with("#!::") && (sid.find("::m=") != std::string::npos ||
                                                         sid.find(",m=") != std::string::npos);
       if (has_mode) mode = req.mode;
-      if (!key) why = "no stream key in the streamid";
+      if (!key && why.empty()) why = "no stream key in the streamid";
     } catch (const Error& e) {
       why = e.what();
     }
@@ -234,7 +244,7 @@ struct SrtServer::Impl {
       log(counts.last_refusal, true);
       return -1;
     }
-    pending.insert_or_assign(ns, Vetted{*key, mode, address, Clock::now()});
+    pending.insert_or_assign(ns, Vetted{*key, mode, start, address, Clock::now()});
     return 0;
   }
 
@@ -261,6 +271,7 @@ struct SrtServer::Impl {
     sess->socket = s;
     sess->key = v->key.str();
     sess->mode = v->mode;
+    sess->start = v->start;
     sess->address = v->address;
     {
       std::lock_guard lock(mutex);
@@ -268,7 +279,10 @@ struct SrtServer::Impl {
       sessions[s] = std::move(session);
     }
     changed.notify_all();
-    log("srt: " + v->address + (v->mode == "publish" ? " publishes " : " reads ") + sess->key,
+    log("srt: " + v->address +
+            (v->mode == "publish"
+                 ? " publishes " + sess->key
+                 : " reads " + sess->key + " (start=" + reader_start_name(v->start) + ")"),
         false);
     if (v->mode == "publish")
       sess->thread =
@@ -299,14 +313,20 @@ struct SrtServer::Impl {
   // track gives each track its own thread into the mux, as a demuxer needs.
   // Bounded in bytes only (a GOP replay is many buffers); the limit is a
   // backstop for a track that stops while the other one flows.
+  struct ReaderPads {
+    GstElement* pipeline;
+    TsCatchUp* catch_up;  // live-edge readers only
+  };
   static void on_reader_pad(GstElement*, GstPad* pad, gpointer data) {
-    GstElement* pipeline = GST_ELEMENT(data);
+    const auto* ctx = static_cast<const ReaderPads*>(data);
+    GstElement* pipeline = ctx->pipeline;
     GstCaps* caps = gst_pad_get_current_caps(pad);
     if (!caps) {
       GST_WARNING("srt: track %s without caps: not sent", GST_PAD_NAME(pad));
       return;
     }
     const std::string_view name = gst_structure_get_name(gst_caps_get_structure(caps, 0));
+    const bool video = name.starts_with("video/");
     const char* parser = nullptr;
     if (name == "video/x-h264")
       parser = "h264parse";
@@ -341,6 +361,7 @@ struct SrtServer::Impl {
     // that is not playing yet.
     gst_element_sync_state_with_parent(p);
     gst_element_sync_state_with_parent(queue);
+    if (ok && ctx->catch_up) ctx->catch_up->watch(pad, video);
     GstPad* sink = gst_element_get_static_pad(queue, "sink");
     ok = ok && gst_pad_link(pad, sink) == GST_PAD_LINK_OK;
     gst_object_unref(sink);
@@ -381,15 +402,17 @@ struct SrtServer::Impl {
     }
     g_object_set(src, "stream", sess->key.c_str(), "engine", settings.engine.c_str(), "wait", 0,
                  nullptr);
-    // start=keyframe: the cached GOP at its spacing. live-edge's catch-up frames
-    // travel under a segment that clips them, and mpegtsmux stalls on that
-    // segment change (seen with 1.22): the reader would get one GOP fragment.
-    gst_util_set_object_arg(G_OBJECT(src), "start", "keyframe");
+    gst_util_set_object_arg(G_OBJECT(src), "start", reader_start_name(sess->start));
+    // live-edge: its two segments and clipped catch-up made into one TS timeline
+    // (mpegtsmux in 1.22 stalls on the segment change).
+    std::optional<TsCatchUp> catch_up;
+    if (sess->start == ReaderStart::LiveEdge) catch_up.emplace();
+    ReaderPads pads{pipeline, catch_up ? &*catch_up : nullptr};
     g_object_set(mux, "alignment", 7, nullptr);
     g_object_set(sink, "sync", FALSE, "max-buffers", 2000u, nullptr);
     gst_bin_add_many(GST_BIN(pipeline), src, mux, sink, nullptr);
     gst_element_link(mux, sink);
-    g_signal_connect(src, "pad-added", G_CALLBACK(on_reader_pad), pipeline);
+    g_signal_connect(src, "pad-added", G_CALLBACK(on_reader_pad), &pads);
     std::string why = "stopped";
     if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
       why = "the stream ended";
@@ -509,7 +532,21 @@ struct SrtServer::Impl {
     srt_epoll_release(eid);
   }
 
-  // Joins finished sessions; reports callers let through that never connected.
+  // Why libsrt closed a caller that the listen callback had let through: after
+  // the callback it checks only the key exchange, so with a passphrase on this
+  // port that is a wrong or missing passphrase (SRT_REJ_BADSECRET / UNSECURE;
+  // the reject reason itself is gone with the socket), without one a caller
+  // that insists on encryption.
+  std::string closed_in_handshake(const std::string& key) const {
+    if (!settings.passphrase.empty()) return "wrong or missing passphrase for " + key;
+    return "the handshake for " + key +
+           " failed after its streamid was accepted (the caller uses a passphrase; this port has "
+           "none)";
+  }
+
+  // Joins finished sessions; reports callers let through that never connected:
+  // at once when libsrt closed them (the passphrase), after 5 s when they went
+  // silent.
   void reap() {
     std::vector<std::unique_ptr<Session>> finished;
     std::vector<std::string> lost;
@@ -524,16 +561,23 @@ struct SrtServer::Impl {
         }
       }
       for (auto it = pending.begin(); it != pending.end();) {
-        if (Clock::now() - it->second.at > 5s) {
+        // CONNECTED: waiting in the accept queue; below: still in the handshake;
+        // above (closed, gone): libsrt refused it after the callback.
+        if (srt_getsockstate(it->first) > SRTS_CONNECTED) {
+          lost.push_back("srt: refused " + it->second.address + ": " +
+                         closed_in_handshake(it->second.key.str()));
+          ++counts.refused_passphrase;
+        } else if (Clock::now() - it->second.at > 5s) {
           lost.push_back("srt: refused " + it->second.address + ": the handshake for " +
-                         it->second.key.str() + " did not complete (wrong passphrase?)");
+                         it->second.key.str() + " did not complete (it went silent)");
           ++counts.handshake_failed;
-          ++counts.refused;
-          counts.last_refusal = lost.back();
-          it = pending.erase(it);
         } else {
           ++it;
+          continue;
         }
+        ++counts.refused;
+        counts.last_refusal = lost.back();
+        it = pending.erase(it);
       }
     }
     for (const auto& l : lost) log(l, true);
@@ -646,7 +690,9 @@ SrtServerStats SrtServer::stats() const {
   for (const auto& [s, sess] : impl_->sessions) {
     if (sess->done) continue;
     (sess->mode == "publish" ? out.publishers : out.readers)++;
-    out.sessions.push_back({sess->key, sess->address, sess->mode, sess->bytes.load()});
+    out.sessions.push_back({sess->key, sess->address, sess->mode,
+                            sess->mode == "publish" ? "" : reader_start_name(sess->start),
+                            sess->bytes.load()});
   }
   return out;
 }

@@ -9,14 +9,21 @@
 // published) key, a key outside the allowed patterns, a wrong token, the reader
 // limit, a key someone else publishes, publishing when it is off — each is
 // rejected with an SRT reject reason (SRT_REJX_*), logged once with the peer's
-// address and the reason (never the token), and counted. A caller that was let
-// through but never completes the handshake (typically a wrong passphrase) is
-// logged and counted when it gives up.
+// address and the reason (never the token), and counted. The passphrase is
+// checked by libsrt after the callback: a caller let through whose handshake
+// libsrt then closed (its key exchange failed: a wrong or missing passphrase) is
+// noticed by the accept thread within its 100 ms tick, logged once with the
+// address and counted as refused_passphrase; one that just goes silent is
+// reported when it times out (handshake_failed, after 5 s).
 //
-// Readers: a small pipeline per caller, arclysrc (start=keyframe: the configs
-// and cached keyframe first — instant start — then the cached GOP at its
-// spacing; live-edge's clipped catch-up stalls mpegtsmux in 1.22) ! parsers !
-// mpegtsmux ! appsink,
+// A reader chooses where it starts with start= in the streamid
+// ("#!::r=live/cam,m=request,start=keyframe"; the RTSP server's ?start=
+// vocabulary), else settings.start (live-edge by default, as RTSP): both send
+// the configs and the cached keyframe first (instant start); live-edge then
+// squeezes the rest of the cached GOP into 100 ms of TS time (TsCatchUp) and is
+// live; keyframe sends the cached GOP at its spacing and stays up to a GOP
+// behind (what a recorder that wants every frame at its time needs).
+// Readers: a small pipeline per caller, arclysrc ! parsers ! mpegtsmux ! appsink,
 // whose 7-packet TS chunks go out on the caller's socket. The publisher ending
 // closes the reader's socket. Publishers: the caller's TS goes through the ingest
 // contract (a SourceWorker on an appsrc: tsdemux, parsers, one PublishSession),
@@ -34,6 +41,8 @@
 #include <string>
 #include <vector>
 
+#include "reader_start.hpp"
+
 namespace arcly::egress {
 
 struct SrtServerSettings {
@@ -48,6 +57,7 @@ struct SrtServerSettings {
   bool publish = true;                             // accept m=publish callers
   std::vector<std::string> publish_allow{"*"};     // key patterns callers may publish
   std::map<std::string, std::string> publish_tokens;
+  ReaderStart start = ReaderStart::LiveEdge;        // a reader whose streamid has no start=
   std::size_t max_readers = 0;                      // 0 = no limit
   std::size_t max_readers_per_key = 0;              // 0 = no limit
   std::chrono::milliseconds publish_timeout{5000};  // a publisher silent this long is dropped
@@ -58,6 +68,7 @@ struct SrtSessionStats {
   std::string key;
   std::string address;  // peer IP:port
   std::string mode;     // "request" or "publish"
+  std::string start;    // a reader's "live-edge" or "keyframe"
   std::uint64_t bytes = 0;
 };
 
@@ -65,12 +76,13 @@ struct SrtServerStats {
   std::size_t readers = 0;
   std::size_t publishers = 0;
   std::uint64_t accepted = 0;
-  std::uint64_t refused = 0;            // every refusal, whatever the reason
-  std::uint64_t refused_streamid = 0;   // unparsable streamid / unsupported mode
-  std::uint64_t refused_not_found = 0;  // reading a key nobody publishes
-  std::uint64_t refused_forbidden = 0;  // key not allowed, wrong token, publishing off
-  std::uint64_t refused_busy = 0;       // reader limit, key already published
-  std::uint64_t handshake_failed = 0;   // let through, never connected (e.g. passphrase)
+  std::uint64_t refused = 0;             // every refusal, whatever the reason
+  std::uint64_t refused_streamid = 0;    // unparsable streamid / unsupported mode
+  std::uint64_t refused_not_found = 0;   // reading a key nobody publishes
+  std::uint64_t refused_forbidden = 0;   // key not allowed, wrong token, publishing off
+  std::uint64_t refused_busy = 0;        // reader limit, key already published
+  std::uint64_t refused_passphrase = 0;  // libsrt's key check failed: wrong or missing passphrase
+  std::uint64_t handshake_failed = 0;    // let through, then silent until it timed out (5 s)
   std::string last_refusal;
   std::vector<SrtSessionStats> sessions;
 };

@@ -53,6 +53,8 @@ StreamIdRequest parse_stream_id(std::string_view sid) {
       req.user = v;
     } else if (k == "token") {
       req.token = v;
+    } else if (k == "start") {
+      req.start = v;
     }
   }
   return req;

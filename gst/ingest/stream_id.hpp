@@ -18,6 +18,7 @@ struct StreamIdRequest {
   std::string mode;  // "publish", "request", ... ("publish" when absent)
   std::string user;
   std::string token;
+  std::string start;  // a reader's start= ("keyframe", "live-edge"; checked by the reader's server)
 };
 // Parses "#!::r=app/stream,m=publish,…" or "app/stream" or "" (no key). Throws
 // arcly::Error{InvalidKey / InvalidArgument} naming what is wrong.
