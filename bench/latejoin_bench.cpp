@@ -470,13 +470,14 @@ int run_switch(int joins) {
   GstClock* clock = gst_system_clock_obtain();
   const std::string enc =
       " ! video/x-raw,width=1280,height=720,framerate=30/1 ! x264enc tune=zerolatency "
-      "speed-preset=ultrafast key-int-max=60 bitrate=4000 ! tee name=";
+      "speed-preset=ultrafast key-int-max=60 bitrate=4000 ";
+  // Each literal names whole elements (tests/deps reads them to find the packages).
   const std::string line =
       "videotestsrc is-live=true pattern=smpte horizontal-speed=3" + enc +
-      "ta ! queue ! arclysink stream=bench/switch-a "
+      "! tee name=ta ! queue ! arclysink stream=bench/switch-a "
       "videotestsrc is-live=true pattern=smpte horizontal-speed=-3" +
       enc +
-      "tb ! queue ! arclysink stream=bench/switch-b "
+      "! tee name=tb ! queue ! arclysink stream=bench/switch-b "
       "input-selector name=sel ! h264parse ! avdec_h264 name=seldec output-corrupt=false "
       "max-errors=-1 ! fakesink sync=false async=false "
       "ta. ! queue ! sel.sink_0  tb. ! queue ! sel.sink_1";
