@@ -184,22 +184,24 @@ GstElement* make_decoder() {
 }
 
 // Sleeps until `phase` after a keyframe (the last one if that moment is still
-// ahead, else the next one). Returns the keyframe's clock time.
-GstClockTime wait_for_phase(Publisher& pub, GstClockTime phase) {
+// ahead, else the next one). Returns the keyframe's clock time. `Source` has
+// `m`, `cv`, `clock`, `last_key_at` and the keyframe count named by `keyframes`.
+template <class Source>
+GstClockTime wait_for_phase(Source& src, std::uint64_t Source::*keyframes, GstClockTime phase) {
   for (;;) {
-    std::unique_lock lock(pub.m);
-    const GstClockTime key = pub.last_key_at;
-    const GstClockTime now = now_ns(pub.clock);
+    std::unique_lock lock(src.m);
+    const GstClockTime key = src.last_key_at;
+    const GstClockTime now = now_ns(src.clock);
     if (GST_CLOCK_TIME_IS_VALID(key) && key + phase > now + 2 * GST_MSECOND) {
-      const std::uint64_t n = pub.keyframes;
+      const std::uint64_t n = src.*keyframes;
       lock.unlock();
       std::this_thread::sleep_for(std::chrono::nanoseconds(key + phase - now));
-      std::lock_guard again(pub.m);
-      if (pub.keyframes == n) return key;  // no keyframe in between: on phase
+      std::lock_guard again(src.m);
+      if (src.*keyframes == n) return key;  // no keyframe in between: on phase
       continue;
     }
-    const std::uint64_t n = pub.keyframes;
-    pub.cv.wait(lock, [&] { return pub.keyframes != n; });
+    const std::uint64_t n = src.*keyframes;
+    src.cv.wait(lock, [&] { return src.*keyframes != n; });
   }
 }
 
@@ -225,7 +227,7 @@ Result join_tee(Publisher& pub, GstClockTime phase, bool force_key_unit) {
   GstPad* teepad = gst_element_request_pad_simple(pub.tee, "src_%u");
   GstPad* qsink = gst_element_get_static_pad(queue, "sink");
 
-  const GstClockTime key = wait_for_phase(pub, phase);
+  const GstClockTime key = wait_for_phase(pub, &Publisher::keyframes, phase);
   j.t0 = now_ns(pub.clock);
   for (GstElement* e : {sink, dec, parse, queue}) gst_element_sync_state_with_parent(e);
   gst_pad_link(teepad, qsink);
@@ -283,7 +285,7 @@ Result join_arcly(Publisher& pub, GstClockTime phase) {
   gst_object_unref(decsrc);
   gst_object_unref(dec);
 
-  const GstClockTime key = wait_for_phase(pub, phase);
+  const GstClockTime key = wait_for_phase(pub, &Publisher::keyframes, phase);
   j.t0 = now_ns(pub.clock);
   gst_element_set_state(p, GST_STATE_PLAYING);
   wait_done(j);
@@ -429,25 +431,6 @@ void watch_decoder(GstElement* dec, SwitchWatch* w) {
   gst_object_unref(out);
 }
 
-// Sleeps until `phase` after a keyframe of `s` (as wait_for_phase).
-void wait_for_source_phase(SwitchSource& s, GstClockTime phase) {
-  for (;;) {
-    std::unique_lock lock(s.m);
-    const GstClockTime key = s.last_key_at;
-    const GstClockTime now = now_ns(s.clock);
-    if (GST_CLOCK_TIME_IS_VALID(key) && key + phase > now + 2 * GST_MSECOND) {
-      const std::uint64_t n = s.gops;
-      lock.unlock();
-      std::this_thread::sleep_for(std::chrono::nanoseconds(key + phase - now));
-      std::lock_guard again(s.m);
-      if (s.gops == n) return;
-      continue;
-    }
-    const std::uint64_t n = s.gops;
-    s.cv.wait(lock, [&] { return s.gops != n; });
-  }
-}
-
 // Arms `w` for `target`, runs `do_switch`, waits for the first correct picture.
 template <class Fn>
 double measure_switch(SwitchWatch& w, int target, Fn&& do_switch) {
@@ -544,10 +527,10 @@ int run_switch(int joins) {
     const GstClockTime phase =
         kGop * static_cast<GstClockTime>(2 * slot + 1) / static_cast<GstClockTime>(2 * joins);
     const int to = i % 2 == 0 ? 1 : 0;  // index of the new source
-    wait_for_source_phase(sources[to], phase);
+    wait_for_phase(sources[to], &SwitchSource::gops, phase);
     const double s = measure_switch(
         sel_watch, sources[to].id, [&] { g_object_set(sel, "active-pad", sel_pads[to], nullptr); });
-    wait_for_source_phase(sources[to], phase);
+    wait_for_phase(sources[to], &SwitchSource::gops, phase);
     const double a = measure_switch(arcly_watch, sources[to].id, [&] {
       g_object_set(src, "stream", to == 1 ? "bench/switch-b" : "bench/switch-a", nullptr);
     });
