@@ -320,7 +320,9 @@ GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
 
   stats_.frames.fetch_add(1, std::memory_order_relaxed);
   stats_.bytes.fetch_add(f.payload.size(), std::memory_order_relaxed);
-  if (f.is_keyframe()) stats_.keyframes.fetch_add(1, std::memory_order_relaxed);
+  // Video keyframes only: every audio frame is a sync point and would swamp the count.
+  if (f.is_keyframe() && f.kind == MediaKind::Video)
+    stats_.keyframes.fetch_add(1, std::memory_order_relaxed);
   max_out_ = std::max(max_out_, pushed.pts);
   if (!switched_from_.empty()) post_switched(pushed.pts);
   const GstClockTime edge_out = timeline_.out(timeline_.edge());

@@ -132,6 +132,21 @@ GST_START_TEST(test_audio_video) {
               gst_structure_has_field(as, "codec_data"));
   gst_sample_unref(v);
   gst_sample_unref(a);
+  // `keyframes` counts video keyframes: after ~0.85 s of AAC (40 frames, each a
+  // sync point) at most the cached one and the next GOPs' (30-frame GOP) are in it.
+  for (int i = 0; i < 40; ++i) {
+    GstSample* more = th::pull(th::by_name(raw, "a"));
+    fail_unless(more != nullptr);
+    gst_sample_unref(more);
+  }
+  GstStructure* stats = nullptr;
+  g_object_get(th::by_name(raw, "s"), "stats", &stats, nullptr);
+  guint64 keyframes = 0, frames = 0;
+  fail_unless(gst_structure_get_uint64(stats, "keyframes", &keyframes) &&
+              gst_structure_get_uint64(stats, "frames", &frames));
+  gst_structure_free(stats);
+  fail_unless(keyframes >= 1 && keyframes <= 4,
+              "%" G_GUINT64_FORMAT " keyframes in %" G_GUINT64_FORMAT " frames", keyframes, frames);
   th::stop(raw);
 
   GstElement* sub = th::launch(
