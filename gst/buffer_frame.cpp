@@ -98,12 +98,6 @@ Bytes bytes_from_buffer(GstBuffer* buffer) {
   return Bytes::wrap(m->map.data, m->map.size, release_mapped, m);
 }
 
-GstBuffer* buffer_from_frame(const FrameRef& frame) {
-  const Bytes& payload = frame->payload;
-  if (payload.empty()) return gst_buffer_new();
-  return wrap(payload.data(), payload.size(), new FrameRef(frame), release_holder<FrameRef>);
-}
-
 GstBuffer* buffer_from_bytes(const Bytes& bytes) {
   if (bytes.empty()) return gst_buffer_new();
   return wrap(bytes.data(), bytes.size(), new Bytes(bytes), release_holder<Bytes>);

@@ -5,9 +5,9 @@
 //   sharing it is gone. A buffer spanning several memories is mapped merged
 //   (GStreamer copies once in that case). A buffer from a GstBufferPool is
 //   copied: the GOP cache holds frames for seconds, a pool has a few buffers.
-// * buffer_from_frame(): a new GstBuffer whose single READONLY memory wraps the
-//   frame's payload and holds a FrameRef copy until the memory is freed — the
-//   subscriber pushes the publisher's bytes.
+// * buffer_from_bytes(): a new GstBuffer whose single READONLY memory wraps the
+//   payload and holds a Bytes copy until the memory is freed — subscribers push
+//   the publisher's bytes (shared_buffer.hpp builds one such buffer per frame).
 // * meta_carrier() / copy_carried_metas(): the publisher's metas (reference
 //   timestamps such as rtspsrc's x-ntp capture time, timecodes, captions, KLV)
 //   travel with a media frame as its `info` — a TrackInfo subtype holding a
@@ -32,9 +32,6 @@ namespace arcly::gst {
 Bytes bytes_from_buffer(GstBuffer* buffer);
 
 // Transfer full. An empty payload gives an empty buffer (no memory).
-GstBuffer* buffer_from_frame(const FrameRef& frame);
-
-// Wraps any Bytes (e.g. a config payload) the same way.
 GstBuffer* buffer_from_bytes(const Bytes& bytes);
 
 // Null when `buffer` has no metas (nothing to carry).
