@@ -63,6 +63,7 @@
 #include "arcly/stream_key.hpp"
 #include "arcly_element.hpp"
 #include "engine_registry.hpp"
+#include "engine_time.hpp"
 #include "gst_ptr.hpp"
 #include "keys.hpp"
 #include "track_publisher.hpp"
@@ -113,6 +114,8 @@ struct SinkPrivate {
   gint64 last_key_unit_us = 0;              /* protected by lock: monotonic; 0 = never */
   std::uint64_t key_units_forced = 0;       /* protected by lock */
   std::uint64_t key_units_limited = 0;      /* protected by lock: requests merged by the limit */
+  // Pipeline clock -> engine time; lock-free, any streaming thread.
+  arcly::gst::ClockBridge clock_bridge;
 };
 
 }  // namespace
@@ -146,24 +149,36 @@ std::string stream_key_of(GstArclySink* self) {
   return self->priv->run.stream_key;
 }
 
-std::int64_t clock_now_or_monotonic(GstElement* element) {
-  if (GstClock* clock = gst_element_get_clock(element)) {
-    const GstClockTime now = gst_clock_get_time(clock);
-    gst_object_unref(clock);
-    return static_cast<std::int64_t>(now);
-  }
-  return g_get_monotonic_time() * 1000;
+// engine time - the pipeline clock's time (0 without a clock): see engine_time.hpp.
+std::int64_t engine_offset(GstArclySink* self) {
+  GstClock* clock = gst_element_get_clock(&self->parent);
+  if (!clock) return 0;
+  const std::int64_t offset = self->priv->clock_bridge.offset(clock);
+  gst_object_unref(clock);
+  return offset;
 }
 
-// Publisher timestamps are absolute clock times (running time + base time), so
-// subscribers can relate them to their own clock and to other cameras. `ts` may
-// lie before the segment (a DTS ahead of its PTS): negative running time.
-std::int64_t to_publisher_time(GstElement* element, const GstSegment& segment, GstClockTime ts) {
+// Now, in engine time (the running time now + base time, translated).
+std::int64_t engine_time_now(GstArclySink* self) {
+  GstClock* clock = gst_element_get_clock(&self->parent);
+  if (!clock) return arcly::gst::engine_now();
+  const std::int64_t offset = self->priv->clock_bridge.offset(clock);
+  const auto now = static_cast<std::int64_t>(gst_clock_get_time(clock));
+  gst_object_unref(clock);
+  return now + offset;
+}
+
+// Publisher timestamps are engine time (engine_time.hpp): the buffer's clock
+// time (running time + base time) translated from the pipeline's clock, so
+// subscribers relate them to their own clock and to other cameras. `ts` may lie
+// before the segment (a DTS ahead of its PTS): negative running time.
+std::int64_t to_publisher_time(GstElement* element, const GstSegment& segment, GstClockTime ts,
+                               std::int64_t offset) {
   guint64 rt = 0;
   const int sign = gst_segment_to_running_time_full(&segment, GST_FORMAT_TIME, ts, &rt);
   const auto base = static_cast<std::int64_t>(gst_element_get_base_time(element));
   const auto srt = static_cast<std::int64_t>(rt);
-  return sign >= 0 ? base + srt : base - srt;
+  return (sign >= 0 ? base + srt : base - srt) + offset;
 }
 
 void end_publish_locked(SinkPrivate* p) {
@@ -241,7 +256,7 @@ void note_config_published(GstArclySink* self, PadData* pd, const arcly::StreamH
 // (caps arrive once, a restarted publish needs them again).
 void publish_config_if_needed(GstArclySink* self, PadData* pd, const arcly::StreamHandle& stream) {
   if (!pd->publisher.has_caps() || pd->config_instance == stream->instance()) return;
-  stream->publish_frame(pd->publisher.current_config(clock_now_or_monotonic(element_of(self))));
+  stream->publish_frame(pd->publisher.current_config(engine_time_now(self)));
   pd->config_instance = stream->instance();
   note_config_published(self, pd, stream);
 }
@@ -329,6 +344,7 @@ GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer
   forward_key_unit_request(self, pad, pd, stream);
 
   std::int64_t pts = 0;
+  const std::int64_t offset = engine_offset(self);  // one for the buffer's pts and dts
   if (GST_BUFFER_PTS_IS_VALID(buffer)) {
     // Only what lies inside the segment is published; a buffer that overlaps
     // its start begins at the start (as basesink clips).
@@ -342,13 +358,13 @@ GstFlowReturn sink_chain_impl(GstArclySink* self, GstPad* pad, GstBuffer* buffer
                      static_cast<void*>(buffer));
       return GST_FLOW_OK;
     }
-    pts = to_publisher_time(element, pd->segment, clip_start);
+    pts = to_publisher_time(element, pd->segment, clip_start, offset);
   } else {
-    pts = clock_now_or_monotonic(element);  // running time now + base time
+    pts = engine_time_now(self);  // running time now + base time, translated
   }
   std::optional<std::int64_t> dts;
   if (GST_BUFFER_DTS_IS_VALID(buffer))
-    dts = to_publisher_time(element, pd->segment, GST_BUFFER_DTS(buffer));
+    dts = to_publisher_time(element, pd->segment, GST_BUFFER_DTS(buffer), offset);
   const std::int64_t duration = GST_BUFFER_DURATION_IS_VALID(buffer)
                                     ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
                                     : 0;
@@ -408,7 +424,7 @@ gboolean sink_event_impl(GstArclySink* self, GstPad* pad, GstEvent* event) {
         std::lock_guard lock(p->lock);
         stream = p->stream;
       }
-      const std::int64_t now = clock_now_or_monotonic(element_of(self));
+      const std::int64_t now = engine_time_now(self);
       arcly::MediaFrame config = pd->publisher.on_caps(caps, now);
       GST_DEBUG_OBJECT(pad, "track %u caps %" GST_PTR_FORMAT, pd->publisher.track(),
                        static_cast<void*>(caps));

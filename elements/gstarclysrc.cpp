@@ -22,10 +22,13 @@
  *
  * Timestamps are re-based onto this pipeline's running time. Every buffer carries
  * the publisher's original timestamp as a #GstReferenceTimestampMeta with caps
- * `timestamp/x-arcly-publisher` (nanoseconds of the publisher's pipeline clock:
- * running time + base time), so applications can line cameras up and measure
- * end-to-end delay. A subscriber that falls behind resumes at the newest
- * keyframe, marks DISCONT and posts an element message `arcly-lagged`
+ * `timestamp/x-arcly-publisher`: engine time, the nanoseconds of CLOCK_MONOTONIC
+ * (GStreamer's default system clock) at which the publisher's pipeline played
+ * the frame, the same meaning for arclysink and the RTSP, SRT and RTMP ingest —
+ * so applications can line cameras up and measure end-to-end delay. When this
+ * pipeline's clock drifts from the monotonic clock (an audio device's), the
+ * running time follows it (new segments), so drift never eats the latency. A subscriber that falls
+ * behind resumes at the newest keyframe, marks DISCONT and posts an element message `arcly-lagged`
  * (`stream` string, `dropped` guint64, `total-dropped` guint64).
  *
  * `stream` (or the URI's key) can change while playing: fast channel change.
@@ -148,6 +151,7 @@ class SrcHost final : public arcly::gst::SubscriberHost {
                              GST_FUNCTION, __LINE__);
   }
   GstClockTime running_time_now() override;
+  GstClock* clock() override { return gst_element_get_clock(element_); }
   // The publisher's latency is part of ours: the pipeline asks again.
   void latency_changed() override {
     gst_element_post_message(element_, gst_message_new_latency(GST_OBJECT(element_)));
@@ -393,7 +397,9 @@ GstStructure* make_stats(GstArclySrc* self) {
       static_cast<guint64>(s.lag_ns.load()), "lag-resyncs", G_TYPE_UINT64,
       static_cast<guint64>(s.lag_resyncs.load()), "upstream-latency", G_TYPE_INT64,
       static_cast<gint64>(s.upstream_latency_ns.load()), "key-unit-requests", G_TYPE_UINT64,
-      static_cast<guint64>(s.key_unit_requests.load()), nullptr);
+      static_cast<guint64>(s.key_unit_requests.load()), "clock-drift", G_TYPE_INT64,
+      static_cast<gint64>(s.clock_drift_ns.load()), "clock-corrections", G_TYPE_UINT64,
+      static_cast<guint64>(s.clock_corrections.load()), nullptr);
 }
 
 void set_playing(SrcPrivate* p, bool playing) {
@@ -719,7 +725,9 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
           "Subscriber statistics: frames, bytes, keyframes, dropped (frames skipped after "
           "lagging), lag-events, publishers (publish instances followed), lag (ns behind the "
           "publisher's newest frame), lag-resyncs (max-lag), upstream-latency (ns, the "
-          "publisher's; -1 unknown), key-unit-requests (force-key-unit events received)",
+          "publisher's; -1 unknown), key-unit-requests (force-key-unit events received), "
+          "clock-drift (ns the running time was moved to follow the pipeline clock's drift "
+          "from the monotonic clock), clock-corrections (how many times)",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_arcly_src_change_state);

@@ -26,6 +26,8 @@ void SubscriberStats::reset() {
   lag_ns = 0;
   upstream_latency_ns = -1;
   key_unit_requests = 0;
+  clock_drift_ns = 0;
+  clock_corrections = 0;
 }
 
 namespace {
@@ -262,6 +264,9 @@ void SubscriberDriver::start_timeline(const MediaFrame& first, bool from_cache) 
   GstClockTime base = host_.running_time_now();
   if (restart_) base = std::max(base, max_rt_ + 1);
   timeline_.start(anchor, edge, base);
+  timeline_offset_ = clock_offset();
+  next_drift_check_ = anchor + kDriftCheck;
+  stats_.clock_drift_ns.store(0, std::memory_order_relaxed);
   max_out_ = 0;  // output pts are this publisher's (shared timestamps) from here on
   for (auto& [track, out] : tracks_) out->restart();
   GST_INFO_OBJECT(
@@ -314,6 +319,7 @@ GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
     return GST_FLOW_OK;
   }
   TrackOutput& out = *it->second;
+  follow_clock_drift(f.pts);
   if (discont) out.mark_discont();
   const TrackOutput::Pushed pushed = out.push(frame, timeline_, live_edge_timeline_);
   if (!GST_CLOCK_TIME_IS_VALID(pushed.pts)) return GST_FLOW_OK;
@@ -331,6 +337,35 @@ GstFlowReturn SubscriberDriver::on_media(const FrameRef& frame, bool discont) {
   else
     max_rt_ = std::max(max_rt_, timeline_.base());
   return gst_flow_combiner_update_pad_flow(combiner_, out.pad(), pushed.flow);
+}
+
+// The pipeline clock's offset from engine time now (0 without a clock).
+std::int64_t SubscriberDriver::clock_offset() {
+  GstClock* clock = host_.clock();
+  if (!clock) return timeline_offset_;
+  const std::int64_t offset = clock_bridge_.offset(clock);
+  gst_object_unref(clock);
+  return offset;
+}
+
+// Every kDriftCheck of stream time: where the pipeline clock drifted from
+// engine time since the timeline started, the running time follows it.
+void SubscriberDriver::follow_clock_drift(std::int64_t pts) {
+  if (pts < next_drift_check_) return;
+  next_drift_check_ = pts + kDriftCheck;
+  // A frame at engine time e plays at clock time e - offset (+ a constant): an
+  // offset that grew by d wants every running time d earlier.
+  const std::int64_t shift = timeline_offset_ - clock_offset();
+  const std::int64_t delta = shift - timeline_.shift();
+  if (delta == 0) return;
+  GST_DEBUG_OBJECT(host_.log_object(),
+                   "the clock drifted from engine time: running time moved %" G_GINT64_FORMAT
+                   " ns (%" G_GINT64_FORMAT " ns in all)",
+                   delta, shift);
+  timeline_.set_shift(shift);
+  for (auto& [track, out] : tracks_) out->shift_running_time(delta);
+  stats_.clock_drift_ns.store(shift, std::memory_order_relaxed);
+  stats_.clock_corrections.fetch_add(1, std::memory_order_relaxed);
 }
 
 // A live frame just read: records the lag behind the publisher's newest frame

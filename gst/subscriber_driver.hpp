@@ -46,6 +46,16 @@
 // DISCONT, running time continuing); element message `arcly-max-lag`.
 // SubscriberStats::lag_ns holds the current lag.
 //
+// Clocks: publisher timestamps are engine time (engine_time.hpp), the
+// monotonic clock; the subscriber plays them on its pipeline's clock. When that
+// clock drifts from engine time (an audio device's, one slaved to the network),
+// the mapping follows it: every kDriftCheck of stream time the driver reads the
+// clock's offset from engine time (a ClockBridge) and, when it moved since the
+// timeline started, moves the running time by as much: a new SEGMENT on every
+// pad, shifted as gst_pad_set_offset() would (steps of about a millisecond;
+// none at all on the default system clock). So a 50 ppm clock never eats the latency, however
+// long the stream runs. SubscriberStats::clock_drift_ns holds the shift.
+//
 // Towards the publisher: request_key_unit() asks the followed publisher for a
 // keyframe (a counter on the Stream it polls); the publisher's upstream latency
 // (Stream::upstream_latency) is mirrored in SubscriberStats and the host told
@@ -78,6 +88,7 @@
 #include "arcly/stream_key.hpp"
 #include "arcly/subscription.hpp"
 #include "engine_registry.hpp"
+#include "engine_time.hpp"
 #include "timeline.hpp"
 #include "track_output.hpp"
 
@@ -114,6 +125,10 @@ struct SubscriberStats {
   // The followed publisher's upstream latency (ns), -1 before one is known.
   std::atomic<std::int64_t> upstream_latency_ns{-1};
   std::atomic<std::uint64_t> key_unit_requests{0};  // by the host, from downstream
+  // How far the running time was moved to follow the pipeline clock's drift
+  // from engine time (ns, current timeline), and how many times.
+  std::atomic<std::int64_t> clock_drift_ns{0};
+  std::atomic<std::uint64_t> clock_corrections{0};
   void reset();
 };
 
@@ -137,6 +152,8 @@ class SubscriberHost {
   virtual void post_warning(GQuark domain, gint code, const std::string& text,
                             const std::string& debug) = 0;
   virtual GstClockTime running_time_now() = 0;
+  // The pipeline's clock (a reference), or null before there is one.
+  virtual GstClock* clock() { return nullptr; }
   // The publisher's upstream latency (SubscriberStats::upstream_latency_ns)
   // changed: the host re-announces its latency (a LATENCY message).
   virtual void latency_changed() {}
@@ -205,6 +222,9 @@ class SubscriberDriver {
   void resync_at_newest_keyframe(std::uint64_t lag_ns);
   void note_upstream_latency();
   void set_current_stream(StreamHandle stream);
+  std::int64_t clock_offset();
+  void follow_clock_drift(std::int64_t pts);
+  static constexpr std::int64_t kDriftCheck = 250 * GST_MSECOND;
 
   SubscriberSettings settings_;  // stream_key changes on a switch (streaming thread)
   SubscriberHost& host_;
@@ -247,8 +267,11 @@ class SubscriberDriver {
   std::map<MediaKind, guint> pad_counts_;
   GstFlowCombiner* combiner_;
   bool no_more_pads_ = false;
-  GstClockTime max_out_ = 0;  // highest output pts on the current timeline
-  GstClockTime max_rt_ = 0;   // highest running time so far
+  GstClockTime max_out_ = 0;           // highest output pts on the current timeline
+  GstClockTime max_rt_ = 0;            // highest running time so far
+  ClockBridge clock_bridge_;           // the pipeline clock against engine time
+  std::int64_t timeline_offset_ = 0;   // clock_bridge_'s offset when the timeline started
+  std::int64_t next_drift_check_ = 0;  // publisher ts
 };
 
 }  // namespace arcly::gst

@@ -44,14 +44,25 @@ class Timeline {
     anchor_ = anchor;
     edge_ = std::max(edge, anchor);
     base_ = base;
+    shift_ = 0;
     started_ = true;
   }
   bool started() const { return started_; }
+  // Moves the running time of everything from here on by `shift` ns in all
+  // since start() (following a drifting clock); segments made after it carry
+  // it (gst_segment_offset_running_time: the base, or the segment's offset
+  // where the base is too small for a negative shift).
+  void set_shift(std::int64_t shift) { shift_ = shift; }
+  std::int64_t shift() const { return shift_; }
   void reset() { started_ = false; }
 
   std::int64_t anchor() const { return anchor_; }
   std::int64_t edge() const { return edge_; }
-  GstClockTime base() const { return base_; }
+  // The running time of the edge (the anchor without live edge), shift included.
+  GstClockTime base() const {
+    const std::int64_t b = static_cast<std::int64_t>(base_) + shift_;
+    return b > 0 ? static_cast<GstClockTime>(b) : 0;
+  }
 
   // Whether a frame at publisher ts `ts` is sent at all (not far before the anchor).
   bool sends(std::int64_t ts) const {
@@ -71,6 +82,7 @@ class Timeline {
     s.position = start;
     s.time = from >= anchor_ ? static_cast<GstClockTime>(from - anchor_) : 0;  // 0 at the anchor
     s.base = base_;
+    if (shift_ != 0) gst_segment_offset_running_time(&s, GST_FORMAT_TIME, shift_);
     return s;
   }
 
@@ -78,6 +90,7 @@ class Timeline {
   std::int64_t anchor_ = 0;
   std::int64_t edge_ = 0;
   GstClockTime base_ = 0;
+  std::int64_t shift_ = 0;
   bool started_ = false;
 };
 

@@ -150,6 +150,12 @@ void TrackOutput::push_segment(const GstSegment& segment) {
   gst_pad_push_event(pad_, gst_event_new_segment(&segment));
 }
 
+void TrackOutput::shift_running_time(std::int64_t delta) {
+  if (ended_ || !have_segment_ || first_after_start_) return;
+  GstSegment segment = segment_;
+  if (gst_segment_offset_running_time(&segment, GST_FORMAT_TIME, delta)) push_segment(segment);
+}
+
 void TrackOutput::push_gap(GstClockTime pts, GstClockTime duration) {
   if (ended_ || !have_segment_ || first_after_start_) return;
   gst_pad_push_event(pad_, gst_event_new_gap(pts, duration));

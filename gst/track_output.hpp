@@ -66,6 +66,10 @@ class TrackOutput {
 
   // A new timeline starts: segment(s) and DISCONT before the next buffer.
   void restart();
+  // The timeline's running time moved by `delta` ns (a drifting clock): the
+  // current segment again, shifted, if this track has one of the current
+  // timeline.
+  void shift_running_time(std::int64_t delta);
   // The next buffer follows a gap (lag, skipped frames): DISCONT.
   void mark_discont() { discont_ = true; }
 

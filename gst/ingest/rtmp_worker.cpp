@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <optional>
 #include <variant>
 
 #include "arcly/error.hpp"
@@ -53,10 +55,25 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// RTMP timestamps are 32-bit milliseconds; extends them across the wrap.
+// RTMP timestamps are 32-bit milliseconds; extended across the wrap.
 class Timestamps {
  public:
+  // Engine time (gst/engine_time.hpp) of an RTMP timestamp: the sender's
+  // timeline (32-bit ms, wrapping) placed on the monotonic clock at its first
+  // frame, the sender's spacing from there.
   std::int64_t ns(std::uint32_t ms) {
+    const std::int64_t rel = relative_ns(ms);
+    if (!origin_) {
+      origin_ =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+              .count() -
+          rel;
+    }
+    return *origin_ + rel;
+  }
+
+ private:
+  std::int64_t relative_ns(std::uint32_t ms) {
     if (have_ && ms < last_ && last_ - ms > 0x80000000u) base_ += std::int64_t{1} << 32;
     if (have_ && ms > last_ && ms - last_ > 0x80000000u && base_ > 0) {
       return (base_ - (std::int64_t{1} << 32) + ms) * 1'000'000;  // a late one from before the wrap
@@ -66,10 +83,10 @@ class Timestamps {
     return (base_ + ms) * 1'000'000;
   }
 
- private:
   bool have_ = false;
   std::uint32_t last_ = 0;
   std::int64_t base_ = 0;
+  std::optional<std::int64_t> origin_;
 };
 
 GstBuffer* buffer_of(std::span<const std::uint8_t> bytes) {

@@ -10,7 +10,8 @@ RtspWorker::RtspWorker(WorkerSettings settings, RtspSettings rtsp)
     throw Error(Errc::InvalidArgument,
                 "url '" + url_.redacted() + "': expected an rtsp:// or rtsps:// URL");
   }
-  if (url_.host.empty()) throw Error(Errc::InvalidArgument, "url '" + url_.redacted() + "': no host");
+  if (url_.host.empty())
+    throw Error(Errc::InvalidArgument, "url '" + url_.redacted() + "': no host");
   if (rtsp_.transport != "tcp" && rtsp_.transport != "udp" && rtsp_.transport != "auto") {
     throw Error(Errc::InvalidArgument,
                 "transport '" + rtsp_.transport + "': expected tcp, udp or auto");
@@ -23,7 +24,8 @@ RtspWorker::RtspWorker(WorkerSettings settings, RtspSettings rtsp)
 GstElement* RtspWorker::make_source() {
   GstElement* src = gst_element_factory_make("rtspsrc", nullptr);
   if (!src) {
-    throw Error(Errc::InvalidArgument, "the rtspsrc element is missing (gstreamer1.0-plugins-good)");
+    throw Error(Errc::InvalidArgument,
+                "the rtspsrc element is missing (gstreamer1.0-plugins-good)");
   }
   const std::string location = url_.without_credentials();
   g_object_set(src, "location", location.c_str(), "latency", rtsp_.latency_ms, nullptr);

@@ -424,6 +424,11 @@ void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
   const std::int64_t out_pts = *pts + ts_offset_;
   std::optional<std::int64_t> out_dts;
   if (dts) out_dts = *dts + ts_offset_;
+  // Published in engine time (gst/engine_time.hpp): the session's timeline
+  // placed at the monotonic time of its running time zero.
+  const std::int64_t engine_pts = out_pts + session_origin_ns_;
+  std::optional<std::int64_t> engine_dts;
+  if (out_dts) engine_dts = *out_dts + session_origin_ns_;
   const std::int64_t duration = GST_BUFFER_DURATION_IS_VALID(buffer)
                                     ? static_cast<std::int64_t>(GST_BUFFER_DURATION(buffer))
                                     : 0;
@@ -439,7 +444,7 @@ void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
   }
   if (caps_changed) {
     gst_caps_replace(&track.last_caps, caps);
-    frames.push_back(track.publisher->on_caps(caps, out_pts));
+    frames.push_back(track.publisher->on_caps(caps, engine_pts));
   }
   // A buffer of parameter sets alone (e.g. from rtph264depay before a keyframe)
   // is not a frame: its content reaches subscribers through the track's config
@@ -454,7 +459,7 @@ void SourceWorker::on_media(Track& track, GstBuffer* buffer) {
     }
   }
   try {
-    for (auto& f : track.publisher->on_buffer(buffer, out_pts, out_dts, duration)) {
+    for (auto& f : track.publisher->on_buffer(buffer, engine_pts, engine_dts, duration)) {
       if (header_only && !f.is_config()) continue;
       frames.push_back(std::move(f));
     }

@@ -7,6 +7,8 @@
 #include <gst/pbutils/pbutils.h>
 #include <gst/video/video.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -1101,6 +1103,152 @@ GST_START_TEST(test_persist_publisher_lost_and_regained_messages) {
 }
 GST_END_TEST;
 
+// --- Clocks: publisher timestamps are engine time, the subscriber follows its
+// own clock's drift from it (gst/engine_time.hpp, subscriber_driver.hpp).
+
+// A GstSystemClock running num/denom times as fast as the monotonic clock: a
+// stand-in for an audio device's clock, exaggerated so minutes of real drift
+// happen in seconds.
+namespace {
+
+GstClock* drifting_clock(guint64 num, guint64 denom) {
+  auto* clock = GST_CLOCK(
+      g_object_new(GST_TYPE_SYSTEM_CLOCK, "clock-type", GST_CLOCK_TYPE_MONOTONIC, nullptr));
+  gst_object_ref_sink(clock);
+  const GstClockTime now = gst_clock_get_internal_time(clock);
+  gst_clock_set_calibration(clock, now, now, num, denom);
+  return clock;
+}
+
+// Per buffer reaching the sink: its running time minus the sink pipeline's
+// running time now. Constant while the subscriber's running time keeps pace
+// with its clock; a drift the subscriber does not follow makes it grow or
+// shrink by the drift.
+struct Headroom {
+  GMutex mutex;
+  GCond cond;
+  GstSegment segment;
+  GstElement* sink = nullptr;
+  std::vector<gint64> samples;
+};
+
+GstPadProbeReturn headroom_probe(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* h = static_cast<Headroom*>(data);
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+    GstEvent* e = GST_PAD_PROBE_INFO_EVENT(info);
+    if (GST_EVENT_TYPE(e) == GST_EVENT_SEGMENT) gst_event_copy_segment(e, &h->segment);
+    return GST_PAD_PROBE_OK;
+  }
+  GstBuffer* b = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DECODE_ONLY)) return GST_PAD_PROBE_OK;
+  GstClock* clock = gst_element_get_clock(h->sink);
+  if (!clock) return GST_PAD_PROBE_OK;
+  const auto now =
+      static_cast<gint64>(gst_clock_get_time(clock) - gst_element_get_base_time(h->sink));
+  gst_object_unref(clock);
+  const auto rt = static_cast<gint64>(
+      gst_segment_to_running_time(&h->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(b)));
+  g_mutex_lock(&h->mutex);
+  h->samples.push_back(rt - now);
+  g_cond_signal(&h->cond);
+  g_mutex_unlock(&h->mutex);
+  return GST_PAD_PROBE_OK;
+}
+
+struct DriftRun {
+  gint64 early = 0;  // best headroom over frames 10..39 (ns)
+  gint64 late = 0;   // best headroom over the last 30 frames
+  guint64 corrections = 0;
+};
+
+// A 30 fps live publisher on `pub_clock` and a subscriber on `sub_clock` (null:
+// the default system clock), measured over 150 frames (5 s of stream).
+DriftRun run_with_clocks(const char* key, GstClock* pub_clock, GstClock* sub_clock) {
+  constexpr std::size_t kFrames = 150;
+  GstElement* pub =
+      th::launch(std::string("videotestsrc is-live=true pattern=black ! "
+                             "video/x-raw,width=16,height=16,framerate=30/1 ! arclysink stream=") +
+                 key);
+  if (pub_clock) gst_pipeline_use_clock(GST_PIPELINE(pub), pub_clock);
+  th::play(pub);
+  GstElement* sub = th::launch(std::string("arclysrc name=s stream=") + key +
+                               " ! fakesink name=fs sync=false async=false");
+  if (sub_clock) gst_pipeline_use_clock(GST_PIPELINE(sub), sub_clock);
+  Headroom h;
+  g_mutex_init(&h.mutex);
+  g_cond_init(&h.cond);
+  gst_segment_init(&h.segment, GST_FORMAT_TIME);
+  h.sink = th::by_name(sub, "fs");
+  GstPad* pad = gst_element_get_static_pad(h.sink, "sink");
+  gst_pad_add_probe(
+      pad,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      headroom_probe, &h, nullptr);
+  gst_object_unref(pad);
+  th::play(sub);
+
+  const gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+  g_mutex_lock(&h.mutex);
+  while (h.samples.size() < kFrames)
+    if (!g_cond_wait_until(&h.cond, &h.mutex, deadline)) break;
+  std::vector<gint64> samples = h.samples;
+  g_mutex_unlock(&h.mutex);
+  fail_unless(samples.size() >= kFrames, "only %zu frames arrived", samples.size());
+
+  DriftRun r;
+  r.early = *std::max_element(samples.begin() + 10, samples.begin() + 40);
+  r.late = *std::max_element(samples.end() - 30, samples.end());
+  GstStructure* st = nullptr;
+  g_object_get(th::by_name(sub, "s"), "stats", &st, nullptr);
+  gst_structure_get_uint64(st, "clock-corrections", &r.corrections);
+  gst_structure_free(st);
+  th::assert_no_error(sub);
+  th::assert_no_error(pub);
+  th::stop(sub);
+  th::stop(pub);
+  g_mutex_clear(&h.mutex);
+  g_cond_clear(&h.cond);
+  return r;
+}
+
+// 2 % is 66 ms over these 150 frames: twice the default latency.
+constexpr gint64 kDriftBound = 15 * GST_MSECOND;
+
+}  // namespace
+
+// The publisher's clock runs 2 % fast (its camera's frames come 2 % more
+// often): its timestamps are translated to engine time, so a subscriber on the
+// system clock keeps a constant distance to live — and, on that clock, never
+// moves its running time.
+GST_START_TEST(test_publisher_clock_drift_is_translated_to_engine_time) {
+  GstClock* fast = drifting_clock(102, 100);
+  const DriftRun r = run_with_clocks("live/drift-pub", fast, nullptr);
+  gst_object_unref(fast);
+  GST_INFO("publisher drift: headroom %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT " ns", r.early,
+           r.late);
+  fail_unless(std::abs(r.late - r.early) < kDriftBound,
+              "headroom moved from %.1f to %.1f ms: the publisher's drift reached the subscriber",
+              static_cast<double>(r.early) / 1e6, static_cast<double>(r.late) / 1e6);
+  fail_unless_equals_uint64(r.corrections, 0);
+}
+GST_END_TEST;
+
+// The subscriber's clock runs 2 % fast or slow: the running time follows it,
+// so buffers neither fall late (eating the latency) nor pile up early.
+GST_START_TEST(test_subscriber_follows_its_clock_drift) {
+  for (const guint64 num : {102, 98}) {
+    GstClock* drifting = drifting_clock(num, 100);
+    const DriftRun r =
+        run_with_clocks(num > 100 ? "live/drift-fast" : "live/drift-slow", nullptr, drifting);
+    gst_object_unref(drifting);
+    fail_unless(std::abs(r.late - r.early) < kDriftBound,
+                "clock at %" G_GUINT64_FORMAT " %%: headroom moved from %.1f to %.1f ms", num,
+                static_cast<double>(r.early) / 1e6, static_cast<double>(r.late) / 1e6);
+    fail_unless(r.corrections > 0, "clock at %" G_GUINT64_FORMAT " %%: no correction", num);
+  }
+}
+GST_END_TEST;
+
 static Suite* arcly_pipelines_suite() {
   Suite* s = suite_create("arcly-pipelines");
   TCase* tc = tcase_create("general");
@@ -1127,6 +1275,8 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_force_key_unit_reaches_encoder);
   tcase_add_test(tc, test_latency_includes_publisher_upstream);
   tcase_add_test(tc, test_persist_publisher_lost_and_regained_messages);
+  tcase_add_test(tc, test_publisher_clock_drift_is_translated_to_engine_time);
+  tcase_add_test(tc, test_subscriber_follows_its_clock_drift);
   return s;
 }
 

@@ -11,15 +11,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "../engine/check_main.hpp"
 #include <gst/gst.h>
+#include "../engine/check_main.hpp"
 
 extern char** environ;
 
@@ -52,7 +54,8 @@ class Process {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    if (!stdin_path.empty()) posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
+    if (!stdin_path.empty())
+      posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -61,7 +64,8 @@ class Process {
     close(out[1]);
     out_ = fdopen(out[0], "r");
   }
-  Process(Process&& o) noexcept : pid_(std::exchange(o.pid_, -1)), out_(std::exchange(o.out_, nullptr)) {}
+  Process(Process&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)), out_(std::exchange(o.out_, nullptr)) {}
   Process& operator=(Process&& o) noexcept {
     stop();
     pid_ = std::exchange(o.pid_, -1);
@@ -124,6 +128,18 @@ struct Seen {
   int configs = 0;
   int disconts = 0;
   bool closed = false;
+  // The media frames' age: the monotonic clock now minus their pts. Publisher
+  // timestamps are engine time (gst/engine_time.hpp), so this is how long ago
+  // the ingest pipeline played them: seconds at most, whoever publishes.
+  std::int64_t min_age_ns = INT64_MAX;
+  std::int64_t max_age_ns = INT64_MIN;
+  // Fails unless every frame's age was within `bound`.
+  void assert_engine_time(std::chrono::seconds bound = 10s) const {
+    const std::int64_t b = std::chrono::nanoseconds(bound).count();
+    ck_assert_msg(min_age_ns > -b && max_age_ns < b,
+                  "publisher timestamps are not engine time: frame ages %.3f .. %.3f s",
+                  static_cast<double>(min_age_ns) / 1e9, static_cast<double>(max_age_ns) / 1e9);
+  }
 };
 
 // Reads from `sub` until `want_video` video frames (and `want_audio` audio
@@ -147,6 +163,12 @@ inline Seen read_frames(arcly::Subscription& sub, int want_video, int want_audio
       ++seen.configs;
     } else {
       if (f.is_discont()) ++seen.disconts;
+      const std::int64_t age = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count() -
+                               f.pts;
+      seen.min_age_ns = std::min(seen.min_age_ns, age);
+      seen.max_age_ns = std::max(seen.max_age_ns, age);
       if (f.kind == arcly::MediaKind::Video) ++seen.video;
       if (f.kind == arcly::MediaKind::Audio) ++seen.audio;
     }

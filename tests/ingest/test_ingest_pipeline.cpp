@@ -45,15 +45,19 @@ START_TEST(a_launch_description_becomes_a_stream) {
   auto seen = read_frames(sub, 20);
   ck_assert_int_ge(seen.video, 20);
   ck_assert_int_ge(seen.configs, 1);
+  seen.assert_engine_time();
   ck_assert(stream->cached_configs().at(0)->info->description.find("video/x-h264") == 0);
 }
 END_TEST
 
 START_TEST(a_file_with_audio_and_video_is_demuxed_parsed_and_replayed_after_eos) {
   const std::string mp4 = "/tmp/arcly-pipeline-" + std::to_string(getpid()) + ".mp4";
-  Process ff({"ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-              "testsrc=size=160x120:rate=30", "-f", "lavfi", "-i", "sine", "-t", "2", "-c:v",
-              "libx264", "-preset", "ultrafast", "-g", "15", "-c:a", "aac", mp4});
+  Process ff({"ffmpeg",  "-loglevel", "error", "-y",
+              "-f",      "lavfi",     "-i",    "testsrc=size=160x120:rate=30",
+              "-f",      "lavfi",     "-i",    "sine",
+              "-t",      "2",         "-c:v",  "libx264",
+              "-preset", "ultrafast", "-g",    "15",
+              "-c:a",    "aac",       mp4});
   ck_assert_int_eq(ff.wait(), 0);
   auto engine = arcly::Engine::builder().accept_any_application().build();
   auto worker = std::make_shared<PipelineWorker>(settings_for("vod/file"),
@@ -75,8 +79,8 @@ END_TEST
 
 START_TEST(a_bad_description_is_reported_and_retried_not_fatal) {
   auto engine = arcly::Engine::builder().accept_any_application().build();
-  auto worker = std::make_shared<PipelineWorker>(settings_for("live/bad"),
-                                                 "nosuchelement ! x264enc");
+  auto worker =
+      std::make_shared<PipelineWorker>(settings_for("live/bad"), "nosuchelement ! x264enc");
   std::jthread t([&](std::stop_token stop) { worker->serve(arcly::IngestContext(engine), stop); });
   ck_assert(worker->wait_for([](const WorkerStats& s) { return s.attempts >= 2; }, 20s));
   auto s = worker->stats();
@@ -107,8 +111,9 @@ START_TEST(serve_stops_every_worker_in_every_state_without_leaking_threads_or_fd
     auto dead = settings_for("live/dead");
     dead.backoff_initial = 60000ms;  // stays retrying
     std::vector<std::shared_ptr<arcly::InboundProtocol>> workers{
-        std::make_shared<RtspWorker>(settings_for("live/cam"),
-                                     RtspSettings{"rtsp://127.0.0.1:" + std::to_string(port) + "/cam"}),
+        std::make_shared<RtspWorker>(
+            settings_for("live/cam"),
+            RtspSettings{"rtsp://127.0.0.1:" + std::to_string(port) + "/cam"}),
         std::make_shared<RtspWorker>(dead, RtspSettings{"rtsp://127.0.0.1:1/nothing"}),
         std::make_shared<PipelineWorker>(
             settings_for("live/synthetic"),
@@ -118,8 +123,9 @@ START_TEST(serve_stops_every_worker_in_every_state_without_leaking_threads_or_fd
     std::jthread serve([&] { engine->serve(workers, stop.get_token()); });
     engine->wait_for_stream(StreamKey::parse("live/cam"), 20000ms);
     engine->wait_for_stream(StreamKey::parse("live/synthetic"), 20000ms);
-    ck_assert(std::static_pointer_cast<SourceWorker>(workers[1])->wait_for(
-        [](const WorkerStats& s) { return s.state == WorkerState::Retrying; }, 20s));
+    ck_assert(
+        std::static_pointer_cast<SourceWorker>(workers[1])
+            ->wait_for([](const WorkerStats& s) { return s.state == WorkerState::Retrying; }, 20s));
     const auto t0 = std::chrono::steady_clock::now();
     stop.request_stop();
     serve.join();
@@ -141,11 +147,12 @@ END_TEST
 
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
-  return testing::run_suite("ingest-pipeline",
-                            {a_launch_description_becomes_a_stream,
-                             a_file_with_audio_and_video_is_demuxed_parsed_and_replayed_after_eos,
-                             a_bad_description_is_reported_and_retried_not_fatal,
-                             a_second_publisher_of_the_key_is_refused_while_the_worker_holds_it,
-                             serve_stops_every_worker_in_every_state_without_leaking_threads_or_fds},
-                            300);
+  return testing::run_suite(
+      "ingest-pipeline",
+      {a_launch_description_becomes_a_stream,
+       a_file_with_audio_and_video_is_demuxed_parsed_and_replayed_after_eos,
+       a_bad_description_is_reported_and_retried_not_fatal,
+       a_second_publisher_of_the_key_is_refused_while_the_worker_holds_it,
+       serve_stops_every_worker_in_every_state_without_leaking_threads_or_fds},
+      300);
 }

@@ -89,6 +89,7 @@ START_TEST(ffmpeg_publishes_and_an_arclysrc_subscriber_decodes) {
   auto seen = read_frames(sub, 30, 20);
   ck_assert_msg(seen.video >= 30 && seen.audio >= 20, "%d video, %d audio", seen.video, seen.audio);
   ck_assert_int_ge(seen.configs, 2);  // H.264 (avcC) and AAC (AudioSpecificConfig)
+  seen.assert_engine_time();
 
   GError* err = nullptr;
   GstElement* p = gst_parse_launch(

@@ -71,6 +71,7 @@ START_TEST(frames_reach_a_subscriber_over_tcp_and_udp_with_audio) {
     ck_assert_msg(seen.video >= 20 && seen.audio >= 10, "%s: %d video, %d audio frames", transport,
                   seen.video, seen.audio);
     ck_assert_int_ge(seen.configs, 2);  // one per track, first
+    seen.assert_engine_time();
     auto stats = run.worker->stats();
     ck_assert(stats.state == WorkerState::Live);
     ck_assert_text(stats.key->str(), "live/cam");

@@ -29,11 +29,10 @@ struct Listener {
     s.uri = "srt://:" + std::to_string(port);
     s.listener = true;
     worker = std::make_shared<SrtWorker>(w, s);
-    thread = std::jthread([this](std::stop_token stop) {
-      worker->serve(arcly::IngestContext(engine), stop);
-    });
-    ck_assert(worker->wait_for([](const WorkerStats& st) { return st.state == WorkerState::Listening; },
-                               10s));
+    thread = std::jthread(
+        [this](std::stop_token stop) { worker->serve(arcly::IngestContext(engine), stop); });
+    ck_assert(worker->wait_for(
+        [](const WorkerStats& st) { return st.state == WorkerState::Listening; }, 10s));
   }
   ~Listener() {
     thread.request_stop();
@@ -80,9 +79,12 @@ class Caller {
 
 std::string make_ts_file() {
   const std::string path = "/tmp/arcly-srt-test-" + std::to_string(getpid()) + ".ts";
-  Process ff({"ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-              "testsrc=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "6",
-              "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac", "-f", "mpegts",
+  Process ff({"ffmpeg",  "-loglevel", "error", "-y",
+              "-f",      "lavfi",     "-i",    "testsrc=size=320x240:rate=30",
+              "-f",      "lavfi",     "-i",    "sine=frequency=440",
+              "-t",      "6",         "-c:v",  "libx264",
+              "-preset", "ultrafast", "-g",    "30",
+              "-c:a",    "aac",       "-f",    "mpegts",
               path});
   ck_assert_int_eq(ff.wait(), 0);
   return path;
@@ -98,6 +100,7 @@ START_TEST(an_srtsink_caller_publishes_audio_and_video_under_its_streamid) {
   auto seen = read_frames(sub, 20, 10);
   ck_assert_msg(seen.video >= 20 && seen.audio >= 10, "%d video, %d audio", seen.video, seen.audio);
   ck_assert_int_ge(seen.configs, 2);
+  seen.assert_engine_time();
 }
 END_TEST
 
@@ -110,8 +113,8 @@ START_TEST(callers_publish_one_after_another_on_one_port) {
     ck_assert_int_ge(read_frames(sub, 10).video, 10);
   }  // the first caller hangs up
   // One caller per socket: the next one is accepted once srtsrc has seen this one go.
-  ck_assert(l.worker->wait_for([](const WorkerStats& st) { return st.state == WorkerState::Listening; },
-                               20s));
+  ck_assert(l.worker->wait_for(
+      [](const WorkerStats& st) { return st.state == WorkerState::Listening; }, 20s));
   Caller second(l.port, "#!::r=live/two,m=publish");
   auto stream = l.engine->wait_for_stream(StreamKey::parse("live/two"), 20000ms);
   auto sub = stream->subscribe();
@@ -122,10 +125,32 @@ END_TEST
 
 START_TEST(ffmpeg_publishes_as_an_external_caller) {
   Listener l;
-  Process ff({"ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-              "testsrc=size=320x240:rate=30", "-f", "lavfi", "-i", "sine", "-t", "20", "-c:v",
-              "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac", "-f", "mpegts",
-              "-srt_streamid", "#!::r=live/ff,m=publish",
+  Process ff({"ffmpeg",
+              "-loglevel",
+              "error",
+              "-re",
+              "-f",
+              "lavfi",
+              "-i",
+              "testsrc=size=320x240:rate=30",
+              "-f",
+              "lavfi",
+              "-i",
+              "sine",
+              "-t",
+              "20",
+              "-c:v",
+              "libx264",
+              "-preset",
+              "ultrafast",
+              "-g",
+              "30",
+              "-c:a",
+              "aac",
+              "-f",
+              "mpegts",
+              "-srt_streamid",
+              "#!::r=live/ff,m=publish",
               "srt://127.0.0.1:" + std::to_string(l.port)});
   auto stream = l.engine->wait_for_stream(StreamKey::parse("live/ff"), 20000ms);
   auto sub = stream->subscribe();
@@ -139,8 +164,10 @@ START_TEST(srt_live_transmit_publishes_a_recording) {
   Listener l;
   // srt-live-transmit reads stdin with poll(): feed it through a pipe, paced like live.
   Process slt({"sh", "-c",
-               "ffmpeg -loglevel error -re -i " + ts + " -c copy -f mpegts - | srt-live-transmit -q "
-               "file://con 'srt://127.0.0.1:" + std::to_string(l.port) + "?streamid=live/slt'"});
+               "ffmpeg -loglevel error -re -i " + ts +
+                   " -c copy -f mpegts - | srt-live-transmit -q "
+                   "file://con 'srt://127.0.0.1:" +
+                   std::to_string(l.port) + "?streamid=live/slt'"});
   auto stream = l.engine->wait_for_stream(StreamKey::parse("live/slt"), 20000ms);
   auto sub = stream->subscribe({arcly::StartAt::Keyframe, {}, false});
   auto seen = read_frames(sub, 1, 0, 20s);
@@ -167,9 +194,9 @@ START_TEST(bad_callers_are_rejected_before_any_media) {
   for (const auto& c : cases) {
     Caller caller(l.port, c.streamid);
     ++expected;
-    ck_assert_msg(l.worker->wait_for([&](const WorkerStats& st) { return st.rejected >= expected; },
-                                     15s),
-                  "%s was not rejected", c.streamid);
+    ck_assert_msg(
+        l.worker->wait_for([&](const WorkerStats& st) { return st.rejected >= expected; }, 15s),
+        "%s was not rejected", c.streamid);
     const auto why = l.worker->stats().last_rejection;
     ck_assert_msg(why.find(c.reason) != std::string::npos, "%s: %s", c.streamid, why.c_str());
     ck_assert(caller.failed_within(10s));
@@ -250,8 +277,8 @@ START_TEST(caller_mode_pulls_from_a_remote_listener_and_reconnects) {
   auto sub = stream->subscribe({arcly::StartAt::Now, {}, true});
   ck_assert_int_ge(read_frames(sub, 10).video, 10);
   listener.stop();
-  ck_assert(worker->wait_for([](const WorkerStats& st) { return st.state == WorkerState::Retrying; },
-                             20s));
+  ck_assert(worker->wait_for(
+      [](const WorkerStats& st) { return st.state == WorkerState::Retrying; }, 20s));
   listener = remote();
   auto seen = read_frames(sub, 10);
   ck_assert(!seen.closed);
@@ -265,14 +292,13 @@ END_TEST
 
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
-  return testing::run_suite("ingest-srt",
-                            {an_srtsink_caller_publishes_audio_and_video_under_its_streamid,
-                             callers_publish_one_after_another_on_one_port,
-                             ffmpeg_publishes_as_an_external_caller,
-                             srt_live_transmit_publishes_a_recording,
-                             bad_callers_are_rejected_before_any_media,
-                             a_wrong_passphrase_is_refused_and_the_right_one_publishes,
-                             a_caller_sending_garbage_does_not_hurt_the_next_one,
-                             caller_mode_pulls_from_a_remote_listener_and_reconnects},
-                            300);
+  return testing::run_suite(
+      "ingest-srt",
+      {an_srtsink_caller_publishes_audio_and_video_under_its_streamid,
+       callers_publish_one_after_another_on_one_port, ffmpeg_publishes_as_an_external_caller,
+       srt_live_transmit_publishes_a_recording, bad_callers_are_rejected_before_any_media,
+       a_wrong_passphrase_is_refused_and_the_right_one_publishes,
+       a_caller_sending_garbage_does_not_hurt_the_next_one,
+       caller_mode_pulls_from_a_remote_listener_and_reconnects},
+      300);
 }
