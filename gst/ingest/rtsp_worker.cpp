@@ -31,6 +31,11 @@ GstElement* RtspWorker::make_source() {
   g_object_set(src, "location", location.c_str(), "latency", rtsp_.latency_ms, nullptr);
   if (!url_.user.empty()) g_object_set(src, "user-id", url_.user.c_str(), nullptr);
   if (!url_.password.empty()) g_object_set(src, "user-pw", url_.password.c_str(), nullptr);
+  // The camera's capture time: once its RTCP sender reports arrive, each frame
+  // carries a `timestamp/x-ntp` reference timestamp meta (the camera's NTP clock),
+  // which travels with the frame to every subscriber (gst/engine_time.hpp).
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(src), "add-reference-timestamp-meta"))
+    g_object_set(src, "add-reference-timestamp-meta", TRUE, nullptr);
   if (rtsp_.transport == "tcp") {
     gst_util_set_object_arg(G_OBJECT(src), "protocols", "tcp");
   } else if (rtsp_.transport == "udp") {

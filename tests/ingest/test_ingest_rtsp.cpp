@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 
+#include "buffer_frame.hpp"
 #include "ingest_helpers.hpp"
 #include "rtsp_worker.hpp"
 
@@ -81,6 +83,37 @@ START_TEST(frames_reach_a_subscriber_over_tcp_and_udp_with_audio) {
     ck_assert(run.worker->stats().state == WorkerState::Stopped);
     ck_assert(!run.engine->find_stream(StreamKey::parse("live/cam")));
   }
+}
+END_TEST
+
+// The camera's NTP capture time (from its RTCP sender reports) travels with the
+// frames as a `timestamp/x-ntp` reference timestamp meta.
+START_TEST(the_cameras_ntp_capture_time_travels_with_the_frames) {
+  const int port = free_port();
+  auto server = rtsp_server(port);
+  RtspSettings r{"rtsp://127.0.0.1:" + std::to_string(port) + "/cam"};
+  Running run(fast_settings("live/ntp"), r);
+  auto stream = run.engine->wait_for_stream(StreamKey::parse("live/ntp"), 20000ms);
+  auto sub = stream->subscribe();
+  GstCaps* ntp = gst_caps_new_empty_simple("timestamp/x-ntp");
+  std::optional<GstClockTime> capture;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!capture) {
+    auto got = sub.recv(deadline);
+    if (got.status == arcly::RecvStatus::Lagged) continue;
+    ck_assert_msg(got.status == arcly::RecvStatus::Frame, "no frame with the camera's NTP time");
+    if (got.frame->is_config()) continue;
+    GstBuffer* carrier = gst_buffer_new();
+    arcly::gst::copy_carried_metas(*got.frame, carrier);
+    if (auto* m = gst_buffer_get_reference_timestamp_meta(carrier, ntp)) capture = m->timestamp;
+    gst_buffer_unref(carrier);
+  }
+  gst_caps_unref(ntp);
+  // NTP counts from 1900; the test camera's clock is this machine's.
+  constexpr GstClockTime kNtpToUnix = 2208988800ULL * GST_SECOND;
+  const auto now = static_cast<GstClockTime>(g_get_real_time()) * GST_USECOND + kNtpToUnix;
+  const auto apart = static_cast<double>(*capture > now ? *capture - now : now - *capture) / 1e9;
+  ck_assert_msg(apart < 10.0, "the frame's NTP time is %.3f s from now", apart);
 }
 END_TEST
 
@@ -351,6 +384,7 @@ int main(int argc, char** argv) {
   return testing::run_suite(
       "ingest-rtsp",
       {frames_reach_a_subscriber_over_tcp_and_udp_with_audio,
+       the_cameras_ntp_capture_time_travels_with_the_frames,
        h265_with_opus_and_h264_with_g711_cameras,
        a_camera_reboot_inside_grace_keeps_the_stream_and_flags_discont,
        a_camera_reboot_inside_grace_leaves_the_outage_in_the_timeline,
