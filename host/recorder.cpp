@@ -287,7 +287,9 @@ class RecorderSet::Recorder {
     end_ts_ = std::max(end_ts_, end_ts);
     return true;
   }
-  // The segments splitmuxsink was given and did not close (after teardown).
+  // The segments splitmuxsink was given and did not close: the one being written,
+  // one just named whose opening is not announced yet, and after teardown those
+  // it never finalized.
   std::vector<std::string> unfinished() {
     std::lock_guard lock(captures_mutex_);
     return {handed_out_.begin(), handed_out_.end()};
@@ -813,6 +815,10 @@ std::vector<std::string> RecorderSet::open_files() const {
   for (const auto* set : {&recorders_, &clips_}) {
     for (const auto& [key, r] : *set) {
       if (!r->current().empty()) out.push_back(r->current());
+      // Named by format-location but not yet announced as opened (the bus message
+      // comes later), or not closed yet: on disk, but not a finished file.
+      for (auto& f : r->unfinished())
+        if (f != r->current()) out.push_back(std::move(f));
     }
   }
   return out;
