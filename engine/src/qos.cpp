@@ -19,6 +19,13 @@ void QosCounters::on_frame(const MediaFrame& frame, bool primary, bool anchor,
   frames_.store(frames_.load(r) + 1, r);
   bytes_.store(bytes_.load(r) + size, r);
   if (anchor) {
+    // Until a video track shows up, audio is the primary track and every audio
+    // frame starts a GOP; once video arrives those were not keyframes of the
+    // stream: the count starts over with the first video keyframe.
+    if (frame.kind == MediaKind::Video && !video_anchor_) {
+      video_anchor_ = true;
+      keyframes_.store(0, r);
+    }
     keyframes_.store(keyframes_.load(r) + 1, r);
     if (seen_anchor_) last_gop_.store(gop_count_, r);
     seen_anchor_ = true;

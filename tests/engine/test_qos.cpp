@@ -63,8 +63,25 @@ START_TEST(stream_snapshot_reports_subscribers_and_their_counters) {
 }
 END_TEST
 
+// Audio that arrives before the first video (a camera's audio caps often come
+// first) is the primary track for a while, each frame a GOP start; once video
+// shows up those were not keyframes of the stream.
+START_TEST(keyframes_count_video_keyframes_once_video_arrives) {
+  auto engine = arcly::Engine::builder().application(arcly::AppSpec("live")).build();
+  auto stream = engine->start_publish(arcly::StreamKey::parse("live/cam"));
+  for (int i = 0; i < 10; ++i) stream->publish_frame(testing::audio(i));
+  ck_assert_uint_eq(stream->qos().keyframes, 10);  // audio only: its frames start the GOPs
+  for (int i = 0; i < 60; ++i) {
+    stream->publish_frame(testing::video(i, i % 30 == 0));
+    stream->publish_frame(testing::audio(10 + i));
+  }
+  ck_assert_uint_eq(stream->qos().keyframes, 2);
+}
+END_TEST
+
 int main() {
   return testing::run_suite(
       "qos", {counters_count_frames_bytes_keyframes_and_gop_length, rates_follow_the_sliding_window,
-              stream_snapshot_reports_subscribers_and_their_counters});
+              stream_snapshot_reports_subscribers_and_their_counters,
+              keyframes_count_video_keyframes_once_video_arrives});
 }

@@ -294,7 +294,7 @@ START_TEST(event_clip_covers_pre_and_post_and_a_second_event_extends_it) {
         return num(json_object_get_object_member(d.obj(), "cache"), "window_held_ms") >= 3000;
       },
       30s));
-  const double pre = 2, post = 2, post2 = 3;
+  const double pre = 2, post2 = 3;  // the first trigger's post (2 s) is extended by the second's
   Reply r =
       request(port, "POST", "/v1/events",
               "{\"key\": \"live/cam\", \"pre\": 2, \"post\": 2, \"label\": \"motion\"}", kAdmin);
@@ -503,7 +503,7 @@ START_TEST(live_player_serves_hls_and_stops_when_idle) {
   gchar* escaped = g_uri_escape_string((hls / "index.m3u8").c_str(), nullptr, FALSE);
   const std::string absolute = escaped;
   g_free(escaped);
-  for (const std::string path :
+  for (const std::string& path :
        {live + "..%2f..%2f..%2f..%2fetc%2fpasswd", live + "../../../../../../etc/passwd",
         live + "%2e%2e", live + absolute, live + "index.m3u8%00", live + "segment00000.ts%2f..",
         live + "segment0000a.ts", live + ".%2findex.m3u8",

@@ -34,7 +34,8 @@ struct SubscriberQos {
 struct QosSnapshot {
   std::uint64_t frames = 0;
   std::uint64_t bytes = 0;
-  std::uint64_t keyframes = 0;        // keyframes of the primary track (GOP starts)
+  std::uint64_t keyframes = 0;        // keyframes of the primary track (GOP starts); the
+                                      // audio frames before a first video keyframe are not
   double bitrate_bps = 0;             // over the sliding window
   double fps = 0;                     // primary-track frames per second over the window
   std::uint64_t last_gop_frames = 0;  // primary-track frames in the last complete GOP
@@ -82,6 +83,7 @@ class QosCounters {
   std::atomic<std::int64_t> last_frame_ns_{-1};  // steady clock, since epoch
   std::uint64_t gop_count_ = 0;                  // publisher-private
   bool seen_anchor_ = false;                     // publisher-private
+  bool video_anchor_ = false;                    // publisher-private: video is primary
   std::array<Bucket, kBuckets> buckets_;
 };
 
