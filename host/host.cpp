@@ -278,6 +278,11 @@ void Host::log_rtmp_events() {
       log(tag + "refused " + std::to_string(n) +
           (n == 1 ? " publisher: " : " publishers, the last: ") + s.last_refusal);
     }
+    if (s.accept_starved > seen.accept_starved) {
+      log(tag +
+          "ran out of file descriptors: new connections wait until one is freed "
+          "(raise the limit: LimitNOFILE= in the unit, ulimit -n)");
+    }
     if (s.timeouts + s.protocol_errors + s.over_limit >
         seen.timeouts + seen.protocol_errors + seen.over_limit) {
       log(tag + "connections cut off so far: " + std::to_string(s.timeouts) + " timed out, " +
@@ -790,7 +795,8 @@ void Host::write_json() {
       << ",\"publishes\":" << s.publishes << ",\"live\":" << s.live << ",\"rejected\":" << s.refused
       << ",\"last_error\":\"" << json_escape(failure.empty() ? s.last_refusal : failure)
       << "\",\"timeouts\":" << s.timeouts << ",\"protocol_errors\":" << s.protocol_errors
-      << ",\"over_limit\":" << s.over_limit << ",\"frames\":" << s.frames << "}";
+      << ",\"over_limit\":" << s.over_limit << ",\"accept_starved\":" << s.accept_starved
+      << ",\"frames\":" << s.frames << "}";
     first = false;
   }
   o << "],";

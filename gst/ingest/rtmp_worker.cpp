@@ -373,6 +373,11 @@ void RtmpWorker::serve(IngestContext ctx, std::stop_token stop) {
                 settings_.max_connections);
     update([](RtmpStats& s) { ++s.over_limit; });
   };
+  options.on_accept_starved = [this](const std::string& what) {
+    // Once per shortage: the loop waits for a descriptor instead of spinning.
+    GST_WARNING("%s: %s", settings_.name.c_str(), what.c_str());
+    update([](RtmpStats& s) { ++s.accept_starved; });
+  };
   options.on_handler_error = [this](const std::string& peer, const std::string& what) {
     GST_WARNING("%s: connection %s failed: %s", settings_.name.c_str(), peer.c_str(), what.c_str());
   };

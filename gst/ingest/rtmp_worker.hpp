@@ -59,6 +59,7 @@ struct RtmpStats {
   std::string listen_error;           // why binding failed
   std::uint64_t connections = 0;      // accepted
   std::uint64_t over_limit = 0;       // closed at once: max_connections reached
+  std::uint64_t accept_starved = 0;   // times accept() ran out of descriptors or memory
   std::uint64_t publishes = 0;        // accepted publishes
   std::uint64_t refused = 0;          // publishes refused
   std::string last_refusal;           // why the last one was refused
