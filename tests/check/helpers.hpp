@@ -105,6 +105,19 @@ inline guint64 wait_stat(GstElement* e, const char* field, guint64 at_least, dou
   return v;
 }
 
+// Calls `probe` for every buffer and downstream event reaching the sink pad of
+// the element `name` in `bin`.
+inline void probe_sink_pad(GstElement* bin, const char* name, GstPadProbeCallback probe,
+                           gpointer data) {
+  GstPad* pad = gst_element_get_static_pad(by_name(bin, name), "sink");
+  fail_unless(pad != nullptr, "%s has no sink pad", name);
+  gst_pad_add_probe(
+      pad,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      probe, data, nullptr);
+  gst_object_unref(pad);
+}
+
 inline const char* kPublisherMeta = "timestamp/x-arcly-publisher";
 
 // The publisher timestamp carried by a buffer, or NONE.

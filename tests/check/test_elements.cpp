@@ -479,12 +479,7 @@ GST_START_TEST(test_gaps_while_waiting) {
       "appsink name=out sync=false");
   GapWatch w;
   g_mutex_init(&w.mutex);
-  GstPad* pad = gst_element_get_static_pad(th::by_name(sub, "out"), "sink");
-  gst_pad_add_probe(
-      pad,
-      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-      watch_gaps, &w, nullptr);
-  gst_object_unref(pad);
+  th::probe_sink_pad(sub, "out", watch_gaps, &w);
   th::play(sub);
   {
     HarnessPublisher pub("gaps", "live/gaps", "video/x-arcly-test");

@@ -1179,12 +1179,7 @@ DriftRun run_with_clocks(const char* key, GstClock* pub_clock, GstClock* sub_clo
   g_cond_init(&h.cond);
   gst_segment_init(&h.segment, GST_FORMAT_TIME);
   h.sink = th::by_name(sub, "fs");
-  GstPad* pad = gst_element_get_static_pad(h.sink, "sink");
-  gst_pad_add_probe(
-      pad,
-      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-      headroom_probe, &h, nullptr);
-  gst_object_unref(pad);
+  th::probe_sink_pad(sub, "fs", headroom_probe, &h);
   th::play(sub);
 
   const gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
