@@ -416,6 +416,8 @@ SrcClient::Outcome SrcClient::run(std::chrono::steady_clock::time_point deadline
 void SrcClient::released(bool blocked) {
   SrcPrivate* p = priv_of(element_);
   p->run->unwatch();
+  if (blocked)
+    GST_INFO_OBJECT(element_, "a push blocked: back on the element's own streaming thread");
   std::lock_guard lock(p->task_state_lock);
   p->ticket.reset();
   if (blocked) {
@@ -423,7 +425,6 @@ void SrcClient::released(bool blocked) {
     // for the rest of the run.
     p->dispatch_allowed = false;
     p->dispatch_blocked.fetch_add(1, std::memory_order_relaxed);
-    GST_INFO_OBJECT(element_, "a push blocked: back on the element's own streaming thread");
   }
   if (resume_ && !p->run->stop_requested()) {
     gst_task_join(p->task);  // the hand-over iteration has returned: not a wait in practice
