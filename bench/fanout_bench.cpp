@@ -12,6 +12,9 @@
 //         as independent consumers would be); and, at N = 500 only, the same N
 //         `arclysrc ! fakesink` pairs in one pipeline (row `500*`), which shows what
 //         the pipeline per subscriber (GstPipeline, bus) adds
+//   disp  the same as arcly with `arclysrc dispatch=true`: once live, the engine's
+//         dispatcher threads (one per core) serve the subscribers through the
+//         readiness interface instead of a thread each (columns "disp")
 //
 // Every (design, N) runs in a fresh child process (so no thread pool, malloc arena
 // or registry state carries over from one run to the next). A child first
@@ -28,7 +31,8 @@
 //
 // Usage: fanout-bench [SECONDS]   (window per measurement, 2..25, default 8;
 //                                  total ~20 x SECONDS plus a one-time encode)
-//        fanout-bench --run tee|arcly|arcly-one-pipeline N SECONDS FILE   (one child run, prints
+//        fanout-bench --run tee|arcly|arcly-dispatch|arcly-one-pipeline N SECONDS FILE
+//                     (one child run, prints
 //        one line)
 #include <sys/resource.h>
 #include <unistd.h>
@@ -149,7 +153,8 @@ GstElement* launch(const std::string& desc) {
 // One child run; prints "cpu_base cpu_subs rss_base rss_subs frames published".
 int run_child(const std::string& design, int n, int seconds, const std::string& file) {
   const bool one_pipeline = design == "arcly-one-pipeline";
-  const bool arcly = design == "arcly" || one_pipeline;
+  const bool dispatch = design == "arcly-dispatch";
+  const bool arcly = design == "arcly" || one_pipeline || dispatch;
   // 2 000 pipelines each hold a bus poll's descriptors: up to the hard limit.
   rlimit files{};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -196,8 +201,8 @@ int run_child(const std::string& design, int n, int seconds, const std::string& 
       add_count_probe(sink, flags);
       if (i == n - 1) gst_element_set_state(subs[0], GST_STATE_PLAYING);
     } else if (arcly) {
-      GstElement* p =
-          launch(std::string("arclysrc stream=") + kKey + " ! fakesink name=s sync=false");
+      GstElement* p = launch(std::string("arclysrc stream=") + kKey +
+                             (dispatch ? " dispatch=true" : "") + " ! fakesink name=s sync=false");
       GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "s");
       add_count_probe(sink, flags);
       gst_object_unref(sink);
@@ -310,26 +315,35 @@ int main(int argc, char** argv) {
   std::printf(
       "  CPU-s per subscriber per stream-minute | resident KiB added per subscriber | "
       "frames received / published\n");
-  std::printf("  %5s | %9s %9s %6s | %8s %8s | %7s %7s\n", "N", "tee", "arcly", "ratio", "tee",
-              "arcly", "tee", "arcly");
+  std::printf("  %5s | %9s %9s %6s | %8s %8s | %7s %7s || %9s %6s | %8s | %7s\n", "N", "tee",
+              "arcly", "ratio", "tee", "arcly", "tee", "arcly", "disp", "ratio", "disp", "disp");
   std::fflush(stdout);
   const int ns[] = {1, 10, 100, 500, 2000};
-  Run tee500, arcly500, arcly2000;
+  Run tee500, arcly500, arcly2000, disp500, disp2000, tee2000;
   double base_tee = 0, base_arcly = 0;
   for (int n : ns) {
     const Run t = run(self, "tee", n, seconds, file);
     const Run a = run(self, "arcly", n, seconds, file);
-    std::printf("  %5d | %9.4f %9.4f %6.2f | %8.1f %8.1f | %6.1f%% %6.1f%%\n", n, t.cpu_per_sub_min,
-                a.cpu_per_sub_min, a.cpu_per_sub_min / t.cpu_per_sub_min, t.kib_per_sub,
-                a.kib_per_sub, 100 * t.delivered, 100 * a.delivered);
+    const Run d = run(self, "arcly-dispatch", n, seconds, file);
+    std::printf(
+        "  %5d | %9.4f %9.4f %6.2f | %8.1f %8.1f | %6.1f%% %6.1f%% || %9.4f %6.2f | %8.1f | "
+        "%6.1f%%\n",
+        n, t.cpu_per_sub_min, a.cpu_per_sub_min, a.cpu_per_sub_min / t.cpu_per_sub_min,
+        t.kib_per_sub, a.kib_per_sub, 100 * t.delivered, 100 * a.delivered, d.cpu_per_sub_min,
+        d.cpu_per_sub_min / t.cpu_per_sub_min, d.kib_per_sub, 100 * d.delivered);
     std::fflush(stdout);
     base_tee += t.base_cpu_share / std::size(ns);
     base_arcly += a.base_cpu_share / std::size(ns);
     if (n == 500) {
       tee500 = t;
       arcly500 = a;
+      disp500 = d;
     }
-    if (n == 2000) arcly2000 = a;
+    if (n == 2000) {
+      tee2000 = t;
+      arcly2000 = a;
+      disp2000 = d;
+    }
   }
   // What a pipeline per subscriber costs: the same 500 arclysrc in one pipeline.
   const Run one = run(self, "arcly-one-pipeline", 500, seconds, file);
@@ -360,5 +374,23 @@ int main(int argc, char** argv) {
       "(ratio %.2f), tee %.1f / arcly %.1f KiB per subscriber\n",
       tee500.cpu_per_sub_min, arcly500.cpu_per_sub_min,
       arcly500.cpu_per_sub_min / tee500.cpu_per_sub_min, tee500.kib_per_sub, arcly500.kib_per_sub);
+  // The dispatched mode against the same runs' tee baseline.
+  const bool disp_cpu_ok = disp500.cpu_per_sub_min <= tee500.cpu_per_sub_min / 2;
+  const bool disp_mem_ok = disp500.kib_per_sub <= tee500.kib_per_sub;
+  const bool disp_lag_ok = disp2000.delivered >= 0.99;
+  std::printf(
+      "  dispatched (arclysrc dispatch=true) targets at 500: CPU <= half of tee: %s; resident "
+      "per subscriber <= tee: %s; at 2000 every subscriber keeps up: %s (%.1f%%)\n",
+      disp_cpu_ok ? "met" : "MISSED", disp_mem_ok ? "met" : "MISSED",
+      disp_lag_ok ? "met" : "MISSED", 100 * disp2000.delivered);
+  std::printf(
+      "fanout-dispatch: 500 subscribers: tee %.4f / disp %.4f CPU-s per subscriber-minute "
+      "(ratio %.2f), tee %.1f / disp %.1f KiB per subscriber; 2000: tee %.4f / disp %.4f "
+      "(ratio %.2f), tee %.1f / disp %.1f KiB\n",
+      tee500.cpu_per_sub_min, disp500.cpu_per_sub_min,
+      disp500.cpu_per_sub_min / tee500.cpu_per_sub_min, tee500.kib_per_sub, disp500.kib_per_sub,
+      tee2000.cpu_per_sub_min, disp2000.cpu_per_sub_min,
+      disp2000.cpu_per_sub_min / tee2000.cpu_per_sub_min, tee2000.kib_per_sub,
+      disp2000.kib_per_sub);
   return 0;
 }

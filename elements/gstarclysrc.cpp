@@ -49,12 +49,20 @@
  * encoder, rate-limited). LATENCY answers `latency` plus the publisher's own
  * upstream latency.
  *
+ * `dispatch` serves the subscriber, once it streams live, from the engine's few
+ * dispatcher threads (one per core) instead of a thread of its own: for fan-out
+ * to hundreds of subscribers. Whatever can wait (joining, PAUSED, a switch,
+ * between publishers, EOS) still runs on the element's own streaming thread,
+ * and a subscriber whose downstream blocks a push for more than 20 ms (a sink
+ * syncing on the clock, a full queue) goes back to it for the rest of the run,
+ * without stalling the others. The semantics are those of the default mode.
+ *
  * When the publisher ends, EOS is sent — unless `persist` is set, in which case
  * the source waits for the next publisher of the key and continues (new caps if
  * they changed, DISCONT), posting `arcly-publisher-lost` and
  * `arcly-publisher-regained` (`stream`). Also available as the URI `arcly://app/stream?engine=NAME`
- * (query keys: engine, wait, start, persist, latency, preroll, max-lag — each the property
- * of the same name; a URI round-trips through get_uri/set_uri).
+ * (query keys: engine, wait, start, persist, latency, preroll, max-lag, dispatch — each the
+ * property of the same name; a URI round-trips through get_uri/set_uri).
  *
  * ## Example launch lines
  * |[
@@ -96,6 +104,7 @@
 #include "arcly/stream_key.hpp"
 #include "arcly_element.hpp"
 #include "caps_track.hpp"
+#include "dispatcher.hpp"
 #include "engine_registry.hpp"
 #include "keys.hpp"
 #include "subscriber_driver.hpp"
@@ -118,6 +127,7 @@ enum {
   PROP_PERSIST,
   PROP_LATENCY,
   PROP_MAX_LAG,
+  PROP_DISPATCH,
   PROP_IS_LIVE,
   PROP_STATS
 };
@@ -125,6 +135,20 @@ enum {
 constexpr gint kDefaultWait = Settings{}.wait_ms;
 constexpr guint kDefaultLatencyMs = Settings{}.latency_ms;
 constexpr StartMode kDefaultStart = Settings{}.start;
+
+// The default of `dispatch`: FALSE, or what ARCLY_SRC_DISPATCH (0/1) says, so
+// that a test suite or an operator can run every arclysrc dispatched.
+bool default_dispatch() {
+  static const bool value = [] {
+    const gchar* env = g_getenv("ARCLY_SRC_DISPATCH");
+    if (!env || !*env) return Settings{}.dispatch;
+    return g_ascii_strcasecmp(env, "1") == 0 || g_ascii_strcasecmp(env, "true") == 0;
+  }();
+  return value;
+}
+
+// Budget of one dispatched run: frames pushed before the next subscriber's turn.
+constexpr std::size_t kDispatchBudget = 32;
 
 // The element as the driver's host: pads from the templates, messages.
 class SrcHost final : public arcly::gst::SubscriberHost {
@@ -162,8 +186,23 @@ class SrcHost final : public arcly::gst::SubscriberHost {
   GstElement* element_;
 };
 
+// The element as a dispatcher client (dispatched mode): the dispatcher thread
+// that holds the driver polls it; on release the element's task takes it back.
+class SrcClient final : public arcly::gst::Dispatchable {
+ public:
+  explicit SrcClient(GstElement* element) : element_(element) {}
+  void attach(const std::shared_ptr<arcly::Waker>& waker) override;
+  bool ready() override;
+  Outcome run(std::chrono::steady_clock::time_point deadline) override;
+  void released(bool blocked) override;
+
+ private:
+  GstElement* element_;
+  bool resume_ = true;  // dispatcher thread: released() restarts the task
+};
+
 struct SrcPrivate {
-  explicit SrcPrivate(GstElement* element) : host(element) {}
+  explicit SrcPrivate(GstElement* element) : host(element), client(element) {}
 
   Settings settings; /* protected by the object lock */
 
@@ -175,6 +214,18 @@ struct SrcPrivate {
   GstTask* task = nullptr;
   GRecMutex task_lock;
   std::mutex task_state_lock;  // orders the task's self-pause against stop, guards `run`
+
+  // Dispatched mode: once the driver streams live, the task stops (its thread
+  // goes back to GStreamer's pool) and the engine's dispatcher serves it until
+  // it releases it (pause, EOS, switch, publisher gone, a blocked downstream),
+  // when the task starts again. The driver has one streaming thread at a time.
+  SrcClient client;
+  arcly::gst::Dispatcher* dispatcher = nullptr; /* set under task_state_lock at READY->PAUSED */
+  std::shared_ptr<arcly::gst::Dispatcher::Ticket>
+      ticket; /* protected by task_state_lock: set while the dispatcher holds the driver */
+  bool dispatch_allowed = false; /* protected by task_state_lock: FALSE after a blocked push */
+  std::atomic<std::uint64_t> dispatch_handoffs{0};  // any thread
+  std::atomic<std::uint64_t> dispatch_blocked{0};   // any thread
 };
 
 }  // namespace
@@ -322,6 +373,66 @@ void task_loop(gpointer data) {
     // Never turn a stop into a pause: the state change stops under the same lock.
     std::lock_guard lock(p->task_state_lock);
     if (!p->run->stop_requested()) gst_task_pause(p->task);
+    return;
+  }
+  // Dispatched mode, streaming live: hand the driver to the dispatcher. The
+  // task stops first (a release may start it again at once); the dispatcher's
+  // first round polls the driver, so nothing published meanwhile is missed.
+  if (!p->dispatcher || !p->run->dispatchable()) return;
+  std::lock_guard lock(p->task_state_lock);
+  if (!p->dispatch_allowed || p->run->stop_requested()) return;
+  gst_task_stop(p->task);
+  p->ticket = p->dispatcher->add(p->client);
+  p->dispatch_handoffs.fetch_add(1, std::memory_order_relaxed);
+  GST_LOG_OBJECT(self, "streaming live: handed to the dispatcher");
+}
+
+SrcPrivate* priv_of(GstElement* element) {
+  return reinterpret_cast<GstArclySrc*>(element)->priv;
+}
+
+// Dispatcher thread, holding the driver (between add() and released()).
+void SrcClient::attach(const std::shared_ptr<arcly::Waker>& waker) {
+  priv_of(element_)->run->watch(waker);
+}
+
+bool SrcClient::ready() {
+  return priv_of(element_)->run->ready();
+}
+
+SrcClient::Outcome SrcClient::run(std::chrono::steady_clock::time_point deadline) {
+  using Poll = arcly::gst::SubscriberDriver::Poll;
+  resume_ = true;
+  switch (priv_of(element_)->run->poll(kDispatchBudget, deadline)) {
+    case Poll::Idle:
+      return Outcome::Idle;
+    case Poll::More:
+      return Outcome::More;
+    case Poll::Release:
+      return Outcome::Release;
+    case Poll::Pause:  // as the task would: it stays stopped, the run is over
+      resume_ = false;
+      return Outcome::Release;
+  }
+  return Outcome::Release;
+}
+
+void SrcClient::released(bool blocked) {
+  SrcPrivate* p = priv_of(element_);
+  p->run->unwatch();
+  if (blocked)
+    GST_INFO_OBJECT(element_, "a push blocked: back on the element's own streaming thread");
+  std::lock_guard lock(p->task_state_lock);
+  p->ticket.reset();
+  if (blocked) {
+    // A downstream that blocks (clock sync, a full queue) keeps its own thread
+    // for the rest of the run.
+    p->dispatch_allowed = false;
+    p->dispatch_blocked.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (resume_ && !p->run->stop_requested()) {
+    gst_task_join(p->task);  // the hand-over iteration has returned: not a wait in practice
+    gst_task_start(p->task);
   }
 }
 
@@ -339,6 +450,9 @@ bool prepare(GstArclySrc* self) {
     {
       std::lock_guard state_lock(p->task_state_lock);
       p->run = std::move(driver);
+      p->dispatcher =
+          settings.dispatch ? &arcly::gst::Dispatcher::for_engine(settings.engine_name) : nullptr;
+      p->dispatch_allowed = settings.dispatch;
       // `stream` may have been switched since the snapshot (it is mutable
       // once the change to PAUSED is under way).
       if (p->settings.stream_key != settings.stream_key) p->run->switch_to(p->settings.stream_key);
@@ -365,18 +479,25 @@ void start_task(GstArclySrc* self) {
   gst_object_set_name(GST_OBJECT(p->task), name);
   g_free(name);
   p->stats.reset();
+  p->dispatch_handoffs = 0;
+  p->dispatch_blocked = 0;
   gst_task_start(p->task);
 }
 
 // Stops and joins the task, then the run's pads and driver go away.
 void end_run(GstArclySrc* self) {
   SrcPrivate* p = self->priv;
+  std::shared_ptr<arcly::gst::Dispatcher::Ticket> ticket;
   {
     std::lock_guard state_lock(p->task_state_lock);
     if (p->run) p->run->stop();
     gst_task_stop(p->task);
+    ticket = p->ticket;
   }
   gst_task_join(p->task);
+  // Then the dispatcher: remove() returns once no dispatcher thread touches the
+  // driver (a release in progress sees the stop and leaves the task stopped).
+  if (ticket) p->dispatcher->remove(ticket);
   std::unique_ptr<arcly::gst::SubscriberDriver> run;
   {
     std::lock_guard state_lock(p->task_state_lock);
@@ -386,8 +507,14 @@ void end_run(GstArclySrc* self) {
 }
 
 GstStructure* make_stats(GstArclySrc* self) {
-  const arcly::gst::SubscriberStats& s = self->priv->stats;
-  return gst_structure_new(
+  SrcPrivate* p = self->priv;
+  const arcly::gst::SubscriberStats& s = p->stats;
+  bool dispatched = false;
+  {
+    std::lock_guard state_lock(p->task_state_lock);
+    dispatched = p->ticket != nullptr;
+  }
+  GstStructure* st = gst_structure_new(
       "arclysrc-stats", "frames", G_TYPE_UINT64, static_cast<guint64>(s.frames.load()), "bytes",
       G_TYPE_UINT64, static_cast<guint64>(s.bytes.load()), "keyframes", G_TYPE_UINT64,
       static_cast<guint64>(s.keyframes.load()), "dropped", G_TYPE_UINT64,
@@ -400,11 +527,23 @@ GstStructure* make_stats(GstArclySrc* self) {
       static_cast<guint64>(s.key_unit_requests.load()), "clock-drift", G_TYPE_INT64,
       static_cast<gint64>(s.clock_drift_ns.load()), "clock-corrections", G_TYPE_UINT64,
       static_cast<guint64>(s.clock_corrections.load()), nullptr);
+  gst_structure_set(st, "dispatched", G_TYPE_BOOLEAN, dispatched, "dispatch-handoffs",
+                    G_TYPE_UINT64, static_cast<guint64>(p->dispatch_handoffs.load()),
+                    "dispatch-blocked", G_TYPE_UINT64,
+                    static_cast<guint64>(p->dispatch_blocked.load()), nullptr);
+  return st;
+}
+
+// With task_state_lock held: a dispatcher holding the driver looks at its run
+// control in its next round (a pause, EOS or switch makes it release the driver).
+void kick_locked(SrcPrivate* p) {
+  if (p->ticket) p->dispatcher->kick(p->ticket);
 }
 
 void set_playing(SrcPrivate* p, bool playing) {
   std::lock_guard state_lock(p->task_state_lock);
   if (p->run) p->run->set_playing(playing);
+  kick_locked(p);
 }
 
 }  // namespace
@@ -477,6 +616,7 @@ static gboolean gst_arcly_src_send_event(GstElement* element, GstEvent* event) {
     GST_DEBUG_OBJECT(self, "EOS refused: not streaming");
     return FALSE;
   }
+  kick_locked(p);
   return TRUE;
 }
 
@@ -513,6 +653,9 @@ void set_setting_locked(Settings& s, guint id, const GValue* value) {
     case PROP_MAX_LAG:
       s.max_lag_ms = g_value_get_uint(value);
       break;
+    case PROP_DISPATCH:
+      s.dispatch = g_value_get_boolean(value);
+      break;
     default:
       break;
   }
@@ -527,6 +670,7 @@ void switch_stream_locked(GstArclySrc* self, const std::string& key) {
   p->settings.stream_key = key;
   std::lock_guard state_lock(p->task_state_lock);
   if (p->run) p->run->switch_to(key);
+  kick_locked(p);
 }
 
 }  // namespace
@@ -554,7 +698,7 @@ static void switch_stream(GstArclySrc* self, const std::string& key) {
 static void gst_arcly_src_set_property(GObject* object, guint id, const GValue* value,
                                        GParamSpec* pspec) {
   auto* self = GST_ARCLY_SRC(object);
-  if (id == PROP_0 || id > PROP_MAX_LAG) {
+  if (id == PROP_0 || id > PROP_DISPATCH) {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
     return;
   }
@@ -611,6 +755,9 @@ static void gst_arcly_src_get_property(GObject* object, guint id, GValue* value,
     case PROP_MAX_LAG:
       g_value_set_uint(value, s.max_lag_ms);
       break;
+    case PROP_DISPATCH:
+      g_value_set_boolean(value, s.dispatch);
+      break;
     case PROP_IS_LIVE:
       g_value_set_boolean(value, TRUE);
       break;
@@ -637,6 +784,7 @@ static void gst_arcly_src_finalize(GObject* object) {
 static void gst_arcly_src_init(GstArclySrc* self) {
   auto* p = new SrcPrivate(element_of(self));
   self->priv = p;
+  p->settings.dispatch = default_dispatch();
   g_rec_mutex_init(&p->task_lock);
   p->task = gst_task_new(GST_DEBUG_FUNCPTR(task_loop), self, nullptr);
   gst_task_set_lock(p->task, &p->task_lock);
@@ -715,6 +863,16 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
           "keyframe, DISCONT) and posts arcly-max-lag. 0 = off. Keep it above a GOP",
           0, 3600000, 0, ready));
   g_object_class_install_property(
+      gobject_class, PROP_DISPATCH,
+      g_param_spec_boolean(
+          "dispatch", "Dispatch",
+          "Once streaming live, be served by the engine's few dispatcher threads (one per core) "
+          "instead of a thread of its own: far less CPU and memory per subscriber for large "
+          "fan-outs. A pause, EOS, switch or publisher change runs on the element's own thread "
+          "again; a downstream whose push blocks over 20 ms (clock sync, a full queue) keeps "
+          "it for the rest of the run. Default FALSE, or the environment's ARCLY_SRC_DISPATCH",
+          FALSE, ready));
+  g_object_class_install_property(
       gobject_class, PROP_IS_LIVE,
       g_param_spec_boolean("is-live", "Is live", "Always TRUE: arclysrc is a live source", TRUE,
                            static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
@@ -727,7 +885,9 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
           "publisher's newest frame), lag-resyncs (max-lag), upstream-latency (ns, the "
           "publisher's; -1 unknown), key-unit-requests (force-key-unit events received), "
           "clock-drift (ns the running time was moved to follow the pipeline clock's drift "
-          "from the monotonic clock), clock-corrections (how many times)",
+          "from the monotonic clock), clock-corrections (how many times), "
+          "dispatched (a dispatcher thread serves it now), dispatch-handoffs, dispatch-blocked "
+          "(pushes that blocked a dispatcher thread over 20 ms)",
           GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_arcly_src_change_state);
@@ -750,7 +910,7 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
 }
 
 // --- GstURIHandler ---
-// arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1&latency=MS&preroll=MS&max-lag=MS
+// arcly://app/stream?engine=NAME&wait=MS&start=MODE&persist=1&latency=MS&preroll=MS&max-lag=MS&dispatch=1
 // Each query key is the property of the same name, with its range; a URI sets
 // the key and the properties it names and leaves the others as they are.
 // get_uri() names every property that differs from its default, so a URI
@@ -774,7 +934,7 @@ struct UriKey {
 constexpr UriKey kUriKeys[] = {{"engine", PROP_ENGINE},   {"wait", PROP_WAIT},
                                {"start", PROP_START},     {"persist", PROP_PERSIST},
                                {"latency", PROP_LATENCY}, {"preroll", PROP_PRE_ROLL},
-                               {"max-lag", PROP_MAX_LAG}};
+                               {"max-lag", PROP_MAX_LAG}, {"dispatch", PROP_DISPATCH}};
 
 std::string uri_key_list() {
   std::string out;
@@ -813,7 +973,8 @@ static gchar* uri_get_uri(GstURIHandler* handler) {
   const Settings s = self->priv->settings;
   GST_OBJECT_UNLOCK(self);
   if (s.stream_key.empty()) return nullptr;
-  const Settings defaults;
+  Settings defaults;
+  defaults.dispatch = default_dispatch();
   std::string query;
   auto add = [&query](const char* key, const std::string& value) {
     gchar* escaped = g_uri_escape_string(value.c_str(), nullptr, FALSE);
@@ -827,6 +988,7 @@ static gchar* uri_get_uri(GstURIHandler* handler) {
   if (s.latency_ms != defaults.latency_ms) add("latency", std::to_string(s.latency_ms));
   if (s.preroll_ms != defaults.preroll_ms) add("preroll", std::to_string(s.preroll_ms));
   if (s.max_lag_ms != defaults.max_lag_ms) add("max-lag", std::to_string(s.max_lag_ms));
+  if (s.dispatch != defaults.dispatch) add("dispatch", s.dispatch ? "1" : "0");
   return g_strdup(("arcly://" + s.stream_key + query).c_str());
 }
 
@@ -919,7 +1081,8 @@ static gboolean uri_set_uri(GstURIHandler* handler, const gchar* uri, GError** e
                         (v.id == PROP_PERSIST && wanted.persist == now.persist) ||
                         (v.id == PROP_LATENCY && wanted.latency_ms == now.latency_ms) ||
                         (v.id == PROP_PRE_ROLL && wanted.preroll_ms == now.preroll_ms) ||
-                        (v.id == PROP_MAX_LAG && wanted.max_lag_ms == now.max_lag_ms);
+                        (v.id == PROP_MAX_LAG && wanted.max_lag_ms == now.max_lag_ms) ||
+                        (v.id == PROP_DISPATCH && wanted.dispatch == now.dispatch);
       if (!same) fixed += (fixed.empty() ? "" : ", ") + std::string(v.pspec->name);
     }
     if (!fixed.empty()) {

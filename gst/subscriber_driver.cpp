@@ -71,6 +71,7 @@ void SubscriberDriver::set_playing(bool playing) {
   std::lock_guard lock(lock_);
   if (playing_ && !playing) ++pauses_;
   playing_ = playing;
+  control_changes_.fetch_add(1, std::memory_order_release);
   cond_.notify_all();
 }
 
@@ -79,6 +80,7 @@ bool SubscriberDriver::request_eos() {
   {
     std::lock_guard lock(lock_);
     eos_requested_ = true;
+    control_changes_.fetch_add(1, std::memory_order_release);
     cond_.notify_all();
   }
   interrupt_.request_stop();
@@ -88,6 +90,7 @@ bool SubscriberDriver::request_eos() {
 void SubscriberDriver::stop() {
   stop_.request_stop();
   interrupt_.request_stop();
+  control_changes_.fetch_add(1, std::memory_order_release);
   std::lock_guard lock(lock_);
   cond_.notify_all();
 }
@@ -95,6 +98,7 @@ void SubscriberDriver::stop() {
 void SubscriberDriver::switch_to(const std::string& key) {
   std::lock_guard lock(lock_);
   switch_to_ = key;
+  control_changes_.fetch_add(1, std::memory_order_release);
   if (wake_) wake_->request_stop();
   cond_.notify_all();
 }
@@ -731,16 +735,8 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
   Received r = sub_->recv(std::chrono::steady_clock::time_point::max(), wake.token());
   switch (r.status) {
     case RecvStatus::Frame:
-      if (!r.frame->is_config() && exceeds_max_lag(*r.frame)) return Step::Continue;
-      if (r.discont) {
-        mark_all_discont();  // every track skipped
-        if (r.skipped > 0) post_lagged(r.skipped);
-      }
-      return finish_flow(handle(r.frame, r.discont));
-    case RecvStatus::Lagged:  // strict mode only; resilient reports via discont
-      post_lagged(r.skipped);
-      mark_all_discont();
-      return Step::Continue;
+    case RecvStatus::Lagged:
+      return on_received(r);
     case RecvStatus::Closed:
       return on_publisher_ended();
     case RecvStatus::Empty:
@@ -750,6 +746,88 @@ SubscriberDriver::Step SubscriberDriver::step_unguarded() {
       return after_interrupt();
   }
   return Step::Continue;
+}
+
+// A Frame or Lagged result of the subscription, on the streaming thread.
+SubscriberDriver::Step SubscriberDriver::on_received(const Received& r) {
+  if (r.status == RecvStatus::Lagged) {  // strict mode only; resilient reports via discont
+    post_lagged(r.skipped);
+    mark_all_discont();
+    return Step::Continue;
+  }
+  if (!r.frame->is_config() && exceeds_max_lag(*r.frame)) return Step::Continue;
+  if (r.discont) {
+    mark_all_discont();  // every track skipped
+    if (r.skipped > 0) post_lagged(r.skipped);
+  }
+  return finish_flow(handle(r.frame, r.discont));
+}
+
+// Playing, nothing pending from the application (pause, EOS, switch).
+bool SubscriberDriver::steady_locked() const {
+  return playing_ && pauses_ == seen_pauses_ && !eos_requested_ && !switch_to_;
+}
+
+bool SubscriberDriver::dispatchable() {
+  if (!sub_ || !backlog_.empty() || failed_ || stop_.stop_requested()) return false;
+  std::lock_guard lock(lock_);
+  return steady_locked();
+}
+
+void SubscriberDriver::watch(const std::shared_ptr<Waker>& waker) {
+  if (sub_) sub_->watch(waker);
+}
+
+void SubscriberDriver::unwatch() {
+  if (sub_) sub_->unwatch();
+}
+
+bool SubscriberDriver::ready() const {
+  return !sub_ || sub_->ready();
+}
+
+SubscriberDriver::Poll SubscriberDriver::poll(std::size_t budget,
+                                              std::chrono::steady_clock::time_point deadline) {
+  try {
+    return poll_unguarded(budget, deadline);
+  } catch (const std::exception& e) {
+    failed_ = true;
+    host_.post_error(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED,
+                     "playing stream " + settings_.stream_key + " failed", e.what());
+    push_eos_all();
+    return Poll::Pause;
+  }
+}
+
+SubscriberDriver::Poll SubscriberDriver::poll_unguarded(
+    std::size_t budget, std::chrono::steady_clock::time_point deadline) {
+  if (stop_.stop_requested() || failed_) return Poll::Pause;
+  // Read before the run control: a change after this is seen below.
+  const std::uint64_t control = control_changes_.load(std::memory_order_acquire);
+  {
+    std::lock_guard lock(lock_);
+    if (!steady_locked()) return Poll::Release;
+  }
+  if (!sub_ || !backlog_.empty()) return Poll::Release;
+  for (std::size_t i = 0; i < budget; ++i) {
+    Received r = sub_->try_recv();
+    switch (r.status) {
+      case RecvStatus::Frame:
+      case RecvStatus::Lagged:
+        if (on_received(r) == Step::Pause) return Poll::Pause;
+        if (!sub_) return Poll::Release;  // a max-lag resync joins again: step()'s work
+        // A push that blocked (a prerolling sink in PAUSED) may come back to a
+        // changed run control: step() looks at it before the next frame.
+        if (control_changes_.load(std::memory_order_acquire) != control) return Poll::Release;
+        if (std::chrono::steady_clock::now() > deadline) return Poll::More;
+        break;
+      case RecvStatus::Empty:
+        return Poll::Idle;
+      default:  // Closed: the publisher ended; step() follows up (persist, EOS)
+        return Poll::Release;
+    }
+  }
+  return Poll::More;
 }
 
 }  // namespace arcly::gst

@@ -62,10 +62,15 @@
 // when it changes. With persist, `arcly-publisher-lost` is posted when the
 // publisher ends and `arcly-publisher-regained` when the next one is joined.
 //
-// Threads: step() and remove_tracks() on the streaming thread (or with it
-// joined); set_playing(), request_eos(), switch_to(), request_key_unit() and
-// stop() from any thread. Errors are posted through the Host with a human text
-// and a debug detail apart.
+// Threads: step(), the dispatched-mode calls (dispatchable(), poll(), ready(),
+// watch(), unwatch()) and remove_tracks() on the streaming thread — the
+// element's task, or the dispatcher thread it handed the driver to (never both
+// at once; the hand-over is ordered by a lock) — or with it joined;
+// set_playing(), request_eos(), switch_to(), request_key_unit() and stop() from
+// any thread. Dispatched mode: poll() is step()'s steady state without the
+// blocking receive (try_recv until Empty); everything that may wait (joining,
+// PAUSED, between publishers, a switch, EOS) returns Release and is step()'s. Errors are posted
+// through the Host with a human text and a debug detail apart.
 #pragma once
 
 #include <gst/gst.h>
@@ -108,6 +113,8 @@ struct SubscriberSettings {
   unsigned latency_ms = 30;
   unsigned preroll_ms = 0;  // with StartMode::Keyframe
   unsigned max_lag_ms = 0;  // 0: off; else resync at the newest keyframe beyond this lag
+  // For the host: once streaming live, let a Dispatcher serve it (dispatcher.hpp).
+  bool dispatch = false;
 };
 
 // Counters any thread may read while the driver runs.
@@ -190,11 +197,36 @@ class SubscriberDriver {
 
   // Streaming thread: one bounded piece of work.
   Step step();
+
+  // Dispatched mode (dispatcher.hpp). The streaming thread may hand the driver
+  // to a dispatcher thread once dispatchable(); whichever thread holds it is
+  // "the streaming thread" for every method here, one at a time.
+  enum class Poll {
+    Idle,     // nothing to read now: poll again when the subscription is ready
+    More,     // stopped at the budget: poll again soon
+    Release,  // needs step() again (pause, EOS, switch, publisher ended, resync)
+    Pause,    // as step()'s Pause: the run is over (flow error, EOS, stop)
+  };
+  // Subscribed, nothing read ahead, playing, nothing pending: poll() would work.
+  bool dispatchable();
+  // Never blocks (except where a push blocks downstream): pushes up to
+  // `budget` frames that are available now; returns More once a frame is out
+  // past `deadline` (a slow push), Release at once if the application changed
+  // the run control meanwhile (a push that blocked in a prerolling sink).
+  Poll poll(std::size_t budget, std::chrono::steady_clock::time_point deadline);
+  // Cheap: whether poll() may find something (a frame, the end).
+  bool ready() const;
+  // The subscription's readiness (Subscription::watch/unwatch).
+  void watch(const std::shared_ptr<Waker>& waker);
+  void unwatch();
   // With the streaming thread stopped: the pads go away (through the host).
   void remove_tracks();
 
  private:
   Step step_unguarded();
+  Poll poll_unguarded(std::size_t budget, std::chrono::steady_clock::time_point deadline);
+  Step on_received(const Received& r);
+  bool steady_locked() const;
   void post_switched(GstClockTime pts);
   void start_switch(std::string key);
   // A stop token for one blocking call: fires on stop, EOS or a switch.
@@ -244,6 +276,8 @@ class SubscriberDriver {
   StreamHandle current_stream_;           // guarded by lock_: the publisher followed
   std::stop_source stop_;                 // the run ends
   std::stop_source interrupt_;            // wakes blocking calls: stop, or an EOS to push
+  // Bumped (release) by every run-control call; poll() stops when it changes.
+  std::atomic<std::uint64_t> control_changes_{0};
 
   // Streaming thread only.
   StreamHandle initial_stream_;  // wait=0: found at construction

@@ -689,6 +689,7 @@ struct SrcProps {
   gint wait = 0, start = 0;
   gboolean persist = FALSE;
   guint latency = 0, preroll = 0, max_lag = 0;
+  gboolean dispatch = FALSE;
   bool operator==(const SrcProps&) const = default;
 };
 
@@ -698,7 +699,7 @@ SrcProps src_props(GstElement* e) {
   gchar* engine = nullptr;
   g_object_get(e, "stream", &stream, "engine", &engine, "wait", &p.wait, "start", &p.start,
                "persist", &p.persist, "latency", &p.latency, "preroll", &p.preroll, "max-lag",
-               &p.max_lag, nullptr);
+               &p.max_lag, "dispatch", &p.dispatch, nullptr);
   p.stream = stream ? stream : "";
   p.engine = engine ? engine : "";
   g_free(stream);
@@ -719,9 +720,13 @@ GST_START_TEST(test_uri_round_trip) {
   g_object_set(a, "stream", "live/rt", "engine", "my engine&co", "wait", 250, "persist", TRUE,
                "latency", 80, "preroll", 1500, "max-lag", 2500, nullptr);
   gst_util_set_object_arg(G_OBJECT(a), "start", "keyframe");
+  // `dispatch` away from its default (ARCLY_SRC_DISPATCH may have turned it on).
+  gboolean dispatch = FALSE;
+  g_object_get(a, "dispatch", &dispatch, nullptr);
+  g_object_set(a, "dispatch", !dispatch, nullptr);
   gchar* uri = gst_uri_handler_get_uri(GST_URI_HANDLER(a));
-  for (const char* key :
-       {"wait=250", "start=keyframe", "persist=1", "latency=80", "preroll=1500", "max-lag=2500"})
+  for (const char* key : {"wait=250", "start=keyframe", "persist=1", "latency=80", "preroll=1500",
+                          "max-lag=2500", dispatch ? "dispatch=0" : "dispatch=1"})
     fail_unless(std::strstr(uri, key) != nullptr, "%s missing from %s", key, uri);
   GError* err = nullptr;
   GstElement* b = gst_element_make_from_uri(GST_URI_SRC, uri, nullptr, &err);
@@ -750,7 +755,8 @@ GST_START_TEST(test_uri_round_trip) {
   for (const char* bad :
        {"arcly://live/x?latency=999999", "arcly://live/x?wait=-2", "arcly://live/x?wait=soon",
         "arcly://live/x?start=middle", "arcly://live/x?persist=maybe", "arcly://live/x?colour=red",
-        "arcly://live/x?engine=", "arcly://live/x?max-lag=-1", "arcly://live/x?max-lag=4000000"}) {
+        "arcly://live/x?engine=", "arcly://live/x?max-lag=-1", "arcly://live/x?max-lag=4000000",
+        "arcly://live/x?dispatch=sometimes"}) {
     fail_if(gst_uri_handler_set_uri(GST_URI_HANDLER(b), bad, &err), "%s accepted", bad);
     fail_unless(err && std::strstr(err->message, bad) != nullptr, "%s: %s", bad,
                 err ? err->message : "no error");

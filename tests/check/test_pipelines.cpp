@@ -1162,9 +1162,9 @@ struct DriftRun {
 };
 
 // A 30 fps live publisher on `pub_clock` and a subscriber on `sub_clock` (null:
-// the default system clock), measured over 150 frames (5 s of stream).
+// the default system clock), measured over 100 frames (3.3 s of stream).
 DriftRun run_with_clocks(const char* key, GstClock* pub_clock, GstClock* sub_clock) {
-  constexpr std::size_t kFrames = 150;
+  constexpr std::size_t kFrames = 100;
   GstElement* pub =
       th::launch(std::string("videotestsrc is-live=true pattern=black ! "
                              "video/x-raw,width=16,height=16,framerate=30/1 ! arclysink stream=") +
@@ -1206,7 +1206,7 @@ DriftRun run_with_clocks(const char* key, GstClock* pub_clock, GstClock* sub_clo
   return r;
 }
 
-// 2 % is 66 ms over these 150 frames: twice the default latency.
+// 2 % is 40 ms between the two windows (60 frames apart): more than the default latency.
 constexpr gint64 kDriftBound = 15 * GST_MSECOND;
 
 }  // namespace
@@ -1244,6 +1244,190 @@ GST_START_TEST(test_subscriber_follows_its_clock_drift) {
 }
 GST_END_TEST;
 
+// --- Dispatched mode (`dispatch`, gst/dispatcher.hpp) ---
+
+namespace {
+
+bool stat_bool(GstElement* e, const char* field) {
+  GstStructure* st = nullptr;
+  g_object_get(e, "stats", &st, nullptr);
+  gboolean v = FALSE;
+  fail_unless(st && gst_structure_get_boolean(st, field, &v), "no stats field %s", field);
+  gst_structure_free(st);
+  return v;
+}
+
+guint64 stat_u64(GstElement* e, const char* field) {
+  GstStructure* st = nullptr;
+  g_object_get(e, "stats", &st, nullptr);
+  guint64 v = 0;
+  fail_unless(st && gst_structure_get_uint64(st, field, &v), "no stats field %s", field);
+  gst_structure_free(st);
+  return v;
+}
+
+// Waits (bounded) until the element's `dispatched` stat is `want`.
+void wait_dispatched(GstElement* e, bool want, double seconds = 20) {
+  const gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(seconds * G_USEC_PER_SEC);
+  while (stat_bool(e, "dispatched") != want) {
+    fail_unless(g_get_monotonic_time() < deadline, "%s: dispatched stayed %d", GST_OBJECT_NAME(e),
+                !want);
+    g_usleep(5000);
+  }
+}
+
+int thread_count() {
+  GDir* dir = g_dir_open("/proc/self/task", 0, nullptr);
+  fail_unless(dir != nullptr);
+  int n = 0;
+  while (g_dir_read_name(dir)) ++n;
+  g_dir_close(dir);
+  return n;
+}
+
+// A pad probe that, once armed, holds the next buffer until released.
+struct BlockProbe {
+  GMutex lock;
+  GCond cond;
+  bool armed = false, entered = false, released = false;
+  BlockProbe() {
+    g_mutex_init(&lock);
+    g_cond_init(&cond);
+  }
+  ~BlockProbe() {
+    g_mutex_clear(&lock);
+    g_cond_clear(&cond);
+  }
+  static GstPadProbeReturn probe(GstPad*, GstPadProbeInfo*, gpointer data) {
+    auto* g = static_cast<BlockProbe*>(data);
+    g_mutex_lock(&g->lock);
+    if (g->armed && !g->released) {
+      g->entered = true;
+      g_cond_broadcast(&g->cond);
+      while (!g->released) g_cond_wait(&g->cond, &g->lock);
+    }
+    g_mutex_unlock(&g->lock);
+    return GST_PAD_PROBE_OK;
+  }
+  void set(bool BlockProbe::*flag) {
+    g_mutex_lock(&lock);
+    this->*flag = true;
+    g_cond_broadcast(&cond);
+    g_mutex_unlock(&lock);
+  }
+  bool wait_entered(double seconds) {
+    const gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(seconds * G_USEC_PER_SEC);
+    g_mutex_lock(&lock);
+    while (!entered && g_cond_wait_until(&cond, &lock, deadline)) {
+    }
+    const bool in = entered;
+    g_mutex_unlock(&lock);
+    return in;
+  }
+};
+
+}  // namespace
+
+// Dispatched subscribers are served by the engine's few dispatcher threads:
+// every one receives, reports `dispatched`, and their streaming threads go
+// away (the process has far fewer threads than subscribers).
+GST_START_TEST(test_dispatched_subscribers_share_threads) {
+  GstElement* pub =
+      th::launch(th::h264_camera(15) + "! arclysink name=pub engine=dsp stream=live/dsp");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 5);
+  const int before = thread_count();
+  constexpr int kSubs = 24;
+  std::vector<GstElement*> subs;
+  for (int i = 0; i < kSubs; ++i) {
+    GstElement* s = th::launch(
+        "arclysrc name=src engine=dsp stream=live/dsp dispatch=true ! fakesink sync=false");
+    th::play(s);
+    subs.push_back(s);
+  }
+  for (GstElement* s : subs) wait_dispatched(th::by_name(s, "src"), true);
+  std::vector<guint64> frames;
+  for (GstElement* s : subs) frames.push_back(stat_u64(th::by_name(s, "src"), "frames"));
+  for (std::size_t i = 0; i < subs.size(); ++i) {
+    GstElement* src = th::by_name(subs[i], "src");
+    th::wait_stat(src, "frames", frames[i] + 15);
+    fail_unless(stat_u64(src, "dispatch-handoffs") >= 1);
+  }
+  // The elements' task threads went back to GLib's pool, which keeps few idle
+  // threads; the dispatcher adds one per core plus a watchdog.
+  const int bound = before + 4 + static_cast<int>(g_get_num_processors());
+  const gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+  while (thread_count() > bound && g_get_monotonic_time() < deadline) {
+    g_thread_pool_stop_unused_threads();  // idle pool threads would linger for seconds
+    g_usleep(10000);
+  }
+  fail_unless(thread_count() <= bound, "%d threads for %d dispatched subscribers (%d before)",
+              thread_count(), kSubs, before);
+  for (GstElement* s : subs) {
+    th::assert_no_error(s);
+    th::stop(s);
+  }
+  th::stop(pub);
+}
+GST_END_TEST;
+
+// A dispatched subscriber whose downstream blocks (a probe holding a buffer)
+// does not stall the others, not even those on its dispatcher thread: they
+// keep receiving while it is held; once released it goes on, on its own
+// streaming thread (`dispatch-blocked`).
+GST_START_TEST(test_dispatched_blocked_subscriber_does_not_stall_others) {
+  GstElement* pub =
+      th::launch(th::h264_camera(15) + "! arclysink name=pub engine=dblk stream=live/dblk");
+  th::play(pub);
+  th::wait_stat(th::by_name(pub, "pub"), "frames", 5);
+  BlockProbe gate;
+  GstElement* held = th::launch(
+      "arclysrc name=src engine=dblk stream=live/dblk dispatch=true ! fakesink name=sink "
+      "sync=false");
+  {
+    GstPad* pad = gst_element_get_static_pad(th::by_name(held, "sink"), "sink");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, BlockProbe::probe, &gate, nullptr);
+    gst_object_unref(pad);
+  }
+  th::play(held);
+  GstElement* held_src = th::by_name(held, "src");
+  // Two others per dispatcher thread: whatever the placement, some share the held one's.
+  const int others = 2 * static_cast<int>(g_get_num_processors());
+  std::vector<GstElement*> subs;
+  for (int i = 0; i < others; ++i) {
+    GstElement* s = th::launch(
+        "arclysrc name=src engine=dblk stream=live/dblk dispatch=true ! fakesink sync=false");
+    th::play(s);
+    subs.push_back(s);
+  }
+  wait_dispatched(held_src, true);
+  for (GstElement* s : subs) wait_dispatched(th::by_name(s, "src"), true);
+
+  gate.set(&BlockProbe::armed);
+  fail_unless(gate.wait_entered(20), "the held subscriber pushed nothing");
+  fail_unless_equals_uint64(stat_u64(held_src, "dispatch-blocked"), 0);
+  const guint64 held_frames = stat_u64(held_src, "frames");
+  std::vector<guint64> frames;
+  for (GstElement* s : subs) frames.push_back(stat_u64(th::by_name(s, "src"), "frames"));
+  for (std::size_t i = 0; i < subs.size(); ++i)
+    th::wait_stat(th::by_name(subs[i], "src"), "frames", frames[i] + 30);
+  // Still held: nothing more came out of it.
+  fail_unless(stat_u64(held_src, "frames") <= held_frames + 1);
+
+  gate.set(&BlockProbe::released);
+  th::wait_stat(held_src, "dispatch-blocked", 1);
+  th::wait_stat(held_src, "frames", held_frames + 15);
+  fail_if(stat_bool(held_src, "dispatched"), "a blocking subscriber was dispatched again");
+  for (GstElement* s : subs) {
+    th::assert_no_error(s);
+    th::stop(s);
+  }
+  th::assert_no_error(held);
+  th::stop(held);
+  th::stop(pub);
+}
+GST_END_TEST;
+
 static Suite* arcly_pipelines_suite() {
   Suite* s = suite_create("arcly-pipelines");
   TCase* tc = tcase_create("general");
@@ -1272,6 +1456,8 @@ static Suite* arcly_pipelines_suite() {
   tcase_add_test(tc, test_persist_publisher_lost_and_regained_messages);
   tcase_add_test(tc, test_publisher_clock_drift_is_translated_to_engine_time);
   tcase_add_test(tc, test_subscriber_follows_its_clock_drift);
+  tcase_add_test(tc, test_dispatched_subscribers_share_threads);
+  tcase_add_test(tc, test_dispatched_blocked_subscriber_does_not_stall_others);
   return s;
 }
 
