@@ -30,9 +30,11 @@ std::int64_t ClockBridge::offset(GstClock* clock) {
   // Another clock (a new pipeline clock): start over.
   const bool have =
       have_.load(std::memory_order_relaxed) && clock_.load(std::memory_order_relaxed) == clock;
+  const std::int64_t next = next_sample_.load(std::memory_order_relaxed);
+  // The default clock never drifts: no clock read on the per-buffer path.
+  if (have && next == INT64_MAX) return offset_.load(std::memory_order_relaxed);
   const std::int64_t before = engine_now();
-  if (have && before < next_sample_.load(std::memory_order_relaxed))
-    return offset_.load(std::memory_order_relaxed);
+  if (have && before < next) return offset_.load(std::memory_order_relaxed);
   next_sample_.store(before + kSampleInterval, std::memory_order_relaxed);
   if (is_engine_clock(clock)) {
     offset_.store(0, std::memory_order_relaxed);
