@@ -814,11 +814,9 @@ std::vector<std::string> RecorderSet::open_files() const {
   std::vector<std::string> out;
   for (const auto* set : {&recorders_, &clips_}) {
     for (const auto& [key, r] : *set) {
-      if (!r->current().empty()) out.push_back(r->current());
-      // Named by format-location but not yet announced as opened (the bus message
-      // comes later), or not closed yet: on disk, but not a finished file.
-      for (auto& f : r->unfinished())
-        if (f != r->current()) out.push_back(std::move(f));
+      // Every file format-location named and splitmuxsink has not closed: the
+      // current one, and one named whose opening is not announced yet.
+      for (auto& f : r->unfinished()) out.push_back(std::move(f));
     }
   }
   return out;
