@@ -5,6 +5,9 @@
 // and without the password), an unknown key refused (404), ffprobe over SRT by
 // streamid — and a SIGHUP that changes [rtsp-server] restarting it with the new
 // rules.
+#include <algorithm>
+#include <vector>
+
 #include "host_helpers.hpp"
 
 using namespace host_testing;
@@ -16,7 +19,7 @@ const char* const kCamera =
     "video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency "
     "speed-preset=ultrafast key-int-max=60  audiotestsrc is-live=true ! avenc_aac\n";
 
-// ffprobe's codec names for the streams of `url` ("h264,aac"); `rc` its exit code.
+// ffprobe's codec names for the streams of `url`, sorted ("aac,h264"); `rc` its exit code.
 std::string probe_codecs(const std::string& url, int* rc, const std::string& extra = "") {
   std::string out;
   FILE* f = popen(("timeout 30 ffprobe -v error " + extra +
@@ -26,11 +29,15 @@ std::string probe_codecs(const std::string& url, int* rc, const std::string& ext
   char buf[256];
   while (fgets(buf, sizeof buf, f)) out += buf;
   *rc = pclose(f);
-  std::string joined;
+  // Sorted: the SDP lists the tracks in the order the reader's source exposed them.
+  std::vector<std::string> codecs;
   std::istringstream lines(out);
   for (std::string line; std::getline(lines, line);) {
-    if (!line.empty()) joined += (joined.empty() ? "" : ",") + line;
+    if (!line.empty()) codecs.push_back(line);
   }
+  std::sort(codecs.begin(), codecs.end());
+  std::string joined;
+  for (const std::string& c : codecs) joined += (joined.empty() ? "" : ",") + c;
   return joined;
 }
 
@@ -113,7 +120,7 @@ START_TEST(run_serves_rtsp_and_srt_readers_refuses_bad_ones_and_reloads) {
   int rc = 0;
   std::string codecs =
       probe_codecs(rtsp_url(rtsp, "alice:Pa55word-alice@", "live/cam"), &rc, "-rtsp_transport tcp");
-  ck_assert_msg(rc == 0 && codecs == "h264,aac", "rc %d, streams '%s'\n%s", rc, codecs.c_str(),
+  ck_assert_msg(rc == 0 && codecs == "aac,h264", "rc %d, streams '%s'\n%s", rc, codecs.c_str(),
                 arcly.text().c_str());
   // A wrong password: 401, counted, logged with the peer, the password nowhere.
   codecs =
@@ -146,7 +153,7 @@ START_TEST(run_serves_rtsp_and_srt_readers_refuses_bad_ones_and_reloads) {
   ck_assert_msg(arcly.wait_for("[rtsp-server] serving every stream", 30s, 2), "%s",
                 arcly.text().c_str());
   codecs = probe_codecs(rtsp_url(rtsp, "", "live/cam"), &rc, "-rtsp_transport tcp");
-  ck_assert_msg(rc == 0 && codecs == "h264,aac", "after reload: rc %d, streams '%s'\n%s", rc,
+  ck_assert_msg(rc == 0 && codecs == "aac,h264", "after reload: rc %d, streams '%s'\n%s", rc,
                 codecs.c_str(), arcly.text().c_str());
 
   arcly.signal(SIGTERM);
