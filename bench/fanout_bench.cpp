@@ -8,11 +8,12 @@
 //   tee   filesrc ! qtdemux ! h264parse ! identity sync=true ! tee allow-not-linked=true
 //         + N branches `queue ! fakesink sync=false` added to that pipeline
 //   arcly filesrc ! qtdemux ! h264parse ! identity sync=true ! arclysink
-//         + N pipelines `arclysrc ! fakesink sync=false` (one pipeline per subscriber,
+//         + N pipelines `arclysrc dispatch=false ! fakesink sync=false` (the task mode:
+//         a thread per subscriber; one pipeline per subscriber,
 //         as independent consumers would be); and, at N = 500 only, the same N
 //         `arclysrc ! fakesink` pairs in one pipeline (row `500*`), which shows what
 //         the pipeline per subscriber (GstPipeline, bus) adds
-//   disp  the same as arcly with `arclysrc dispatch=true`: once live, the engine's
+//   disp  the same as arcly with `arclysrc dispatch=true` (the default): once live, the engine's
 //         dispatcher threads (one per core) serve the subscribers through the
 //         readiness interface instead of a thread each (columns "disp")
 //
@@ -188,7 +189,7 @@ int run_child(const std::string& design, int n, int seconds, const std::string& 
       // The same subscribers, all in one pipeline: what a pipeline per subscriber costs.
       GstElement* asrc = gst_element_factory_make("arclysrc", nullptr);
       GstElement* sink = gst_element_factory_make("fakesink", nullptr);
-      g_object_set(asrc, "stream", kKey, nullptr);
+      g_object_set(asrc, "stream", kKey, "dispatch", FALSE, nullptr);
       g_object_set(sink, "sync", FALSE, nullptr);
       if (subs.empty()) subs.push_back(gst_pipeline_new("subscribers"));
       gst_bin_add_many(GST_BIN(subs[0]), asrc, sink, nullptr);
@@ -202,7 +203,8 @@ int run_child(const std::string& design, int n, int seconds, const std::string& 
       if (i == n - 1) gst_element_set_state(subs[0], GST_STATE_PLAYING);
     } else if (arcly) {
       GstElement* p = launch(std::string("arclysrc stream=") + kKey +
-                             (dispatch ? " dispatch=true" : "") + " ! fakesink name=s sync=false");
+                             (dispatch ? " dispatch=true" : " dispatch=false") +
+                             " ! fakesink name=s sync=false");
       GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "s");
       add_count_probe(sink, flags);
       gst_object_unref(sink);

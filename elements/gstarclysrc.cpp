@@ -49,9 +49,9 @@
  * encoder, rate-limited). LATENCY answers `latency` plus the publisher's own
  * upstream latency.
  *
- * `dispatch` serves the subscriber, once it streams live, from the engine's few
- * dispatcher threads (one per core) instead of a thread of its own: for fan-out
- * to hundreds of subscribers. Whatever can wait (joining, PAUSED, a switch,
+ * `dispatch` (default TRUE) serves the subscriber, once it streams live, from the
+ * engine's few dispatcher threads (one per core) instead of a thread of its own:
+ * fan-out to hundreds of subscribers. Whatever can wait (joining, PAUSED, a switch,
  * between publishers, EOS) still runs on the element's own streaming thread,
  * and a subscriber whose downstream blocks a push for more than 20 ms (a sink
  * syncing on the clock, a full queue) goes back to it for the rest of the run,
@@ -136,8 +136,8 @@ constexpr gint kDefaultWait = Settings{}.wait_ms;
 constexpr guint kDefaultLatencyMs = Settings{}.latency_ms;
 constexpr StartMode kDefaultStart = Settings{}.start;
 
-// The default of `dispatch`: FALSE, or what ARCLY_SRC_DISPATCH (0/1) says, so
-// that a test suite or an operator can run every arclysrc dispatched.
+// The default of `dispatch`: TRUE, or what ARCLY_SRC_DISPATCH (0/1) says, so
+// that a test suite or an operator can run every arclysrc on its own thread.
 bool default_dispatch() {
   static const bool value = [] {
     const gchar* env = g_getenv("ARCLY_SRC_DISPATCH");
@@ -870,8 +870,8 @@ static void gst_arcly_src_class_init(GstArclySrcClass* klass) {
           "instead of a thread of its own: far less CPU and memory per subscriber for large "
           "fan-outs. A pause, EOS, switch or publisher change runs on the element's own thread "
           "again; a downstream whose push blocks over 20 ms (clock sync, a full queue) keeps "
-          "it for the rest of the run. Default FALSE, or the environment's ARCLY_SRC_DISPATCH",
-          FALSE, ready));
+          "it for the rest of the run. Default TRUE, or the environment's ARCLY_SRC_DISPATCH",
+          TRUE, ready));
   g_object_class_install_property(
       gobject_class, PROP_IS_LIVE,
       g_param_spec_boolean("is-live", "Is live", "Always TRUE: arclysrc is a live source", TRUE,

@@ -113,8 +113,8 @@ struct SubscriberSettings {
   unsigned latency_ms = 30;
   unsigned preroll_ms = 0;  // with StartMode::Keyframe
   unsigned max_lag_ms = 0;  // 0: off; else resync at the newest keyframe beyond this lag
-  // For the host: once streaming live, let a Dispatcher serve it (dispatcher.hpp).
-  bool dispatch = false;
+  // Once streaming live, let a Dispatcher serve it (dispatcher.hpp).
+  bool dispatch = true;
 };
 
 // Counters any thread may read while the driver runs.
