@@ -444,6 +444,8 @@ START_TEST(sender_reports_carry_the_publishers_capture_time) {
   ck_assert_msg(at_edge >= 0 && at_edge <= GST_SECOND,
                 "live-edge reader: %" G_GINT64_FORMAT " ms behind capture by the SRs",
                 at_edge / GST_MSECOND);
+  live.stop();  // before the probes' objects go
+  replay.stop();
 }
 END_TEST
 
