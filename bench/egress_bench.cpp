@@ -33,9 +33,11 @@
 // its first decoded picture, the first decoded picture that carries a
 // `timestamp/x-ntp` meta gives wall-clock now - that capture time. The meta comes
 // from the server's RTCP sender reports: arcly's map RTP time to the publisher's
-// time of the frame (its encoder pipeline playing it); the plain server's are
-// 1.22's default, the time its pipeline sends the packet (so its figure leaves out
-// its own encoder's latency). A trial without such a picture within 2 s is a miss
+// time of the frame (its encoder pipeline playing it: capture + that pipeline's
+// latency); the plain server's are 1.22's default, the time its pipeline sends
+// the packet, which for its one pipeline is the same point (capture + latency).
+// So both figures start where the encoder pipeline plays the frame. A trial
+// without such a picture within 2 s is a miss
 // (left out of median and max, counted).
 //
 // Scale: READERS RTSP/TCP readers (rtspsrc ! fakesink, no decoding, in a child
