@@ -33,11 +33,12 @@
 // its first decoded picture, the first decoded picture that carries a
 // `timestamp/x-ntp` meta gives wall-clock now - that capture time. The meta comes
 // from the server's RTCP sender reports: arcly's map RTP time to the publisher's
-// time of the frame (its encoder pipeline playing it: capture + that pipeline's
-// latency); the plain server's are 1.22's default, the time its pipeline sends
-// the packet, which for its one pipeline is the same point (capture + latency).
-// So both figures start where the encoder pipeline plays the frame. A trial
-// without such a picture within 2 s is a miss
+// time of the frame (for this [pipeline] publisher, arclysink: the frame's clock
+// time in the encoder pipeline, i.e. its capture time); the plain server's are
+// 1.22's default, the time its pipeline sends the packet: capture + that
+// pipeline's latency (videotestsrc's frame, x264enc's). So the plain figure
+// starts later and leaves its encoder pipeline's latency out; arcly's does not. A
+// trial without such a picture within 2 s is a miss
 // (left out of median and max, counted).
 //
 // Scale: READERS RTSP/TCP readers (rtspsrc ! fakesink, no decoding, in a child
@@ -586,7 +587,7 @@ int main(int argc, char** argv) {
   for (const Series* s : {&a.behind, &p.behind})
     std::printf("  %-30s %7.0f %6.0f  %d\n", s->name.c_str(), s->median(), s->max(), s->misses());
   std::printf(
-      "  (plain: its SRs are send-time based, so its own encoder's latency is not in it)\n");
+      "  (arcly: from capture; plain: send-time SRs, from capture + its pipeline latency)\n");
   std::printf("\nscale, %d RTSP/TCP readers      CPU-s per reader-minute   KiB per reader\n",
               readers);
   std::printf("  arcly                              %8.4f            %8.0f\n",
