@@ -27,6 +27,20 @@
 //            decoder's first output buffer
 // A trial that has no picture after 2.7 s counts as 2.7 s and is marked.
 //
+// Behind live: the rtspsrc client above with add-reference-timestamp-meta=true
+// (arcly at its default start, live-edge), at the same GOP phases (trial k at
+// T0 + k * (4 GOP + 5/12 GOP), so that a trial ends before the next): 5 s after
+// its first decoded picture, the first decoded picture that carries a
+// `timestamp/x-ntp` meta gives wall-clock now - that capture time. The meta comes
+// from the server's RTCP sender reports: arcly's map RTP time to the publisher's
+// time of the frame (for this [pipeline] publisher, arclysink: the frame's clock
+// time in the encoder pipeline, i.e. its capture time); the plain server's are
+// 1.22's default, the time its pipeline sends the packet: capture + that
+// pipeline's latency (videotestsrc's frame, x264enc's). So the plain figure
+// starts later and leaves its encoder pipeline's latency out; arcly's does not. A
+// trial without such a picture within 2 s is a miss
+// (left out of median and max, counted).
+//
 // Scale: READERS RTSP/TCP readers (rtspsrc ! fakesink, no decoding, in a child
 // process) of the one stream. The server process's CPU (utime + stime from /proc)
 // over a WINDOW with the warm reader only, then over the same window with the
@@ -34,7 +48,7 @@
 // (VmRSS with - VmRSS without) / READERS. The child reports readers that got no
 // buffer in the last two seconds, so a stalled server cannot look cheap.
 //
-// Usage: egress-bench [PHASES] [READERS] [WINDOW]   (defaults 12, 200, 15; ~7 min)
+// Usage: egress-bench [PHASES] [READERS] [WINDOW]   (defaults 12, 200, 15; ~11 min)
 //        egress-bench --readers N URL                (the scale child)
 #include <fcntl.h>
 #include <gst/gst.h>
@@ -76,6 +90,9 @@ constexpr const char* kEncoder =
     "h264parse config-interval=-1";
 constexpr auto kGop = 2000ms;
 constexpr auto kTrialTimeout = 2700ms;
+constexpr auto kViewing = 5s;         // behind live is taken after this much viewing
+constexpr auto kCaptureTimeout = 2s;  // for a picture with a capture time, after that
+constexpr std::int64_t kNtpToUnix = 2208988800LL * 1000000000LL;  // ns from 1900 to 1970
 constexpr const char* kKey = "bench/cam";
 
 double ms_since(Clock::time_point t0) {
@@ -234,8 +251,9 @@ GstPadProbeReturn on_first_buffer(GstPad*, GstPadProbeInfo*, gpointer data) {
   return GST_PAD_PROBE_REMOVE;
 }
 
-GstElement* rtspsrc_pipeline(const std::string& url, bool decode) {
-  const std::string d = "rtspsrc location=" + url + " protocols=tcp latency=0 ! " +
+GstElement* rtspsrc_pipeline(const std::string& url, bool decode, bool capture_times = false) {
+  const std::string d = "rtspsrc location=" + url + " protocols=tcp latency=0 " +
+                        (capture_times ? "add-reference-timestamp-meta=true " : "") + "! " +
                         (decode ? "rtph264depay ! h264parse ! avdec_h264 name=dec "
                                   "output-corrupt=false max-errors=-1 ! "
                                 : "") +
@@ -270,6 +288,53 @@ double rtspsrc_first_picture(const std::string& url) {
   if (got.wait_until(t0 + kTrialTimeout) == std::future_status::ready)
     ms = std::chrono::duration<double, std::milli>(got.get() - t0).count();
   gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+  return ms;
+}
+
+// The decoder's output (its streaming thread only, but for `result`): the first
+// picture starts the viewing; the first picture with a capture time after
+// kViewing gives wall now - capture time.
+struct BehindLive {
+  bool started = false;
+  Clock::time_point first{};
+  bool done = false;
+  std::promise<double> result;  // ms
+};
+
+GstPadProbeReturn on_decoded(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* b = static_cast<BehindLive*>(data);
+  const auto now = Clock::now();
+  if (!b->started) {
+    b->started = true;
+    b->first = now;
+    return GST_PAD_PROBE_OK;
+  }
+  if (b->done || now < b->first + kViewing) return GST_PAD_PROBE_OK;
+  GstCaps* ntp = gst_caps_new_empty_simple("timestamp/x-ntp");
+  const GstReferenceTimestampMeta* meta =
+      gst_buffer_get_reference_timestamp_meta(GST_PAD_PROBE_INFO_BUFFER(info), ntp);
+  gst_caps_unref(ntp);
+  if (!meta) return GST_PAD_PROBE_OK;
+  const std::int64_t wall = g_get_real_time() * 1000;
+  const std::int64_t capture = static_cast<std::int64_t>(meta->timestamp) - kNtpToUnix;
+  b->done = true;
+  b->result.set_value(static_cast<double>(wall - capture) / 1e6);
+  return GST_PAD_PROBE_REMOVE;
+}
+
+// ms behind live after kViewing of viewing, or -1.
+double rtspsrc_behind_live(const std::string& url) {
+  GstElement* p = rtspsrc_pipeline(url, true, true);
+  BehindLive b;
+  auto got = b.result.get_future();
+  probe_pad(p, "dec", "src", on_decoded, &b);
+  const auto t0 = Clock::now();
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  double ms = -1;
+  if (got.wait_until(t0 + kTrialTimeout + kViewing + kCaptureTimeout) == std::future_status::ready)
+    ms = got.get();
+  gst_element_set_state(p, GST_STATE_NULL);  // the probe's thread has stopped
   gst_object_unref(p);
   return ms;
 }
@@ -336,34 +401,40 @@ int run_readers(int n, const std::string& url) {
 
 struct Series {
   std::string name;
-  std::vector<double> ms;  // -1 = no picture within the timeout
-  double median() const {
+  std::vector<double> ms;  // -1 = a miss (no picture within the timeout)
+  // What a miss counts as in median and max; negative: left out.
+  double miss_ms = std::chrono::duration<double, std::milli>(kTrialTimeout).count();
+  std::vector<double> counted() const {
     std::vector<double> v;
     for (double x : ms)
-      v.push_back(x < 0 ? std::chrono::duration<double, std::milli>(kTrialTimeout).count() : x);
+      if (x >= 0 || miss_ms >= 0) v.push_back(x < 0 ? miss_ms : x);
     std::sort(v.begin(), v.end());
+    return v;
+  }
+  double median() const {
+    const std::vector<double> v = counted();
     if (v.empty()) return 0;
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
   }
   double max() const {
-    double m = 0;
-    for (double x : ms) m = std::max(m, x < 0 ? 2700.0 : x);
-    return m;
+    const std::vector<double> v = counted();
+    return v.empty() ? 0 : v.back();
   }
   int misses() const { return static_cast<int>(std::count(ms.begin(), ms.end(), -1.0)); }
 };
 
-// PHASES trials of `trial`, trial k at T0 + k * (GOP + 5/12 GOP).
-Series phases(const std::string& name, int n, const std::function<double()>& trial) {
+// PHASES trials of `trial`, trial k at T0 + k * (`gops` GOP + 5/12 GOP).
+Series phases(const std::string& name, int n, const std::function<double()>& trial, int gops = 1,
+              const char* miss = "no picture in 2.7 s") {
   Series s{name, {}};
-  const auto step = kGop + kGop * 5 / 12;
+  const auto step = kGop * gops + kGop * 5 / 12;
   const auto t0 = Clock::now();
   for (int k = 0; k < n; ++k) {
     std::this_thread::sleep_until(t0 + k * step);
     s.ms.push_back(trial());
     std::printf("  %-22s trial %2d: %s\n", name.c_str(), k,
                 s.ms.back() < 0
-                    ? "no picture in 2.7 s"
+                    ? miss
                     : (std::to_string(static_cast<int>(s.ms.back() + 0.5)) + " ms").c_str());
     std::fflush(stdout);
   }
@@ -414,7 +485,7 @@ Scale scale(const char* self, pid_t server, const std::string& url, int readers,
 // The RTSP figures of one server: a warm reader keeps its encoder running while
 // ffmpeg and rtspsrc join at every phase, then the readers' cost.
 struct RtspFigures {
-  Series ffmpeg, rtspsrc;
+  Series ffmpeg, rtspsrc, behind;
   Scale scale;
 };
 
@@ -427,6 +498,10 @@ RtspFigures measure_rtsp(const std::string& who, const char* self, pid_t server,
   f.ffmpeg =
       phases(who + " rtsp ffmpeg", n_phases, [&] { return ffmpeg_first_picture(url, ff_log); });
   f.rtspsrc = phases(who + " rtsp rtspsrc", n_phases, [&] { return rtspsrc_first_picture(url); });
+  f.behind = phases(
+      who + " behind live", n_phases, [&] { return rtspsrc_behind_live(url); }, 4,
+      "no capture time after 5 s");
+  f.behind.miss_ms = -1;
   std::printf("  scale: %d RTSP/TCP readers\n", readers);
   f.scale = scale(self, server, url, readers, window, (dir / ("readers-" + who + ".log")).string());
   gst_element_set_state(warm, GST_STATE_NULL);
@@ -508,6 +583,11 @@ int main(int argc, char** argv) {
   for (const Series* s : std::initializer_list<const Series*>{&a.ffmpeg, &p.ffmpeg, &a.rtspsrc,
                                                               &p.rtspsrc, &a_srt, &s_srt})
     std::printf("  %-24s %7.0f %6.0f  %d\n", s->name.c_str(), s->median(), s->max(), s->misses());
+  std::printf("\nbehind live after 5 s, rtspsrc (ms)  median    max  misses\n");
+  for (const Series* s : {&a.behind, &p.behind})
+    std::printf("  %-30s %7.0f %6.0f  %d\n", s->name.c_str(), s->median(), s->max(), s->misses());
+  std::printf(
+      "  (arcly: from capture; plain: send-time SRs, from capture + its pipeline latency)\n");
   std::printf("\nscale, %d RTSP/TCP readers      CPU-s per reader-minute   KiB per reader\n",
               readers);
   std::printf("  arcly                              %8.4f            %8.0f\n",
@@ -520,6 +600,8 @@ int main(int argc, char** argv) {
   std::printf("  RTSP first picture <= 150 ms median: ffmpeg %.0f, rtspsrc %.0f\n",
               a.ffmpeg.median(), a.rtspsrc.median());
   std::printf("  >= 5x faster than plain: ffmpeg %.1fx, rtspsrc %.1fx\n", r_ff, r_gst);
+  std::printf("  behind live after 5 s (live-edge) <= 300 ms: median %.0f, max %.0f\n",
+              a.behind.median(), a.behind.max());
   std::printf("  scale <= 1x plain: CPU %.2fx, memory %.2fx\n",
               a.scale.cpu_per_reader_minute / std::max(1e-9, p.scale.cpu_per_reader_minute),
               a.scale.kib_per_reader / std::max(1e-9, p.scale.kib_per_reader));

@@ -11,6 +11,7 @@
 #include "arcly/engine.hpp"
 #include "arcly/error.hpp"
 #include "arcly/stream_key.hpp"
+#include "capture_time_reports.hpp"
 #include "engine_registry.hpp"
 #include "srt_worker.hpp"  // key_matches
 
@@ -342,6 +343,7 @@ void add_track(GstElement* src, GstPad* pad, MediaBuild* build) {
   GstPad* ghost = gst_ghost_pad_new(name, rtp);
   g_free(name);
   gst_object_unref(rtp);
+  watch_capture_time(pad, ghost);  // the stream's SRs carry the publisher's time
   gst_element_sync_state_with_parent(pay);
   if (parser) gst_element_sync_state_with_parent(parser);
   gst_element_sync_state_with_parent(queue);
@@ -747,6 +749,7 @@ void RtspServer::start() {
       static_cast<GstRTSPMediaFactory*>(g_object_new(arcly_media_factory_get_type(), nullptr));
   attach_shared(factory, shared_);
   gst_rtsp_media_factory_set_shared(factory, FALSE);  // every reader starts at its own keyframe
+  gst_rtsp_media_factory_set_media_gtype(factory, capture_time_media_get_type());
   gst_rtsp_media_factory_set_transport_mode(factory, GST_RTSP_TRANSPORT_MODE_PLAY);
   gst_rtsp_media_factory_set_suspend_mode(factory, GST_RTSP_SUSPEND_MODE_NONE);
   int protocols = 0;

@@ -8,7 +8,9 @@
 // media holds its first packets until PLAY, a reader's first RTP packets are a
 // decodable picture (instant start). `?start=live-edge` (default) then jumps to
 // live; `?start=keyframe` replays the cached GOP at its original spacing (what an
-// NVR recording wants). TCP-interleaved and UDP transports.
+// NVR recording wants). TCP-interleaved and UDP transports. The RTCP sender
+// reports map RTP time to the publisher's time of each frame on the wall clock
+// (capture_time_reports.hpp).
 //
 // Refusals, each logged once (GST_WARNING, category arclyegress, and the
 // settings' `log` callback) with the peer's address and never a credential, and

@@ -1,9 +1,12 @@
 // The RTSP server against real clients: GStreamer rtspsrc in this process,
 // ffprobe/ffmpeg as external processes, raw RTSP requests for status codes; the
 // stream comes from a real x264enc publisher through arclysink.
+#include <condition_variable>
+#include <mutex>
 #include <random>
 
 #include "egress_helpers.hpp"
+#include "engine_time.hpp"
 #include "rtsp_server.hpp"
 
 using namespace std::chrono_literals;
@@ -80,6 +83,62 @@ class Viewer {
 
 bool readers_are(RtspServer& server, std::size_t n) {
   return server.wait_for([n](const RtspServerStats& s) { return s.readers == n; }, 20s);
+}
+
+// The first decoded picture whose capture time the client knows (rtspsrc
+// add-reference-timestamp-meta: `timestamp/x-ntp`, from the server's SRs): how
+// long before its arrival the frame was captured, by this host's wall clock.
+class CaptureDelay {
+ public:
+  explicit CaptureDelay(Viewer& v) {
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(v.pipeline()), "out");
+    GstPad* pad = gst_element_get_static_pad(sink, "sink");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &CaptureDelay::on_buffer, this, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(sink);
+  }
+  // ns; fails the test if no picture had a capture time within 15 s.
+  std::int64_t wait() {
+    std::unique_lock lock(mutex_);
+    ck_assert_msg(changed_.wait_for(lock, 15s, [this] { return have_; }),
+                  "no decoded picture carried timestamp/x-ntp");
+    return delay_ns_;
+  }
+
+ private:
+  static GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer data) {
+    auto* self = static_cast<CaptureDelay*>(data);
+    GstCaps* ntp = gst_caps_new_empty_simple("timestamp/x-ntp");
+    const GstReferenceTimestampMeta* meta =
+        gst_buffer_get_reference_timestamp_meta(GST_PAD_PROBE_INFO_BUFFER(info), ntp);
+    gst_caps_unref(ntp);
+    if (!meta) return GST_PAD_PROBE_OK;
+    constexpr std::int64_t kNtpToUnix = 2208988800LL * GST_SECOND;
+    const std::int64_t now = g_get_real_time() * GST_USECOND;
+    std::lock_guard lock(self->mutex_);
+    if (!self->have_) {
+      self->delay_ns_ = now - (static_cast<std::int64_t>(meta->timestamp) - kNtpToUnix);
+      self->have_ = true;
+      self->changed_.notify_all();
+    }
+    return GST_PAD_PROBE_REMOVE;
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool have_ = false;
+  std::int64_t delay_ns_ = 0;
+};
+
+// The engine time (CLOCK_MONOTONIC ns) of the keyframe a reader joining now starts at.
+std::int64_t cached_keyframe_pts(const std::string& key) {
+  auto stream = arcly::gst::engine_for("default")->get_stream(arcly::StreamKey::parse(key));
+  auto sub = stream->subscribe({arcly::StartAt::Keyframe, {}, true});
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    auto r = sub.recv(deadline);
+    ck_assert(r.status == arcly::RecvStatus::Frame);
+    if (!r.frame->is_config() && r.frame->kind == arcly::MediaKind::Video) return r.frame->pts;
+  }
 }
 
 }  // namespace
@@ -357,6 +416,39 @@ START_TEST(the_end_of_the_publisher_ends_its_readers) {
 }
 END_TEST
 
+// The server's RTCP sender reports map RTP time to the publisher's time of the
+// frame on the wall clock, not to the time the server sends it. A keyframe-mode
+// reader replays the GOP from a keyframe 2 s old at its spacing, so each frame it
+// decodes was published about (join - keyframe) before it arrives; with send-time
+// SRs (1.22's default) the client would see about 0. A live-edge reader is
+// behind live by the pipeline latencies only.
+START_TEST(sender_reports_carry_the_publishers_capture_time) {
+  Publisher pub("live/sr");
+  pub.wait_frames(60);
+  RtspServer server(open_settings());
+  server.start();
+  const std::int64_t keyframe = cached_keyframe_pts("live/sr");
+  const std::int64_t joined = arcly::gst::engine_now();
+  Viewer replay(url(server, "/live/sr?start=keyframe"), "tcp", "add-reference-timestamp-meta=true");
+  Viewer live(url(server, "/live/sr?start=live-edge"), "tcp", "add-reference-timestamp-meta=true");
+  CaptureDelay replay_delay(replay), live_delay(live);
+  const std::int64_t behind = joined - keyframe;
+  ck_assert_int_ge(behind, 2 * GST_SECOND - 50 * GST_MSECOND);
+  const std::int64_t replayed = replay_delay.wait();
+  ck_assert_msg(replayed >= behind - 300 * GST_MSECOND && replayed <= behind + GST_SECOND,
+                "keyframe reader: frames arrive %" G_GINT64_FORMAT
+                " ms after their capture by the SRs; the GOP replay is %" G_GINT64_FORMAT
+                " ms behind the publisher",
+                replayed / GST_MSECOND, behind / GST_MSECOND);
+  const std::int64_t at_edge = live_delay.wait();
+  ck_assert_msg(at_edge >= 0 && at_edge <= GST_SECOND,
+                "live-edge reader: %" G_GINT64_FORMAT " ms behind capture by the SRs",
+                at_edge / GST_MSECOND);
+  live.stop();  // before the probes' objects go
+  replay.stop();
+}
+END_TEST
+
 START_TEST(settings_are_validated) {
   RtspServerSettings s;
   s.users = {RtspUser{"a:b", "x", {"*"}}};
@@ -406,6 +498,6 @@ int main(int argc, char** argv) {
        users_authenticate_with_basic_and_digest_and_read_their_keys,
        digest_only_server_serves_rtspsrc_and_ffprobe, reader_limits_per_key_and_in_total,
        garbage_and_a_vanishing_reader_do_not_hurt_others, the_end_of_the_publisher_ends_its_readers,
-       settings_are_validated},
+       sender_reports_carry_the_publishers_capture_time, settings_are_validated},
       120);
 }
