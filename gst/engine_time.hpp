@@ -1,16 +1,17 @@
 // Engine time — what a publisher timestamp means, for every publisher.
 //
 // A frame's pts/dts are engine time: nanoseconds of CLOCK_MONOTONIC (the time
-// GStreamer's system clock keeps by default; std::chrono::steady_clock) at
-// which the publisher's pipeline plays the frame — its capture or arrival time
-// plus that pipeline's own latency. Every publisher says the same:
+// GStreamer's system clock keeps by default; std::chrono::steady_clock) of the
+// frame's timestamp in the publisher's pipeline (running time + base time) — its
+// capture or arrival time, without the latency a sink would add to render it.
+// Every publisher says the same:
 // * arclysink: its buffers' clock time (running time + base time), translated
 //   from its pipeline's clock through a ClockBridge;
 // * the RTSP/SRT/any-source ingest workers: their pipeline's running time
 //   placed on engine time at the attempt's start (the pipeline runs on the
 //   system clock);
 // * RTMP: the sender's timestamps placed on engine time at its first frame.
-// So `engine_now() - pts` is how long ago the publisher played a frame, for
+// So `engine_now() - pts` is how long ago a frame was captured (or arrived), for
 // every stream, and two cameras line up by it. The `timestamp/x-arcly-publisher`
 // meta carries it to subscribers.
 //
