@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "engine_time.hpp"
+#include "shared_buffer.hpp"  // publisher_meta_caps
 
 GST_DEBUG_CATEGORY_STATIC(arcly_capture_debug);
 #define GST_CAT_DEFAULT arcly_capture_debug
@@ -39,11 +40,6 @@ void free_shift_ptr(gpointer p, GClosure* = nullptr) {
   delete static_cast<ShiftPtr*>(p);
 }
 
-GstCaps* publisher_caps() {
-  static GstStaticCaps caps = GST_STATIC_CAPS("timestamp/x-arcly-publisher");
-  return gst_static_caps_get(&caps);
-}
-
 GstPadProbeReturn note_shift(GstPad* pad, GstPadProbeInfo* info, gpointer data) {
   auto& s = **static_cast<ShiftPtr*>(data);
   if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
@@ -53,9 +49,8 @@ GstPadProbeReturn note_shift(GstPad* pad, GstPadProbeInfo* info, gpointer data) 
   }
   GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
   if (!buffer || s.segment.format != GST_FORMAT_TIME) return GST_PAD_PROBE_OK;
-  GstCaps* caps = publisher_caps();
-  GstReferenceTimestampMeta* meta = gst_buffer_get_reference_timestamp_meta(buffer, caps);
-  gst_caps_unref(caps);
+  GstReferenceTimestampMeta* meta =
+      gst_buffer_get_reference_timestamp_meta(buffer, gst::publisher_meta_caps());
   if (!meta || !GST_CLOCK_TIME_IS_VALID(meta->timestamp)) return GST_PAD_PROBE_OK;
   // Catch-up frames before the live edge are clipped (no running time): the
   // RTP session maps what it sends from the edge on.
