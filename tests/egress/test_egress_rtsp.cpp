@@ -108,16 +108,12 @@ class CaptureDelay {
  private:
   static GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer data) {
     auto* self = static_cast<CaptureDelay*>(data);
-    GstCaps* ntp = gst_caps_new_empty_simple("timestamp/x-ntp");
-    const GstReferenceTimestampMeta* meta =
-        gst_buffer_get_reference_timestamp_meta(GST_PAD_PROBE_INFO_BUFFER(info), ntp);
-    gst_caps_unref(ntp);
-    if (!meta) return GST_PAD_PROBE_OK;
-    constexpr std::int64_t kNtpToUnix = 2208988800LL * GST_SECOND;
+    const std::int64_t capture = ingest_testing::ntp_meta_unix_ns(GST_PAD_PROBE_INFO_BUFFER(info));
+    if (capture < 0) return GST_PAD_PROBE_OK;
     const std::int64_t now = g_get_real_time() * GST_USECOND;
     std::lock_guard lock(self->mutex_);
     if (!self->have_) {
-      self->delay_ns_ = now - (static_cast<std::int64_t>(meta->timestamp) - kNtpToUnix);
+      self->delay_ns_ = now - capture;
       self->have_ = true;
       self->changed_.notify_all();
     }

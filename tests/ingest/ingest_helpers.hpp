@@ -142,6 +142,17 @@ struct Seen {
   }
 };
 
+// The `timestamp/x-ntp` reference timestamp meta of `buffer` (rtspsrc's capture
+// time, from RTCP sender reports; NTP counts from 1900) as Unix-epoch wall-clock
+// ns, comparable with g_get_real_time(); -1 if the buffer has none.
+inline std::int64_t ntp_meta_unix_ns(GstBuffer* buffer) {
+  GstCaps* ntp = gst_caps_new_empty_simple("timestamp/x-ntp");
+  const GstReferenceTimestampMeta* meta = gst_buffer_get_reference_timestamp_meta(buffer, ntp);
+  gst_caps_unref(ntp);
+  constexpr std::int64_t kNtpToUnix = 2208988800LL * GST_SECOND;
+  return meta ? static_cast<std::int64_t>(meta->timestamp) - kNtpToUnix : -1;
+}
+
 // Reads from `sub` until `want_video` video frames (and `want_audio` audio
 // frames) arrived, the stream closed, or `limit` passed.
 inline Seen read_frames(arcly::Subscription& sub, int want_video, int want_audio = 0,
