@@ -200,6 +200,18 @@ PayloaderChoice choose_payloader(const GstStructure* s) {
   return {};
 }
 
+// Whether `pay` takes `caps` as they are: every field its sink template
+// constrains (stream-format, alignment) is present and allowed.
+bool payloader_accepts(GstElement* pay, GstCaps* caps) {
+  GstPad* sink = gst_element_get_static_pad(pay, "sink");
+  if (!sink) return false;
+  GstCaps* accepted = gst_pad_get_pad_template_caps(sink);
+  gst_object_unref(sink);
+  const bool ok = gst_caps_is_fixed(caps) && gst_caps_is_subset(caps, accepted);
+  gst_caps_unref(accepted);
+  return ok;
+}
+
 // Per reader media, touched only by arclysrc's streaming thread (pad-added,
 // no-more-pads) except `eos` (any payloader's thread).
 struct MediaBuild {
@@ -294,11 +306,16 @@ void add_track(GstElement* src, GstPad* pad, MediaBuild* build) {
     gst_caps_unref(caps);
     return;
   }
-  gst_caps_unref(caps);
   GstBin* bin = GST_BIN(build->bin);
-  GstElement* parser = choice.parser ? gst_element_factory_make(choice.parser, nullptr) : nullptr;
   GstElement* pay = gst_element_factory_make(choice.payloader, nullptr);
-  if (!pay || (choice.parser && !parser)) {
+  // A parser only where the payloader cannot take the publisher's caps as they
+  // are (no stream-format/alignment, ADTS AAC): a parser per reader is the
+  // largest part of its media (h264parse alone allocates 240 KiB), and the
+  // payloader repeats the parameter sets itself (config-interval=-1 below).
+  const bool parse = choice.parser && !(pay && payloader_accepts(pay, caps));
+  gst_caps_unref(caps);
+  GstElement* parser = parse ? gst_element_factory_make(choice.parser, nullptr) : nullptr;
+  if (!pay || (parse && !parser)) {
     GST_WARNING_OBJECT(src, "track %s: element %s is missing", GST_PAD_NAME(pad),
                        pay ? choice.parser : choice.payloader);
     if (pay) gst_object_unref(pay);

@@ -50,6 +50,14 @@ class Publisher {
     pipeline_ = launch(line);
     ck_assert(gst_element_set_state(pipeline_, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   }
+  // Any publisher pipeline; it must contain `arclysink stream=KEY`.
+  struct Line {
+    std::string text;
+  };
+  Publisher(const std::string& key, const Line& line) : key_(key) {
+    pipeline_ = launch(line.text);
+    ck_assert(gst_element_set_state(pipeline_, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  }
   ~Publisher() { stop(); }
   void stop() { stop_pipeline(pipeline_); }
   // Waits until `frames` video frames were published after the first keyframe:

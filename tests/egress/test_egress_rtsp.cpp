@@ -206,6 +206,72 @@ START_TEST(ffprobe_and_ffmpeg_read_audio_and_video) {
 }
 END_TEST
 
+// Every codec the server has a payloader for reaches a real client, decodable: the
+// SDP and the packets carry what ffprobe and ffmpeg need. The four publishers also
+// cover both ways a track is payloaded: as published (H.265, H.264 in avc form,
+// Opus, MJPEG, G.711) and through a parser where the payloader cannot take the
+// published form (ADTS AAC, which rtpmp4gpay takes only as raw AAC).
+START_TEST(every_offered_codec_reaches_ffprobe_and_decodes) {
+  const std::string camera =
+      "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! ";
+  const std::string x264 = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! ";
+  const std::string tone = "audiotestsrc is-live=true ! audio/x-raw,rate=";
+  struct Case {
+    std::string key, line, video, audio;
+  };
+  const Case cases[] = {
+      {"codec/hevc",
+       camera +
+           "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h265parse ! "
+           "arclysink name=pub stream=codec/hevc " +
+           tone + "48000,channels=1 ! opusenc ! pub.",
+       "hevc", "opus"},
+      {"codec/mjpeg",
+       // RFC 2435 carries 4:2:0 and 4:2:2 JPEG only (videotestsrc would pick 4:4:4).
+       "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1,"
+       "format=I420 ! jpegenc ! arclysink name=pub stream=codec/mjpeg " +
+           tone + "8000,channels=1 ! alawenc ! pub.",
+       "mjpeg", "pcm_alaw"},
+      {"codec/avc",
+       camera + x264 +
+           "h264parse ! video/x-h264,stream-format=avc,alignment=au ! "
+           "arclysink name=pub stream=codec/avc " +
+           tone + "8000,channels=1 ! mulawenc ! pub.",
+       "h264", "pcm_mulaw"},
+      {"codec/adts",
+       camera + x264 + "h264parse ! arclysink name=pub stream=codec/adts " + tone +
+           "48000,channels=1 ! avenc_aac ! aacparse ! audio/mpeg,stream-format=adts ! pub.",
+       "h264", "aac"},
+  };
+  RtspServer server(open_settings());
+  server.start();
+  for (const Case& c : cases) {
+    Publisher pub(c.key, Publisher::Line{c.line});
+    pub.wait_frames(10);
+    const std::string where = url(server, "/" + c.key);
+    int rc = -1;
+    const std::string probe =
+        run("ffprobe -v error -rtsp_transport tcp -show_entries "
+            "stream=codec_name -of csv=p=0 '" +
+                where + "'",
+            &rc);
+    ck_assert_msg(rc == 0, "%s: ffprobe failed: %s", c.key.c_str(), probe.c_str());
+    ck_assert_msg(probe.find(c.video + "\n") != std::string::npos &&
+                      probe.find(c.audio + "\n") != std::string::npos,
+                  "%s: expected %s and %s, ffprobe says: %s", c.key.c_str(), c.video.c_str(),
+                  c.audio.c_str(), probe.c_str());
+    const std::string frames = run(
+        "ffmpeg -v error -rtsp_transport tcp -i '" + where + "' -map 0:v -frames:v 5 -f framemd5 -",
+        &rc);
+    ck_assert_msg(rc == 0, "%s: ffmpeg failed: %s", c.key.c_str(), frames.c_str());
+    int pictures = 0;
+    for (std::size_t p = 0; (p = frames.find("\n0,", p)) != std::string::npos; ++p) ++pictures;
+    ck_assert_msg(pictures >= 4, "%s: %d pictures decoded: %s", c.key.c_str(), pictures,
+                  frames.c_str());
+  }
+}
+END_TEST
+
 START_TEST(unknown_keys_get_404_and_a_bad_start_400) {
   Publisher pub("live/known");
   pub.wait_frames(5);
@@ -489,8 +555,8 @@ int main(int argc, char** argv) {
   return run_selected(
       "egress-rtsp",
       {rtspsrc_over_tcp_starts_with_the_cached_keyframe, rtspsrc_over_udp_with_start_keyframe,
-       ffprobe_and_ffmpeg_read_audio_and_video, unknown_keys_get_404_and_a_bad_start_400,
-       a_reader_before_the_publisher_waits_for_it,
+       ffprobe_and_ffmpeg_read_audio_and_video, every_offered_codec_reaches_ffprobe_and_decodes,
+       unknown_keys_get_404_and_a_bad_start_400, a_reader_before_the_publisher_waits_for_it,
        users_authenticate_with_basic_and_digest_and_read_their_keys,
        digest_only_server_serves_rtspsrc_and_ffprobe, reader_limits_per_key_and_in_total,
        garbage_and_a_vanishing_reader_do_not_hurt_others, the_end_of_the_publisher_ends_its_readers,
