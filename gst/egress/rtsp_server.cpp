@@ -13,6 +13,7 @@
 #include "arcly/stream_key.hpp"
 #include "capture_time_reports.hpp"
 #include "engine_registry.hpp"
+#include "media_threads.hpp"
 #include "srt_worker.hpp"  // key_matches
 
 GST_DEBUG_CATEGORY_STATIC(arcly_egress_debug);
@@ -796,9 +797,10 @@ void RtspServer::start() {
   g_object_unref(auth);
 
   // One thread per connection: a DESCRIBE waiting for its publisher (wait=)
-  // holds up only its own connection.
-  GstRTSPThreadPool* threads = gst_rtsp_server_get_thread_pool(objects->server);
+  // holds up only its own connection. The readers' medias share a loop per core.
+  GstRTSPThreadPool* threads = media_sharing_thread_pool_new();
   gst_rtsp_thread_pool_set_max_threads(threads, -1);
+  gst_rtsp_server_set_thread_pool(objects->server, threads);
   g_object_unref(threads);
 
   const std::string where = (s.host.empty() ? std::string("0.0.0.0") : s.host);

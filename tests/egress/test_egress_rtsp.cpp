@@ -4,9 +4,11 @@
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <set>
 
 #include "egress_helpers.hpp"
 #include "engine_time.hpp"
+#include "media_threads.hpp"
 #include "rtsp_server.hpp"
 
 using namespace std::chrono_literals;
@@ -511,6 +513,55 @@ START_TEST(sender_reports_carry_the_publishers_capture_time) {
 }
 END_TEST
 
+// The readers' medias share the pool's loops (one thread each per core, not
+// one per media), every loop runs, and a loop that ended with its last media
+// is replaced by a running one.
+bool loop_runs(GstRTSPThread* thread) {
+  struct Ran {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool ran = false;
+  } ran;
+  GSource* idle = g_idle_source_new();
+  g_source_set_callback(
+      idle,
+      [](gpointer data) {
+        auto* r = static_cast<Ran*>(data);
+        std::lock_guard lock(r->mutex);
+        r->ran = true;
+        r->cv.notify_all();
+        return G_SOURCE_REMOVE;
+      },
+      &ran, nullptr);
+  g_source_attach(idle, thread->context);
+  std::unique_lock lock(ran.mutex);
+  const bool ok = ran.cv.wait_for(lock, 5s, [&] { return ran.ran; });
+  if (!ok) g_source_destroy(idle);
+  g_source_unref(idle);
+  return ok;
+}
+
+START_TEST(medias_share_the_pools_loops) {
+  GstRTSPThreadPool* pool = arcly::egress::media_sharing_thread_pool_new(2);
+  std::vector<GstRTSPThread*> medias;
+  std::set<GstRTSPThread*> loops;
+  for (int i = 0; i < 6; ++i) {
+    GstRTSPThread* t = gst_rtsp_thread_pool_get_thread(pool, GST_RTSP_THREAD_TYPE_MEDIA, nullptr);
+    ck_assert(t != nullptr);
+    medias.push_back(t);
+    loops.insert(t);
+  }
+  ck_assert_int_eq(loops.size(), 2);
+  for (GstRTSPThread* t : loops) ck_assert(loop_runs(t));
+  for (GstRTSPThread* t : medias) gst_rtsp_thread_stop(t);
+  GstRTSPThread* next = gst_rtsp_thread_pool_get_thread(pool, GST_RTSP_THREAD_TYPE_MEDIA, nullptr);
+  ck_assert(next != nullptr);
+  ck_assert(loop_runs(next));
+  gst_rtsp_thread_stop(next);
+  g_object_unref(pool);
+}
+END_TEST
+
 START_TEST(settings_are_validated) {
   RtspServerSettings s;
   s.users = {RtspUser{"a:b", "x", {"*"}}};
@@ -560,6 +611,7 @@ int main(int argc, char** argv) {
        users_authenticate_with_basic_and_digest_and_read_their_keys,
        digest_only_server_serves_rtspsrc_and_ffprobe, reader_limits_per_key_and_in_total,
        garbage_and_a_vanishing_reader_do_not_hurt_others, the_end_of_the_publisher_ends_its_readers,
-       sender_reports_carry_the_publishers_capture_time, settings_are_validated},
+       sender_reports_carry_the_publishers_capture_time, medias_share_the_pools_loops,
+       settings_are_validated},
       120);
 }
