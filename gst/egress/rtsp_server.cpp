@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "arcly/engine.hpp"
 #include "arcly/error.hpp"
@@ -104,8 +105,13 @@ struct RtspServer::Shared {
   RtspServerStats counts;                    // refusal counters (reader list filled on demand)
 
   // Logs once and counts a refusal. `peer` is an address, never a credential.
+  // The request being answered by one of our refusals (the client thread's
+  // current context), so that its error response is not logged a second time.
+  static inline thread_local const GstRTSPContext* refused_request = nullptr;
+
   void refuse(std::uint64_t RtspServerStats::*counter, const std::string& peer,
               const std::string& why) {
+    refused_request = gst_rtsp_context_get_current();
     const std::string line = "rtsp: refused " + peer + ": " + why;
     GST_WARNING("%s", line.c_str());
     {
@@ -643,6 +649,29 @@ void forget_reader(GstRTSPClient* client, const char* why) {
                std::to_string(gone->counters ? gone->counters->bytes.load() : 0) + " bytes)");
 }
 
+// Every error response goes through here. Ours were logged when refused; a
+// server error of gst-rtsp-server's own (a reader's media that cannot be
+// prepared: 503, e.g. a track its payloader rejects) is logged here, once, with
+// the peer and the key, so an operator sees why a reader got nothing.
+GstRTSPStatusCode client_adjust_error_code(GstRTSPClient* client, GstRTSPContext* ctx,
+                                           GstRTSPStatusCode code) {
+  const bool ours = std::exchange(RtspServer::Shared::refused_request, nullptr) == ctx;
+  RtspServer::Shared* shared = shared_of(client);
+  if (ours || !shared || code < 500) return code;
+  const char* method = ctx && ctx->request
+                           ? gst_rtsp_method_as_text(ctx->request->type_data.request.method)
+                           : nullptr;
+  const std::string line = "rtsp: " + peer_of(ctx) + ": " + std::to_string(code) + " " +
+                           gst_rtsp_status_as_text(code) + " for " +
+                           (method ? method : "a request") + " of " +
+                           key_text(ctx && ctx->uri ? ctx->uri->abspath : nullptr) +
+                           ": the server could not serve it (a media that cannot be prepared: "
+                           "GST_DEBUG=rtspmedia:4 says why)";
+  GST_WARNING("%s", line.c_str());
+  if (shared->settings.log) shared->settings.log(line);
+  return code;
+}
+
 GstRTSPStatusCode client_pre_teardown(GstRTSPClient* client, GstRTSPContext*) {
   forget_reader(client, "teardown");
   return GST_RTSP_STS_OK;
@@ -665,6 +694,7 @@ void arcly_rtsp_client_class_init(ArclyRtspClientClass* klass) {
   c->pre_describe_request = client_pre_describe;
   c->pre_play_request = client_pre_play;
   c->pre_teardown_request = client_pre_teardown;
+  c->adjust_error_code = client_adjust_error_code;
 }
 void arcly_rtsp_client_init(ArclyRtspClient* self) {
   self->factory = nullptr;

@@ -423,9 +423,31 @@ START_TEST(reader_limits_per_key_and_in_total) {
   ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/live/c"))), 503);
   ck_assert_int_eq(log.count("503 the server's reader limit (2) is reached"), 1);
   ck_assert_uint_eq(server.stats().refused_limit, 2);
+  ck_assert_int_eq(log.count(": 503 "), 2);  // each refusal logged once, not again as an error
   v1.stop();
   ck_assert(readers_are(server, 1));
   ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/live/a"))), 200);
+}
+END_TEST
+
+// A reader whose media cannot be prepared gets 503, and the log says so once,
+// with the peer and the key: here a 4:4:4 JPEG track, which RFC 2435 cannot carry.
+START_TEST(a_media_that_cannot_be_prepared_is_logged_with_peer_and_key) {
+  Publisher pub("codec/yuv444",
+                Publisher::Line{"videotestsrc is-live=true ! video/x-raw,width=320,height=240,"
+                                "framerate=30/1,format=Y444 ! jpegenc ! "
+                                "arclysink stream=codec/yuv444"});
+  pub.wait_frames(5);
+  LogLines log;
+  auto s = open_settings();
+  s.log = log.sink();
+  RtspServer server(s);
+  server.start();
+  const int port = server.port();
+  ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/codec/yuv444"))), 503);
+  ck_assert_int_eq(log.count("rtsp: 127.0.0.1: 503 Service Unavailable for DESCRIBE of "
+                             "codec/yuv444: the server could not serve it"),
+                   1);
 }
 END_TEST
 
@@ -610,6 +632,7 @@ int main(int argc, char** argv) {
        unknown_keys_get_404_and_a_bad_start_400, a_reader_before_the_publisher_waits_for_it,
        users_authenticate_with_basic_and_digest_and_read_their_keys,
        digest_only_server_serves_rtspsrc_and_ffprobe, reader_limits_per_key_and_in_total,
+       a_media_that_cannot_be_prepared_is_logged_with_peer_and_key,
        garbage_and_a_vanishing_reader_do_not_hurt_others, the_end_of_the_publisher_ends_its_readers,
        sender_reports_carry_the_publishers_capture_time, medias_share_the_pools_loops,
        settings_are_validated},
