@@ -76,7 +76,8 @@ class Publisher {
 };
 
 // Sends one raw RTSP request and returns the response head ("" on no answer).
-inline std::string rtsp_exchange(int port, const std::string& request) {
+inline std::string rtsp_exchange(int port, const std::string& request,
+                                 std::chrono::seconds wait = 20s) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -90,7 +91,7 @@ inline std::string rtsp_exchange(int port, const std::string& request) {
   (void)sent;
   std::string out;
   char buf[4096];
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  const auto deadline = std::chrono::steady_clock::now() + wait;
   while (out.find("\r\n\r\n") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 200) <= 0) continue;
