@@ -104,11 +104,11 @@ struct RtspServer::Shared {
   std::set<std::string> mounted;             // paths the factory is mounted at
   RtspServerStats counts;                    // refusal counters (reader list filled on demand)
 
-  // Logs once and counts a refusal. `peer` is an address, never a credential.
   // The request being answered by one of our refusals (the client thread's
   // current context), so that its error response is not logged a second time.
   static inline thread_local const GstRTSPContext* refused_request = nullptr;
 
+  // Logs once and counts a refusal. `peer` is an address, never a credential.
   void refuse(std::uint64_t RtspServerStats::*counter, const std::string& peer,
               const std::string& why) {
     refused_request = gst_rtsp_context_get_current();
