@@ -139,6 +139,19 @@ std::int64_t cached_keyframe_pts(const std::string& key) {
   }
 }
 
+// A started server with the given settings, whose log lines the test reads.
+struct LoggedServer {
+  LogLines log;
+  RtspServer server;
+  explicit LoggedServer(RtspServerSettings s) : server(with_log(std::move(s), log)) {
+    server.start();
+  }
+  static RtspServerSettings with_log(RtspServerSettings s, LogLines& log) {
+    s.log = log.sink();
+    return s;
+  }
+};
+
 }  // namespace
 
 // Joining in the middle of a 10 s GOP, the first access unit a TCP reader gets is
@@ -277,11 +290,8 @@ END_TEST
 START_TEST(unknown_keys_get_404_and_a_bad_start_400) {
   Publisher pub("live/known");
   pub.wait_frames(5);
-  LogLines log;
-  auto s = open_settings();
-  s.log = log.sink();
-  RtspServer server(s);
-  server.start();
+  LoggedServer logged(open_settings());
+  auto& [log, server] = logged;
   ck_assert_int_eq(rtsp_status(rtsp_exchange(server.port(), describe(server.port(), "/live/none"))),
                    404);
   ck_assert_int_eq(rtsp_status(rtsp_exchange(server.port(), describe(server.port(), "/nokey"))),
@@ -318,14 +328,12 @@ END_TEST
 START_TEST(users_authenticate_with_basic_and_digest_and_read_their_keys) {
   Publisher pub("live/door");
   pub.wait_frames(45);
-  LogLines log;
   auto s = open_settings();
   s.anonymous_read = {};
   s.users = {RtspUser{"alice", "alice-secret-1", {"live/*"}},
              RtspUser{"bob", "bob-secret-2", {"yard/*"}}};
-  s.log = log.sink();
-  RtspServer server(s);
-  server.start();
+  LoggedServer logged(s);
+  auto& [log, server] = logged;
   const int port = server.port();
   // No credentials: the challenge offers both schemes, and is no refusal.
   const std::string challenge = rtsp_exchange(port, describe(port, "/live/door"));
@@ -402,13 +410,11 @@ START_TEST(reader_limits_per_key_and_in_total) {
   Publisher b("live/b");
   a.wait_frames(5);
   b.wait_frames(5);
-  LogLines log;
   auto s = open_settings();
   s.max_readers_per_key = 1;
   s.max_readers = 2;
-  s.log = log.sink();
-  RtspServer server(s);
-  server.start();
+  LoggedServer logged(s);
+  auto& [log, server] = logged;
   const int port = server.port();
   Viewer v1(url(server, "/live/a"), "tcp");
   ck_assert_int_eq(v1.picture_width(), 320);
@@ -438,11 +444,8 @@ START_TEST(a_media_that_cannot_be_prepared_is_logged_with_peer_and_key) {
                                 "framerate=30/1,format=Y444 ! jpegenc ! "
                                 "arclysink stream=codec/yuv444"});
   pub.wait_frames(5);
-  LogLines log;
-  auto s = open_settings();
-  s.log = log.sink();
-  RtspServer server(s);
-  server.start();
+  LoggedServer logged(open_settings());
+  auto& [log, server] = logged;
   const int port = server.port();
   // gst-rtsp-media gives up on a media that never prerolls after 20 s.
   ck_assert_int_eq(rtsp_status(rtsp_exchange(port, describe(port, "/codec/yuv444"), 60s)), 503);
