@@ -11,10 +11,10 @@ namespace {
 struct ArclyThreadPool {
   GstRTSPThreadPool parent;
   std::mutex* mutex;
-  // One ref each, dropped when the loop ends (thread_leave): a thread holds its
-  // pool, so a ref kept past that would keep both alive.
+  // One slot per loop (empty until used), one ref each, dropped when the loop
+  // ends (thread_leave): a thread holds its pool, so a ref kept past that would
+  // keep both alive.
   std::vector<GstRTSPThread*>* loops;
-  unsigned size;
   unsigned next;
 };
 struct ArclyThreadPoolClass {
@@ -29,21 +29,13 @@ GstRTSPThread* pool_get_thread(GstRTSPThreadPool* pool, GstRTSPThreadType type,
   if (type != GST_RTSP_THREAD_TYPE_MEDIA) return parent->get_thread(pool, type, ctx);
   auto* self = reinterpret_cast<ArclyThreadPool*>(pool);
   std::lock_guard lock(*self->mutex);
-  auto& loops = *self->loops;
-  const unsigned slot = self->next++ % self->size;
-  if (slot < loops.size()) {
-    // reuse() refs it for the media; it fails once the loop's last media
-    // stopped it (the loop is quitting): a new loop takes the slot.
-    if (loops[slot] && gst_rtsp_thread_reuse(loops[slot])) return loops[slot];
-    if (loops[slot]) gst_rtsp_thread_unref(loops[slot]);
-    loops[slot] = nullptr;
-  }
+  GstRTSPThread*& loop = (*self->loops)[self->next++ % self->loops->size()];
+  // reuse() refs it for the media; it fails once the loop's last media stopped
+  // it (the loop is quitting): a new loop takes the slot.
+  if (loop && gst_rtsp_thread_reuse(loop)) return loop;
+  if (loop) gst_rtsp_thread_unref(loop);
   GstRTSPThread* fresh = parent->get_thread(pool, type, ctx);
-  if (!fresh) return nullptr;
-  if (slot < loops.size())
-    loops[slot] = gst_rtsp_thread_ref(fresh);
-  else
-    loops.push_back(gst_rtsp_thread_ref(fresh));
+  loop = fresh ? gst_rtsp_thread_ref(fresh) : nullptr;
   return fresh;
 }
 
@@ -78,8 +70,7 @@ void arcly_thread_pool_class_init(ArclyThreadPoolClass* klass) {
 
 void arcly_thread_pool_init(ArclyThreadPool* self) {
   self->mutex = new std::mutex;
-  self->loops = new std::vector<GstRTSPThread*>;
-  self->size = 1;
+  self->loops = new std::vector<GstRTSPThread*>(1, nullptr);
   self->next = 0;
 }
 
@@ -87,7 +78,7 @@ void arcly_thread_pool_init(ArclyThreadPool* self) {
 
 GstRTSPThreadPool* media_sharing_thread_pool_new(unsigned loops) {
   auto* pool = static_cast<ArclyThreadPool*>(g_object_new(arcly_thread_pool_get_type(), nullptr));
-  pool->size = loops ? loops : std::max(1u, g_get_num_processors());
+  pool->loops->assign(loops ? loops : std::max(1u, g_get_num_processors()), nullptr);
   return GST_RTSP_THREAD_POOL(pool);
 }
 

@@ -113,13 +113,16 @@ struct RtspServer::Shared {
               const std::string& why) {
     refused_request = gst_rtsp_context_get_current();
     const std::string line = "rtsp: refused " + peer + ": " + why;
-    GST_WARNING("%s", line.c_str());
     {
       std::lock_guard lock(mutex);
       ++(counts.*counter);
       counts.last_refusal = line;
     }
     changed.notify_all();
+    warn(line);
+  }
+  void warn(const std::string& line) {
+    GST_WARNING("%s", line.c_str());
     if (settings.log) settings.log(line);
   }
   void note(const std::string& line) {
@@ -667,8 +670,7 @@ GstRTSPStatusCode client_adjust_error_code(GstRTSPClient* client, GstRTSPContext
                            key_text(ctx && ctx->uri ? ctx->uri->abspath : nullptr) +
                            ": the server could not serve it (a media that cannot be prepared: "
                            "GST_DEBUG=rtspmedia:4 says why)";
-  GST_WARNING("%s", line.c_str());
-  if (shared->settings.log) shared->settings.log(line);
+  shared->warn(line);
   return code;
 }
 
