@@ -9,6 +9,8 @@
 // Servers, one at a time (so that only one encoder runs while a figure is taken):
 //   arcly  `arcly run` with that encoder as a [pipeline] section, [rtsp-server] and
 //          [srt-server] (the default start mode, live-edge, for RTSP; keyframe for SRT)
+//   arcly shared  the same with [rtsp-server] media=shared: the live-edge readers
+//          share one media, each sent the cached GOP when it joins (RTSP only)
 //   plain  arcly-test-rtsp-server --launch "( ENCODER ! rtph264pay name=pay0 )": a
 //          shared media, as gst-rtsp-server's test-launch serves it
 //   srtsink  gst-launch-1.0 ENCODER ! mpegtsmux ! srtsink mode=listener
@@ -48,7 +50,7 @@
 // (VmRSS with - VmRSS without) / READERS. The child reports readers that got no
 // buffer in the last two seconds, so a stalled server cannot look cheap.
 //
-// Usage: egress-bench [PHASES] [READERS] [WINDOW]   (defaults 12, 200, 15; ~11 min)
+// Usage: egress-bench [PHASES] [READERS] [WINDOW]   (defaults 12, 200, 15; ~15 min)
 //        egress-bench --readers N URL                (the scale child)
 #include <fcntl.h>
 #include <gst/gst.h>
@@ -546,6 +548,19 @@ int main(int argc, char** argv) {
       phases("arcly srt ffmpeg", n_phases, [&] { return ffmpeg_first_picture(arcly_srt, ff_log); });
   stop(server);
 
+  // arcly, media=shared
+  const int shared_port = free_port(SOCK_STREAM);
+  const std::string shared_conf = (dir / "arcly-shared.conf").string();
+  std::ofstream(shared_conf) << "[pipeline enc]\nkey=" << kKey << "\nsource=" << kEncoder
+                             << "\n\n[rtsp-server]\nlisten=127.0.0.1:" << shared_port
+                             << "\nanonymous-read=bench/*\nmedia=shared\n";
+  const std::string shared_rtsp = "rtsp://127.0.0.1:" + std::to_string(shared_port) + "/" + kKey;
+  std::printf("\n[arcly, media=shared] %s run %s\n", arcly.c_str(), shared_conf.c_str());
+  server = spawn({arcly, "run", shared_conf}, (dir / "arcly-shared.log").string());
+  const RtspFigures sh =
+      measure_rtsp("arcly-shared", argv[0], server, shared_rtsp, n_phases, readers, window, dir);
+  stop(server);
+
   // plain gst-rtsp-server, shared media
   const int plain_port = free_port(SOCK_STREAM);
   const std::string launch =
@@ -580,11 +595,11 @@ int main(int argc, char** argv) {
   stop(server);
 
   std::printf("\nfirst picture (ms)          median    max  misses\n");
-  for (const Series* s : std::initializer_list<const Series*>{&a.ffmpeg, &p.ffmpeg, &a.rtspsrc,
-                                                              &p.rtspsrc, &a_srt, &s_srt})
+  for (const Series* s : std::initializer_list<const Series*>{
+           &a.ffmpeg, &sh.ffmpeg, &p.ffmpeg, &a.rtspsrc, &sh.rtspsrc, &p.rtspsrc, &a_srt, &s_srt})
     std::printf("  %-24s %7.0f %6.0f  %d\n", s->name.c_str(), s->median(), s->max(), s->misses());
   std::printf("\nbehind live after 5 s, rtspsrc (ms)  median    max  misses\n");
-  for (const Series* s : {&a.behind, &p.behind})
+  for (const Series* s : {&a.behind, &sh.behind, &p.behind})
     std::printf("  %-30s %7.0f %6.0f  %d\n", s->name.c_str(), s->median(), s->max(), s->misses());
   std::printf(
       "  (arcly: from capture; plain: send-time SRs, from capture + its pipeline latency)\n");
@@ -592,6 +607,8 @@ int main(int argc, char** argv) {
               readers);
   std::printf("  arcly                              %8.4f            %8.0f\n",
               a.scale.cpu_per_reader_minute, a.scale.kib_per_reader);
+  std::printf("  arcly media=shared                 %8.4f            %8.0f\n",
+              sh.scale.cpu_per_reader_minute, sh.scale.kib_per_reader);
   std::printf("  plain gst-rtsp-server (shared)     %8.4f            %8.0f\n",
               p.scale.cpu_per_reader_minute, p.scale.kib_per_reader);
   const double r_ff = p.ffmpeg.median() / std::max(1.0, a.ffmpeg.median());
@@ -602,11 +619,19 @@ int main(int argc, char** argv) {
   std::printf("  >= 5x faster than plain: ffmpeg %.1fx, rtspsrc %.1fx\n", r_ff, r_gst);
   std::printf("  behind live after 5 s (live-edge) <= 300 ms: median %.0f, max %.0f\n",
               a.behind.median(), a.behind.max());
-  std::printf("  scale <= 1x plain: CPU %.2fx, memory %.2fx\n",
+  std::printf("  scale <= 1x plain: CPU %.2fx, memory %.2fx (media=per-reader)\n",
               a.scale.cpu_per_reader_minute / std::max(1e-9, p.scale.cpu_per_reader_minute),
               a.scale.kib_per_reader / std::max(1e-9, p.scale.kib_per_reader));
+  std::printf("  scale <= 1x plain: CPU %.2fx, memory %.2fx (media=shared)\n",
+              sh.scale.cpu_per_reader_minute / std::max(1e-9, p.scale.cpu_per_reader_minute),
+              sh.scale.kib_per_reader / std::max(1e-9, p.scale.kib_per_reader));
+  std::printf(
+      "  media=shared: first picture ffmpeg %.0f, rtspsrc %.0f ms; behind live median %.0f, "
+      "max %.0f ms\n",
+      sh.ffmpeg.median(), sh.rtspsrc.median(), sh.behind.median(), sh.behind.max());
   std::printf("egress first picture (rtspsrc) arcly/plain: %.0f/%.0f ms\n", a.rtspsrc.median(),
               p.rtspsrc.median());
   fs::remove_all(dir / "arcly.conf");
+  fs::remove_all(dir / "arcly-shared.conf");
   return 0;
 }

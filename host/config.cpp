@@ -645,6 +645,9 @@ std::vector<Field<RtspServerConfig>> rtsp_server_fields() {
                                                            ? egress::RtspStart::Keyframe
                                                            : egress::RtspStart::LiveEdge;
                                            }),
+      field<RtspServerConfig, std::string>(
+          "media", choice({"per-reader", "shared"}),
+          [](RtspServerConfig& r, const std::string& m) { r.shared_media = m == "shared"; }),
       {"transports", false,
        [](Section& s, const std::string& text, RtspServerConfig& r) {
          r.tcp = r.udp = false;
@@ -1210,7 +1213,8 @@ std::string explain(const Config& c) {
         << ", "
         << (r->tcp && r->udp ? "tcp and udp"
             : r->tcp         ? "tcp only"
-                             : "udp only");
+                             : "udp only")
+        << (r->shared_media ? ", live-edge readers share a media (tcp)" : "");
     for (const auto& u : r->users) out << ", user " << u.name << " reads " << joined(u.read);
     out << (r->anonymous_read.empty() ? ", no anonymous reading"
                                       : ", anonymous reads " + joined(r->anonymous_read))

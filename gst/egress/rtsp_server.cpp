@@ -14,7 +14,9 @@
 #include "arcly/stream_key.hpp"
 #include "capture_time_reports.hpp"
 #include "engine_registry.hpp"
+#include "joining_reader.hpp"
 #include "media_threads.hpp"
+#include "rtp_gop_cache.hpp"
 #include "srt_worker.hpp"  // key_matches
 
 GST_DEBUG_CATEGORY_STATIC(arcly_egress_debug);
@@ -73,11 +75,9 @@ bool any_match(const std::vector<std::string>& patterns, const std::string& key)
   return false;
 }
 
-// Counted by a pad probe of the reader's media; outlives it if stats hold it.
-struct ReaderCounters {
-  std::atomic<std::uint64_t> bytes{0};
-  std::atomic<std::uint64_t> packets{0};
-};
+// Counted by a pad probe of the reader's media, or by its JoiningReader on a
+// shared media; outlives either if stats hold it.
+using ReaderCounters = JoiningReader::Counters;
 
 }  // namespace
 
@@ -96,6 +96,8 @@ struct RtspServer::Shared {
     std::string start;
     std::shared_ptr<ReaderCounters> counters;
     Clock::time_point since;
+    bool shared_media = false;
+    const void* media_element = nullptr;  // identity only: the readers of one media
   };
 
   mutable std::mutex mutex;
@@ -165,6 +167,10 @@ RtspServer::Shared* shared_of(gpointer object) {
   auto* p = static_cast<SharedPtr*>(g_object_get_qdata(G_OBJECT(object), shared_quark()));
   return p ? p->get() : nullptr;
 }
+std::weak_ptr<RtspServer::Shared> weak_shared_of(gpointer object) {
+  auto* p = static_cast<SharedPtr*>(g_object_get_qdata(G_OBJECT(object), shared_quark()));
+  return p ? std::weak_ptr<RtspServer::Shared>(*p) : std::weak_ptr<RtspServer::Shared>();
+}
 
 std::string peer_of(GstRTSPContext* ctx) {
   if (!ctx || !ctx->conn) return "unknown peer";
@@ -191,13 +197,14 @@ struct PayloaderChoice {
   const char* parser = nullptr;  // optional
   const char* payloader = nullptr;
   bool dynamic_pt = true;
+  bool video = false;
 };
 
 PayloaderChoice choose_payloader(const GstStructure* s) {
   const std::string_view name = gst_structure_get_name(s);
-  if (name == "video/x-h264") return {"h264parse", "rtph264pay"};
-  if (name == "video/x-h265") return {"h265parse", "rtph265pay"};
-  if (name == "image/jpeg") return {nullptr, "rtpjpegpay", false};
+  if (name == "video/x-h264") return {"h264parse", "rtph264pay", true, true};
+  if (name == "video/x-h265") return {"h265parse", "rtph265pay", true, true};
+  if (name == "image/jpeg") return {nullptr, "rtpjpegpay", false, true};
   if (name == "audio/x-opus") return {nullptr, "rtpopuspay"};
   if (name == "audio/x-alaw") return {nullptr, "rtppcmapay", false};
   if (name == "audio/x-mulaw") return {nullptr, "rtppcmupay", false};
@@ -230,8 +237,10 @@ struct MediaBuild {
   std::weak_ptr<Stream> stream;     // to know how many tracks the publisher has
   GWeakRef client;                  // the reader's connection, closed at the end of the stream
   GMainContext* context = nullptr;  // the server's, where the connection is closed
-  int pads = 0;                     // arclysrc pads seen (offered or not)
-  int tracks = 0;                   // RTP streams exposed
+  bool shared = false;              // a media of every live-edge reader of the key
+  std::weak_ptr<RtspServer::Shared> server;
+  int pads = 0;    // arclysrc pads seen (offered or not)
+  int tracks = 0;  // RTP streams exposed
   int dynamic_pts = 0;
   bool complete = false;
   std::atomic<int> eos{0};
@@ -262,12 +271,39 @@ gboolean close_client(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
+// The readers of a shared media whose publisher left (on the server's thread).
+struct EndedMedia {
+  std::weak_ptr<RtspServer::Shared> server;
+  const void* element;
+};
+gboolean close_readers_of(gpointer data) {
+  auto* ended = static_cast<EndedMedia*>(data);
+  std::vector<GstRTSPClient*> clients;
+  if (auto shared = ended->server.lock()) {
+    std::lock_guard lock(shared->mutex);
+    for (const auto& [client, reader] : shared->readers)
+      if (reader.media_element == ended->element)
+        clients.push_back(GST_RTSP_CLIENT(g_object_ref(client)));
+  }
+  for (GstRTSPClient* client : clients) {
+    gst_rtsp_client_close(client);
+    g_object_unref(client);
+  }
+  return G_SOURCE_REMOVE;
+}
+
 // Every track ended (the publisher left): close the reader's connection from the
 // server's thread (never from a streaming thread: closing unprepares this media).
 GstPadProbeReturn watch_eos(GstPad*, GstPadProbeInfo* info, gpointer data) {
   auto* build = static_cast<MediaBuild*>(data);
   if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) != GST_EVENT_EOS) return GST_PAD_PROBE_OK;
   if (build->eos.fetch_add(1) + 1 < build->tracks || !build->context) return GST_PAD_PROBE_OK;
+  if (build->shared) {
+    g_main_context_invoke_full(build->context, G_PRIORITY_DEFAULT, close_readers_of,
+                               new EndedMedia{build->server, GST_ELEMENT_PARENT(build->bin)},
+                               [](gpointer p) { delete static_cast<EndedMedia*>(p); });
+    return GST_PAD_PROBE_OK;
+  }
   if (gpointer client = g_weak_ref_get(&build->client)) {
     g_main_context_invoke_full(build->context, G_PRIORITY_DEFAULT, close_client, client,
                                g_object_unref);
@@ -371,6 +407,8 @@ void add_track(GstElement* src, GstPad* pad, MediaBuild* build) {
   g_free(name);
   gst_object_unref(rtp);
   watch_capture_time(pad, ghost);  // the stream's SRs carry the publisher's time
+  // A joining reader of a shared media starts with the GOP of its video.
+  if (build->shared && choice.video) RtpGopCache::attach(pay, ghost);
   gst_element_sync_state_with_parent(pay);
   if (parser) gst_element_sync_state_with_parent(parser);
   gst_element_sync_state_with_parent(queue);
@@ -382,13 +420,23 @@ void on_tracks_complete(GstElement*, gpointer data) {
   maybe_complete(static_cast<MediaBuild*>(data), true);
 }
 
+// The reader start a URL asks for (?start=, else the server's default).
+RtspStart start_of(const RtspServer::Shared& shared, const GstRTSPUrl* url) {
+  if (auto v = query_value(url->query, "start"))
+    if (auto s = parse_start(*v)) return *s;
+  return shared.settings.start;
+}
+
+// Whether the readers of `url` share one media.
+bool shares_media(const RtspServer::Shared& shared, const GstRTSPUrl* url) {
+  return shared.settings.shared_media && start_of(shared, url) == RtspStart::LiveEdge;
+}
+
 GstElement* factory_create_element(GstRTSPMediaFactory* factory, const GstRTSPUrl* url) {
   RtspServer::Shared* shared = shared_of(factory);
   if (!shared || !url) return nullptr;
   const std::string key = key_text(url->abspath);
-  RtspStart start = shared->settings.start;
-  if (auto v = query_value(url->query, "start"))
-    if (auto s = parse_start(*v)) start = *s;
+  const RtspStart start = start_of(*shared, url);
 
   GstElement* src = gst_element_factory_make("arclysrc", nullptr);
   if (!src) {
@@ -406,6 +454,8 @@ GstElement* factory_create_element(GstRTSPMediaFactory* factory, const GstRTSPUr
   auto* build = new MediaBuild;
   build->bin = dyn;
   build->counters = std::make_shared<ReaderCounters>();
+  build->shared = shares_media(*shared, url);
+  build->server = weak_shared_of(factory);
   if (auto parsed = StreamKey::try_parse(key)) build->stream = shared->engine->find_stream(*parsed);
   if (GstRTSPContext* ctx = gst_rtsp_context_get_current(); ctx && ctx->client)
     g_weak_ref_set(&build->client, ctx->client);
@@ -415,6 +465,7 @@ GstElement* factory_create_element(GstRTSPMediaFactory* factory, const GstRTSPUr
       G_OBJECT(top), "arcly-reader-counters", new std::shared_ptr<ReaderCounters>(build->counters),
       [](gpointer p) { delete static_cast<std::shared_ptr<ReaderCounters>*>(p); });
   g_object_set_data_full(G_OBJECT(top), "arcly-start", g_strdup(start_name(start)), g_free);
+  if (build->shared) g_object_set_data(G_OBJECT(top), "arcly-shared", GINT_TO_POINTER(1));
   g_object_set_data_full(G_OBJECT(dyn), "arcly-media-build", build,
                          [](gpointer p) { delete static_cast<MediaBuild*>(p); });
   g_signal_connect(src, "pad-added", G_CALLBACK(on_track_pad), build);
@@ -422,8 +473,32 @@ GstElement* factory_create_element(GstRTSPMediaFactory* factory, const GstRTSPUr
   return top;
 }
 
+// One shared media per key (however the client spells the host); the readers
+// of every other URL get a media of their own (not cached by this key).
+gchar* factory_gen_key(GstRTSPMediaFactory* factory, const GstRTSPUrl* url) {
+  RtspServer::Shared* shared = shared_of(factory);
+  if (!shared || !url) return nullptr;
+  return g_strdup(
+      (key_text(url->abspath) + "?start=" + start_name(start_of(*shared, url))).c_str());
+}
+
+void factory_configure(GstRTSPMediaFactory* factory, GstRTSPMedia* media) {
+  GST_RTSP_MEDIA_FACTORY_CLASS(arcly_media_factory_parent_class)->configure(factory, media);
+  GstElement* element = gst_rtsp_media_get_element(media);
+  if (!element) return;
+  if (g_object_get_data(G_OBJECT(element), "arcly-shared")) {
+    gst_rtsp_media_set_shared(media, TRUE);
+    // Joining readers get their GOP over their RTSP connection (joining_reader.hpp).
+    gst_rtsp_media_set_protocols(media, GST_RTSP_LOWER_TRANS_TCP);
+  }
+  gst_object_unref(element);
+}
+
 void arcly_media_factory_class_init(ArclyMediaFactoryClass* klass) {
-  GST_RTSP_MEDIA_FACTORY_CLASS(klass)->create_element = factory_create_element;
+  auto* f = GST_RTSP_MEDIA_FACTORY_CLASS(klass);
+  f->create_element = factory_create_element;
+  f->gen_key = factory_gen_key;
+  f->configure = factory_configure;
 }
 void arcly_media_factory_init(ArclyMediaFactory*) {}
 
@@ -502,6 +577,8 @@ void arcly_rtsp_auth_init(ArclyRtspAuth*) {}
 struct ArclyRtspClient {
   GstRTSPClient parent;
   GstRTSPMediaFactory* factory;  // the one factory, mounted per key on demand
+  JoiningReader* joining;        // owned by the client's send function, once installed
+  bool joined;                   // its burst was prepared (the first PLAY)
 };
 struct ArclyRtspClientClass {
   GstRTSPClientClass parent_class;
@@ -596,6 +673,44 @@ std::string transport_of(GstRTSPSessionMedia* sessmedia) {
   return name;
 }
 
+// A reader of a shared media: its connection's sending goes through a
+// JoiningReader, which counts its bytes and sends it the GOP first.
+void join_shared_media(GstRTSPClient* client, RtspServer::Shared::Reader& reader) {
+  auto* self = reinterpret_cast<ArclyRtspClient*>(client);
+  if (self->joining) return;
+  auto counters = std::make_shared<ReaderCounters>();
+  const std::string line = "rtsp: " + reader.address + " reads " + reader.key +
+                           " too slowly: closed (its connection's send backlog is full)";
+  self->joining = JoiningReader::install(client, counters, [weak = weak_shared_of(client), line] {
+    if (auto shared = weak.lock()) {
+      {
+        std::lock_guard lock(shared->mutex);
+        ++shared->counts.dropped_slow;
+      }
+      shared->warn(line);
+    }
+  });
+  if (!self->joining) {
+    GST_WARNING("rtsp: %s: cannot take over the connection's sending: no GOP at join",
+                reader.address.c_str());
+    return;
+  }
+  reader.shared_media = true;
+  RtspServer::Shared* shared = shared_of(client);
+  std::lock_guard lock(shared->mutex);
+  if (auto it = shared->readers.find(client); it != shared->readers.end()) {
+    it->second.counters = counters;
+    it->second.shared_media = true;
+  }
+}
+
+// The PLAY response of a reader joining a shared media: its GOP snapshot and RTP-Info.
+GstRTSPStatusCode client_adjust_play_response(GstRTSPClient* client, GstRTSPContext* ctx) {
+  auto* self = reinterpret_cast<ArclyRtspClient*>(client);
+  if (self->joining && !std::exchange(self->joined, true)) self->joining->prepare(ctx);
+  return GST_RTSP_STS_OK;
+}
+
 GstRTSPStatusCode client_pre_play(GstRTSPClient* client, GstRTSPContext* ctx) {
   RtspServer::Shared* shared = shared_of(client);
   if (!shared) return GST_RTSP_STS_INTERNAL_SERVER_ERROR;
@@ -613,6 +728,7 @@ GstRTSPStatusCode client_pre_play(GstRTSPClient* client, GstRTSPContext* ctx) {
         reader.counters = *c;
       if (auto* s = static_cast<const gchar*>(g_object_get_data(G_OBJECT(element), "arcly-start")))
         reader.start = s;
+      reader.media_element = element;
       gst_object_unref(element);
     }
   }
@@ -630,6 +746,7 @@ GstRTSPStatusCode client_pre_play(GstRTSPClient* client, GstRTSPContext* ctx) {
     shared->refuse(&RtspServerStats::refused_limit, reader.address, "503 " + limit);
     return GST_RTSP_STS_SERVICE_UNAVAILABLE;
   }
+  if (ctx->media && gst_rtsp_media_is_shared(ctx->media)) join_shared_media(client, reader);
   shared->changed.notify_all();
   shared->note("rtsp: " + reader.address + " reads " + key + " over " + reader.transport +
                " (start=" + reader.start + ")");
@@ -697,9 +814,12 @@ void arcly_rtsp_client_class_init(ArclyRtspClientClass* klass) {
   c->pre_play_request = client_pre_play;
   c->pre_teardown_request = client_pre_teardown;
   c->adjust_error_code = client_adjust_error_code;
+  c->adjust_play_response = client_adjust_play_response;
 }
 void arcly_rtsp_client_init(ArclyRtspClient* self) {
   self->factory = nullptr;
+  self->joining = nullptr;
+  self->joined = false;
 }
 
 // --- server: makes our clients ----------------------------------------------
@@ -903,6 +1023,7 @@ RtspServerStats RtspServer::stats() const {
     rs.transport = r.transport;
     rs.start = r.start;
     rs.since = r.since;
+    rs.shared_media = r.shared_media;
     if (r.counters) {
       rs.bytes = r.counters->bytes.load(std::memory_order_relaxed);
       rs.packets = r.counters->packets.load(std::memory_order_relaxed);

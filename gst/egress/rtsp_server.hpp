@@ -8,7 +8,12 @@
 // media holds its first packets until PLAY, a reader's first RTP packets are a
 // decodable picture (instant start). `?start=live-edge` (default) then jumps to
 // live; `?start=keyframe` replays the cached GOP at its original spacing (what an
-// NVR recording wants). TCP-interleaved and UDP transports. The RTCP sender
+// NVR recording wants). TCP-interleaved and UDP transports.
+// With `shared_media`, the live-edge readers of a key share one media instead, as
+// a plain server's readers do (one payloader, a reader costs a connection): each
+// joining TCP reader is sent the cached GOP first, squeezed to the live edge
+// (joining_reader.hpp). Such a media offers TCP only: a client asking for UDP
+// gets 461 and retries over TCP (rtspsrc, ffmpeg). The RTCP sender
 // reports map RTP time to the publisher's time of each frame on the wall clock
 // (capture_time_reports.hpp).
 //
@@ -63,6 +68,7 @@ struct RtspServerSettings {
   std::size_t max_readers_per_key = 0;  // playing readers of one key; 0 = no limit
   std::chrono::milliseconds wait{0};    // DESCRIBE of an unpublished key waits this long, then 404
   RtspStart start = RtspStart::LiveEdge;        // when the URL has no ?start=
+  bool shared_media = false;                    // live-edge readers of a key share a media (TCP)
   bool tcp = true;                              // offer TCP-interleaved transport
   bool udp = true;                              // offer UDP transport
   std::function<void(const std::string&)> log;  // refusals and readers (optional)
@@ -75,6 +81,7 @@ struct RtspReaderStats {
   std::string start;          // "live-edge" or "keyframe"
   std::uint64_t bytes = 0;    // RTP bytes produced for this reader
   std::uint64_t packets = 0;  // RTP packets produced for this reader
+  bool shared_media = false;  // reads a media shared with the key's other live-edge readers
   std::chrono::steady_clock::time_point since;
 };
 
@@ -86,6 +93,7 @@ struct RtspServerStats {
   std::uint64_t refused_not_found = 0;     // 404
   std::uint64_t refused_bad_request = 0;   // 400
   std::uint64_t refused_limit = 0;         // 503
+  std::uint64_t dropped_slow = 0;          // readers closed for not keeping up (shared media)
   std::string last_refusal;
   std::vector<RtspReaderStats> reader_list;
 };

@@ -18,6 +18,10 @@ void validate(const RtspServerSettings& s) {
   if (s.engine.empty()) throw Error(Errc::InvalidArgument, "engine: must not be empty");
   if (!s.tcp && !s.udp)
     throw Error(Errc::InvalidArgument, "transports: at least one of TCP and UDP must be offered");
+  if (s.shared_media && !s.tcp)
+    throw Error(Errc::InvalidArgument,
+                "media shared: its readers are served over TCP only, "
+                "and TCP is not offered");
   if (!s.users.empty() && !s.basic && !s.digest)
     throw Error(Errc::InvalidArgument, "auth: users need Basic or Digest authentication enabled");
   std::set<std::string> names;

@@ -506,6 +506,79 @@ START_TEST(the_end_of_the_publisher_ends_its_readers) {
 }
 END_TEST
 
+// With shared_media, the live-edge readers of a key share one media (one engine
+// subscription, one payloader), and each still starts with the cached keyframe:
+// the second reader joins the 10 s GOP half a second after the first, so without
+// its burst its first access unit would be a delta frame. A client that asks for
+// UDP first falls back to TCP (461); an ffmpeg client decodes from its first frame.
+START_TEST(shared_media_readers_each_start_at_the_cached_keyframe) {
+  Publisher pub("live/shared", true);
+  pub.wait_frames(45);
+  auto settings = open_settings();
+  settings.shared_media = true;
+  RtspServer server(settings);
+  server.start();
+  Viewer first(url(server, "/live/shared"), "tcp");
+  ck_assert_int_eq(first.picture_width(), 320);
+  ck_assert_int_eq(first.first_is_keyframe(), 1);
+  pub.wait_frames(15);
+  Viewer second(url(server, "/live/shared"), "tcp");
+  ck_assert_int_eq(second.picture_width(), 320);
+  ck_assert_int_eq(second.first_is_keyframe(), 1);
+  Viewer third(url(server, "/live/shared"), "udp+tcp");
+  ck_assert_int_eq(third.picture_width(), 320);
+  ck_assert_int_eq(third.first_is_keyframe(), 1);
+  int rc = -1;
+  const std::string frames = run(
+      "ffmpeg -v error -i '" + url(server, "/live/shared") + "' -map 0:v -frames:v 5 -f framemd5 -",
+      &rc);
+  ck_assert_msg(rc == 0, "ffmpeg failed: %s", frames.c_str());
+  ck_assert_msg(frames.find("\n0,") != std::string::npos, "ffmpeg decoded nothing: %s",
+                frames.c_str());
+  ck_assert(readers_are(server, 3));
+  auto stream =
+      arcly::gst::engine_for("default")->get_stream(arcly::StreamKey::parse("live/shared"));
+  ck_assert_uint_eq(stream->subscriber_count(), 1);
+  ck_assert(server.wait_for(
+      [](const RtspServerStats& s) {
+        for (const auto& r : s.reader_list)
+          if (!r.shared_media || r.transport != "tcp" || r.bytes < 1000) return false;
+        return s.reader_list.size() == 3;
+      },
+      20s));
+  // A keyframe reader still gets a media of its own.
+  Viewer nvr(url(server, "/live/shared?start=keyframe"), "tcp");
+  ck_assert_int_eq(nvr.picture_width(), 320);
+  ck_assert_uint_eq(stream->subscriber_count(), 2);
+}
+END_TEST
+
+// The publisher leaving ends every reader of its shared media.
+START_TEST(the_end_of_the_publisher_ends_the_readers_of_a_shared_media) {
+  auto pub = std::make_unique<Publisher>("live/shared-ending");
+  pub->wait_frames(10);
+  auto settings = open_settings();
+  settings.shared_media = true;
+  RtspServer server(settings);
+  server.start();
+  Viewer a(url(server, "/live/shared-ending"), "tcp");
+  Viewer b(url(server, "/live/shared-ending"), "tcp");
+  ck_assert_int_eq(a.picture_width(), 320);
+  ck_assert_int_eq(b.picture_width(), 320);
+  pub.reset();
+  for (Viewer* v : {&a, &b}) {
+    GstBus* bus = gst_element_get_bus(v->pipeline());
+    GstMessage* m = gst_bus_timed_pop_filtered(
+        bus, 20 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    gst_object_unref(bus);
+    ck_assert_msg(m != nullptr, "a reader did not end");
+    ck_assert_int_eq(GST_MESSAGE_TYPE(m), GST_MESSAGE_EOS);
+    gst_message_unref(m);
+  }
+  ck_assert(readers_are(server, 0));
+}
+END_TEST
+
 // The server's RTCP sender reports map RTP time to the publisher's time of the
 // frame on the wall clock, not to the time the server sends it. A keyframe-mode
 // reader replays the GOP from a keyframe 2 s old at its spacing, so each frame it
@@ -610,6 +683,18 @@ START_TEST(settings_are_validated) {
         return 0;
       }(),
       1);
+  // A shared media is served over TCP only: a UDP-only server cannot share.
+  s = {};
+  s.udp = true;
+  s.tcp = false;
+  s.shared_media = true;
+  threw = false;
+  try {
+    arcly::egress::validate(s);
+  } catch (const arcly::Error& e) {
+    threw = std::string(e.what()).find("media shared") != std::string::npos;
+  }
+  ck_assert(threw);
   // A port in use is an error naming the address.
   RtspServer first(open_settings());
   first.start();
@@ -638,7 +723,9 @@ int main(int argc, char** argv) {
        digest_only_server_serves_rtspsrc_and_ffprobe, reader_limits_per_key_and_in_total,
        a_media_that_cannot_be_prepared_is_logged_with_peer_and_key,
        garbage_and_a_vanishing_reader_do_not_hurt_others, the_end_of_the_publisher_ends_its_readers,
-       sender_reports_carry_the_publishers_capture_time, medias_share_the_pools_loops,
+       sender_reports_carry_the_publishers_capture_time,
+       shared_media_readers_each_start_at_the_cached_keyframe,
+       the_end_of_the_publisher_ends_the_readers_of_a_shared_media, medias_share_the_pools_loops,
        settings_are_validated},
       120);
 }

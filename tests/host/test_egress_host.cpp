@@ -55,6 +55,7 @@ START_TEST(check_reads_egress_sections_and_names_their_problems) {
       {"check", write_config(dir, "[rtsp-server]\nlisten=:" + port +
                                       "\nuser.alice=Pa55word-alice\nread.alice=live/*, cam/*\n"
                                       "start=keyframe\ntransports=tcp\nmax-readers=20\n"
+                                      "media=shared\n"
                                       "[srt-server]\nlisten=:" +
                                       port +
                                       "\npassphrase=0123456789abcdef\n"
@@ -63,7 +64,8 @@ START_TEST(check_reads_egress_sections_and_names_their_problems) {
   ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out.c_str());
   ck_assert_msg(
       out.find("rtsp-server: rtsp://:" + port +
-               "/APP/STREAM, start at the cached keyframe, tcp only, user alice reads "
+               "/APP/STREAM, start at the cached keyframe, tcp only, live-edge readers share a "
+               "media (tcp), user alice reads "
                "live/*, cam/*, no anonymous reading, at most 20 readers") != std::string::npos,
       "%s", out.c_str());
   ck_assert_msg(out.find("srt-server: srt://:" + port +
@@ -83,6 +85,10 @@ START_TEST(check_reads_egress_sections_and_names_their_problems) {
        "[rtsp-server] start: 'soon' is not live-edge or keyframe"},
       {"[rtsp-server]\n" + users + "transports=sctp\n", "[rtsp-server] transports: 'sctp' is not"},
       {"[rtsp-server]\n" + users + "auth=ntlm\n", "[rtsp-server] auth: 'ntlm' is not"},
+      {"[rtsp-server]\n" + users + "media=pooled\n",
+       "[rtsp-server] media: 'pooled' is not per-reader or shared"},
+      {"[rtsp-server]\n" + users + "media=shared\ntransports=udp\n",
+       "[rtsp-server] media shared: its readers are served over TCP only"},
       {"[rtsp-server]\n" + users + "read.alice=live/../x\n", "[rtsp-server] read.alice:"},
       {"[rtsp-server]\nuser.alice=\n", "[rtsp-server] user alice: empty password"},
       {"[rtsp-server]\n" + users + "speed=fast\n", "[rtsp-server] speed: unknown key"},

@@ -1,0 +1,248 @@
+#include "joining_reader.hpp"
+
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace arcly::egress {
+
+namespace {
+
+// The GSourceFuncs of a GstRTSPWatch, to recognise the source being dispatched
+// (taken from a watch made once on an unconnected socket).
+const GSourceFuncs* watch_source_funcs() {
+  static const GSourceFuncs* const funcs = []() -> const GSourceFuncs* {
+    GSocket* socket =
+        g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+    if (!socket) return nullptr;
+    const GSourceFuncs* out = nullptr;
+    GstRTSPConnection* conn = nullptr;
+    if (gst_rtsp_connection_create_from_socket(socket, "127.0.0.1", 0, nullptr, &conn) ==
+        GST_RTSP_OK) {
+      GstRTSPWatchFuncs callbacks{};
+      if (GstRTSPWatch* watch = gst_rtsp_watch_new(conn, &callbacks, nullptr, nullptr)) {
+        out = reinterpret_cast<GSource*>(watch)->source_funcs;
+        gst_rtsp_watch_unref(watch);
+      }
+      gst_rtsp_connection_free(conn);
+    }
+    g_object_unref(socket);
+    return out;
+  }();
+  return funcs;
+}
+
+constexpr std::uint32_t kVideoClockRate = 90000;  // every RTP video payload format we offer
+
+void write_timestamp(GstBuffer* packet, std::uint32_t ts) {
+  const guint8 bytes[4] = {static_cast<guint8>(ts >> 24), static_cast<guint8>(ts >> 16),
+                           static_cast<guint8>(ts >> 8), static_cast<guint8>(ts)};
+  gst_buffer_fill(packet, 4, bytes, 4);  // copies the header memory, not the packet's
+}
+
+std::string request_uri(GstRTSPStreamTransport* trans) {
+  const GstRTSPUrl* url = gst_rtsp_stream_transport_get_url(trans);
+  if (!url) return {};
+  gchar* s = gst_rtsp_url_get_request_uri(url);
+  std::string out = s ? s : "";
+  g_free(s);
+  return out;
+}
+
+}  // namespace
+
+JoiningReader::JoiningReader(GstRTSPWatch* watch, std::shared_ptr<Counters> counters,
+                             std::function<void()> slow)
+    : watch_(watch), counters_(std::move(counters)), slow_(std::move(slow)) {}
+
+JoiningReader::~JoiningReader() {
+  gst_rtsp_watch_unref(watch_);
+}
+
+// The client's watch: requests are handled while its read source (a child of
+// the watch, whose callback data is the watch) is dispatched.
+static GstRTSPWatch* dispatching_watch() {
+  GSource* current = g_main_current_source();
+  const GSourceFuncs* funcs = watch_source_funcs();
+  if (!current || !funcs || !current->callback_funcs || !current->callback_funcs->get)
+    return nullptr;
+  GSourceFunc func = nullptr;
+  gpointer data = nullptr;
+  current->callback_funcs->get(current->callback_data, current, &func, &data);
+  auto* watch = static_cast<GSource*>(data);
+  if (!watch || watch->source_funcs != funcs) return nullptr;
+  return reinterpret_cast<GstRTSPWatch*>(watch);
+}
+
+JoiningReader* JoiningReader::install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
+                                      std::function<void()> slow) {
+  GstRTSPWatch* watch = dispatching_watch();
+  if (!watch) return nullptr;
+  g_source_ref(reinterpret_cast<GSource*>(watch));
+  auto* self = new JoiningReader(watch, std::move(counters), std::move(slow));
+  // The client's reference to its watch goes with its old send function; ours
+  // keeps the watch alive until the client drops this function (on close).
+  gst_rtsp_client_set_send_messages_func(client, &JoiningReader::send, self,
+                                         [](gpointer p) { delete static_cast<JoiningReader*>(p); });
+  // gst-rtsp-server (1.22 to 1.26) calls a send-messages function with the
+  // data of the plain send function (priv->send_data), so set that too (no
+  // function, no notify: the one above owns `self`).
+  gst_rtsp_client_set_send_func(client, nullptr, self, nullptr);
+  return self;
+}
+
+void JoiningReader::prepare(GstRTSPContext* ctx) {
+  if (!ctx || !ctx->sessmedia || !ctx->response) return;
+  struct Part {
+    std::string url;
+    std::string info;
+  };
+  std::vector<Part> ours;
+  GPtrArray* transports = gst_rtsp_session_media_get_transports(ctx->sessmedia);
+  for (guint i = 0; transports && i < transports->len; ++i) {
+    auto* trans = static_cast<GstRTSPStreamTransport*>(g_ptr_array_index(transports, i));
+    const GstRTSPTransport* t = gst_rtsp_stream_transport_get_transport(trans);
+    if (!t || t->lower_transport != GST_RTSP_LOWER_TRANS_TCP) continue;
+    const auto channel = static_cast<guint8>(t->interleaved.min);
+    rtp_channels_[channel / 64].fetch_or(std::uint64_t{1} << (channel % 64),
+                                         std::memory_order_relaxed);
+    GstPad* pad = gst_rtsp_stream_get_srcpad(gst_rtsp_stream_transport_get_stream(trans));
+    std::shared_ptr<RtpGopCache> cache = RtpGopCache::find(pad);
+    if (pad) gst_object_unref(pad);
+    if (!cache) continue;
+    Burst burst{cache->snapshot(), 0, 0, 0, cache};
+    if (burst.packets.empty()) continue;
+    burst.last_seq = rtp_seq(burst.packets.back());
+    burst.first_ts = rtp_timestamp(burst.packets[0]);
+    burst.edge_ts = rtp_timestamp(burst.packets.back());
+    const std::uint32_t squeeze =
+        static_cast<std::uint32_t>(gst_util_uint64_scale(kSqueeze, kVideoClockRate, GST_SECOND));
+    const std::uint32_t start_ts =
+        burst.edge_ts - burst.first_ts > squeeze ? burst.edge_ts - squeeze : burst.first_ts;
+    ours.push_back({request_uri(trans), "url=" + request_uri(trans) +
+                                            ";seq=" + std::to_string(rtp_seq(burst.packets[0])) +
+                                            ";rtptime=" + std::to_string(start_ts)});
+    std::lock_guard lock(mutex_);
+    if (bursts_.insert_or_assign(channel, std::move(burst)).second)
+      pending_.fetch_add(1, std::memory_order_release);
+  }
+  if (transports) g_ptr_array_unref(transports);
+  if (ours.empty()) return;
+
+  // RTP-Info: ours for the streams with a burst, gst-rtsp-server's for the rest.
+  std::string info;
+  gchar* old = nullptr;
+  if (gst_rtsp_message_get_header(ctx->response, GST_RTSP_HDR_RTP_INFO, &old, 0) == GST_RTSP_OK &&
+      old) {
+    std::string_view rest = old;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      std::string_view part = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      while (part.starts_with(' ')) part.remove_prefix(1);
+      const std::string_view url = part.substr(0, part.find(';'));
+      bool replaced = false;
+      for (const Part& p : ours) replaced |= url == "url=" + p.url;
+      if (replaced || part.empty()) continue;
+      info += (info.empty() ? "" : ", ") + std::string(part);
+    }
+  }
+  for (const Part& p : ours) info += (info.empty() ? "" : ", ") + p.info;
+  gst_rtsp_message_remove_header(ctx->response, GST_RTSP_HDR_RTP_INFO, -1);
+  gst_rtsp_message_add_header(ctx->response, GST_RTSP_HDR_RTP_INFO, info.c_str());
+}
+
+gboolean JoiningReader::send(GstRTSPClient*, GstRTSPMessage* messages, guint n, gboolean,
+                             gpointer self) {
+  return static_cast<JoiningReader*>(self)->send(messages, n);
+}
+
+gboolean JoiningReader::send(GstRTSPMessage* messages, guint n) {
+  guint8 channel = 0;
+  const bool data = n > 0 && gst_rtsp_message_get_type(&messages[0]) == GST_RTSP_MESSAGE_DATA &&
+                    gst_rtsp_message_parse_data(&messages[0], &channel) == GST_RTSP_OK;
+  std::optional<Burst> burst;
+  if (data && pending_.load(std::memory_order_acquire) > 0) {
+    std::lock_guard lock(mutex_);
+    if (auto it = bursts_.find(channel); it != bursts_.end()) {
+      burst = std::move(it->second);
+      bursts_.erase(it);
+      pending_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  std::vector<GstRTSPMessage> joined;
+  GstRTSPMessage* out = messages;
+  guint count = n;
+  if (burst) {
+    joined = join(*burst, channel, messages, n);
+    out = joined.data();
+    count = static_cast<guint>(joined.size());
+  }
+  if (data && (rtp_channels_[channel / 64].load(std::memory_order_relaxed) >> (channel % 64) & 1)) {
+    std::uint64_t bytes = 0;
+    for (guint i = 0; i < count; ++i) {
+      GstBuffer* body = nullptr;
+      if (gst_rtsp_message_get_body_buffer(&out[i], &body) == GST_RTSP_OK && body)
+        bytes += gst_buffer_get_size(body);
+    }
+    counters_->bytes.fetch_add(bytes, std::memory_order_relaxed);
+    counters_->packets.fetch_add(count, std::memory_order_relaxed);
+  }
+  guint id = 0;
+  const GstRTSPResult res =
+      count ? gst_rtsp_watch_send_messages(watch_, out, count, &id) : GST_RTSP_OK;
+  for (GstRTSPMessage& m : joined) gst_rtsp_message_unset(&m);
+  if (res == GST_RTSP_ENOMEM && !std::exchange(slow_reported_, true) && slow_) slow_();
+  return res == GST_RTSP_OK;
+}
+
+// The burst (restamped), the packets sent since its snapshot, then the live
+// messages it does not cover.
+std::vector<GstRTSPMessage> JoiningReader::join(const Burst& burst, guint8 channel,
+                                                GstRTSPMessage* live, guint n) {
+  std::uint16_t first_live = burst.last_seq + 1;
+  std::vector<GstBuffer*> live_bodies;
+  for (guint i = 0; i < n; ++i) {
+    GstBuffer* body = nullptr;
+    if (gst_rtsp_message_get_body_buffer(&live[i], &body) != GST_RTSP_OK || !body) continue;
+    if (live_bodies.empty()) first_live = rtp_seq(body);
+    live_bodies.push_back(body);
+  }
+  RtpPackets gap = burst.cache->between(burst.last_seq, first_live);
+
+  const std::uint32_t span = burst.edge_ts - burst.first_ts;
+  const std::uint32_t squeeze =
+      static_cast<std::uint32_t>(gst_util_uint64_scale(kSqueeze, kVideoClockRate, GST_SECOND));
+  std::vector<GstRTSPMessage> out;
+  out.reserve(burst.packets.size() + gap.size() + live_bodies.size());
+  const auto add = [&](GstBuffer* body, bool take) {
+    GstRTSPMessage m{};
+    gst_rtsp_message_init_data(&m, channel);
+    if (take)
+      gst_rtsp_message_take_body_buffer(&m, body);
+    else
+      gst_rtsp_message_set_body_buffer(&m, body);
+    out.push_back(m);
+  };
+  for (std::size_t i = 0; i < burst.packets.size(); ++i) {
+    GstBuffer* packet = burst.packets[i];
+    if (span <= squeeze) {
+      add(packet, false);
+      continue;
+    }
+    const std::uint32_t offset = rtp_timestamp(packet) - burst.first_ts;
+    const auto squeezed =
+        static_cast<std::uint32_t>(gst_util_uint64_scale(std::min(offset, span), squeeze, span));
+    GstBuffer* copy = gst_buffer_copy(packet);
+    write_timestamp(copy, burst.edge_ts - squeeze + squeezed);
+    add(copy, true);
+  }
+  for (std::size_t i = 0; i < gap.size(); ++i) add(gap[i], false);
+  const std::uint16_t covered = gap.empty() ? burst.last_seq : rtp_seq(gap.back());
+  for (GstBuffer* body : live_bodies)
+    if (seq_before(covered, rtp_seq(body))) add(body, false);
+  return out;
+}
+
+}  // namespace arcly::egress
