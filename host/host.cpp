@@ -710,13 +710,14 @@ void Host::write_egress_json(std::ostream& o) {
       << ",\"refused_forbidden\":" << st.refused_forbidden
       << ",\"refused_not_found\":" << st.refused_not_found
       << ",\"refused_bad_request\":" << st.refused_bad_request
-      << ",\"refused_limit\":" << st.refused_limit << ",\"last_refusal\":\""
-      << json_escape(st.last_refusal) << "\",\"reader_list\":[";
+      << ",\"refused_limit\":" << st.refused_limit << ",\"dropped_slow\":" << st.dropped_slow
+      << ",\"last_refusal\":\"" << json_escape(st.last_refusal) << "\",\"reader_list\":[";
     bool f = true;
     for (const auto& r : st.reader_list) {
       o << (f ? "" : ",") << "{\"key\":\"" << json_escape(r.key) << "\",\"address\":\""
         << json_escape(r.address) << "\",\"transport\":\"" << r.transport << "\",\"start\":\""
-        << r.start << "\",\"bytes\":" << r.bytes << ",\"packets\":" << r.packets << "}";
+        << r.start << "\",\"shared_media\":" << (r.shared_media ? "true" : "false")
+        << ",\"bytes\":" << r.bytes << ",\"packets\":" << r.packets << "}";
       f = false;
     }
     o << "]}";

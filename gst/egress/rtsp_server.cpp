@@ -26,6 +26,11 @@ namespace arcly::egress {
 
 using Clock = std::chrono::steady_clock;
 
+// Connection loops per core (without wait=): a connection's loop handles its
+// requests and RTCP; a media that takes long to prepare holds up the DESCRIBEs
+// of the connections on its loop only.
+constexpr unsigned kConnectionLoopsPerCore = 2;
+
 namespace {
 
 void ensure_debug_category() {
@@ -948,10 +953,15 @@ void RtspServer::start() {
   gst_rtsp_server_set_auth(objects->server, auth);
   g_object_unref(auth);
 
-  // One thread per connection: a DESCRIBE waiting for its publisher (wait=)
-  // holds up only its own connection. The readers' medias share a loop per core.
+  // Connections share a few loops, round robin (a thread is ~45 KiB, the
+  // largest part of a shared-media reader); with wait=, a DESCRIBE waiting for
+  // its publisher blocks its loop, so then each connection gets a thread of its
+  // own. The readers' medias share a loop per core.
   GstRTSPThreadPool* threads = media_sharing_thread_pool_new();
-  gst_rtsp_thread_pool_set_max_threads(threads, -1);
+  gst_rtsp_thread_pool_set_max_threads(
+      threads, s.wait.count() > 0 ? -1
+                                  : static_cast<gint>(kConnectionLoopsPerCore *
+                                                      std::max(1u, g_get_num_processors())));
   gst_rtsp_server_set_thread_pool(objects->server, threads);
   g_object_unref(threads);
 

@@ -30,9 +30,10 @@
 // `anonymous_read` names patterns they may read.
 //
 // Threads: start()/stop()/stats() from any thread (not concurrently with each
-// other for start/stop). The server runs its own GMainContext thread; each RTSP
-// connection runs on a thread of gst-rtsp-server's pool (so a DESCRIBE waiting for
-// a publisher holds up only its own connection); medias run on their own threads.
+// other for start/stop). The server runs its own GMainContext thread; RTSP
+// connections share two loops per core of gst-rtsp-server's pool, or, with
+// `wait`, get a thread each (so a DESCRIBE waiting for a publisher holds up only
+// its own connection); medias share a loop per core (media_threads.hpp).
 #pragma once
 
 #include <chrono>

@@ -139,6 +139,68 @@ std::int64_t cached_keyframe_pts(const std::string& key) {
   }
 }
 
+// An RTSP/TCP reader that plays and then never reads: its receive buffer is
+// tiny, so the server's sends back up at once (a closed TCP window).
+class StalledReader {
+ public:
+  StalledReader(int port, const std::string& path) : port_(port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 2048;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    const std::string base = "rtsp://127.0.0.1:" + std::to_string(port) + path;
+    ck_assert_int_eq(status(request("DESCRIBE " + base + " RTSP/1.0\r\nCSeq: 1\r\n\r\n")), 200);
+    const std::string setup = request("SETUP " + base +
+                                      "/stream=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: "
+                                      "RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n");
+    ck_assert_msg(status(setup) == 200, "SETUP: %s", setup.c_str());
+    const auto at = setup.find("Session: ");
+    ck_assert(at != std::string::npos);
+    const std::string session = setup.substr(at + 9, setup.find_first_of(";\r", at + 9) - at - 9);
+    const std::string play =
+        "PLAY " + base + " RTSP/1.0\r\nCSeq: 3\r\nSession: " + session + "\r\n\r\n";
+    ck_assert(send(fd_, play.data(), play.size(), MSG_NOSIGNAL) ==
+              static_cast<ssize_t>(play.size()));
+  }
+  ~StalledReader() { close(fd_); }
+
+ private:
+  static int status(const std::string& head) { return rtsp_status(head); }
+  // Sends a request, reads its response head and body.
+  std::string request(const std::string& text) {
+    ck_assert(send(fd_, text.data(), text.size(), MSG_NOSIGNAL) ==
+              static_cast<ssize_t>(text.size()));
+    std::string in;
+    char buf[1024];
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    std::size_t end = std::string::npos;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 200) <= 0) continue;
+      const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+    }
+    ck_assert(end != std::string::npos);
+    std::size_t length = 0;
+    if (auto at = in.find("Content-Length: "); at != std::string::npos && at < end)
+      length = std::strtoul(in.c_str() + at + 16, nullptr, 10);
+    while (in.size() < end + 4 + length) {
+      const ssize_t n = recv(fd_, buf, std::min(sizeof buf, end + 4 + length - in.size()), 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+    }
+    return in.substr(0, end);
+  }
+  int port_;
+  int fd_ = -1;
+};
+
 // A started server with the given settings, whose log lines the test reads.
 struct LoggedServer {
   LogLines log;
@@ -553,6 +615,30 @@ START_TEST(shared_media_readers_each_start_at_the_cached_keyframe) {
 }
 END_TEST
 
+// A reader of a shared media that stops reading (its TCP window closed) is closed
+// once its connection's send queue is full, logged once with its address and
+// counted; the other reader of the media and the publisher go on.
+START_TEST(a_stalled_reader_of_a_shared_media_is_closed_and_logged_once) {
+  Publisher pub("live/stall");
+  pub.wait_frames(10);
+  auto settings = open_settings();
+  settings.shared_media = true;
+  LoggedServer s(settings);
+  Viewer steady(url(s.server, "/live/stall"), "tcp");
+  ck_assert_int_eq(steady.picture_width(), 320);
+  {
+    StalledReader stalled(s.server.port(), "/live/stall");
+    ck_assert(
+        s.server.wait_for([](const RtspServerStats& st) { return st.dropped_slow == 1; }, 60s));
+    ck_assert(readers_are(s.server, 1));
+    for (int i = 0; i < 10; ++i) ck_assert_int_eq(steady.picture_width(), 320);
+  }
+  ck_assert_int_eq(s.log.count("rtsp: 127.0.0.1 reads live/stall too slowly"), 1);
+  ck_assert_uint_eq(s.server.stats().dropped_slow, 1);
+  pub.wait_frames(10);  // the publisher is still publishing
+}
+END_TEST
+
 // The publisher leaving ends every reader of its shared media.
 START_TEST(the_end_of_the_publisher_ends_the_readers_of_a_shared_media) {
   auto pub = std::make_unique<Publisher>("live/shared-ending");
@@ -725,7 +811,8 @@ int main(int argc, char** argv) {
        garbage_and_a_vanishing_reader_do_not_hurt_others, the_end_of_the_publisher_ends_its_readers,
        sender_reports_carry_the_publishers_capture_time,
        shared_media_readers_each_start_at_the_cached_keyframe,
-       the_end_of_the_publisher_ends_the_readers_of_a_shared_media, medias_share_the_pools_loops,
+       the_end_of_the_publisher_ends_the_readers_of_a_shared_media,
+       a_stalled_reader_of_a_shared_media_is_closed_and_logged_once, medias_share_the_pools_loops,
        settings_are_validated},
       120);
 }

@@ -152,8 +152,9 @@ START_TEST(run_serves_rtsp_and_srt_readers_refuses_bad_ones_and_reloads) {
   ck_assert_msg(wait_for_text(json, "\"refused_not_found\":1,\"refused_forbidden\"", 30s), "%s",
                 read_all(json).c_str());
 
-  // Reload: [rtsp-server] now lets anyone read live/*; the camera keeps running.
-  write_config(dir, head + "anonymous-read=live/*\n");
+  // Reload: [rtsp-server] now lets anyone read live/* from a shared media; the
+  // camera keeps running.
+  write_config(dir, head + "anonymous-read=live/*\nmedia=shared\n");
   arcly.signal(SIGHUP);
   ck_assert_msg(arcly.wait_for("restarted [rtsp-server]", 60s), "%s", arcly.text().c_str());
   ck_assert_msg(arcly.wait_for("[rtsp-server] serving every stream", 30s, 2), "%s",
@@ -161,6 +162,11 @@ START_TEST(run_serves_rtsp_and_srt_readers_refuses_bad_ones_and_reloads) {
   codecs = probe_codecs(rtsp_url(rtsp, "", "live/cam"), &rc, "-rtsp_transport tcp");
   ck_assert_msg(rc == 0 && codecs == "aac,h264", "after reload: rc %d, streams '%s'\n%s", rc,
                 codecs.c_str(), arcly.text().c_str());
+  // A client that asks for UDP first is told 461 by the shared media and retries over TCP.
+  codecs = probe_codecs(rtsp_url(rtsp, "", "live/cam"), &rc);
+  ck_assert_msg(rc == 0 && codecs == "aac,h264", "udp first: rc %d, streams '%s'\n%s", rc,
+                codecs.c_str(), arcly.text().c_str());
+  ck_assert_msg(wait_for_text(json, "\"dropped_slow\":0", 30s), "%s", read_all(json).c_str());
 
   arcly.signal(SIGTERM);
   const int status = arcly.wait();
