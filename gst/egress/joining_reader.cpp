@@ -1,5 +1,6 @@
 #include "joining_reader.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -57,6 +58,7 @@ JoiningReader::JoiningReader(GstRTSPWatch* watch, std::shared_ptr<Counters> coun
     : watch_(watch), counters_(std::move(counters)), slow_(std::move(slow)) {}
 
 JoiningReader::~JoiningReader() {
+  for (auto& [channel, trans] : rtcp_transports_) g_object_unref(trans);
   gst_rtsp_watch_unref(watch_);
 }
 
@@ -107,6 +109,12 @@ void JoiningReader::prepare(GstRTSPContext* ctx) {
     const auto channel = static_cast<guint8>(t->interleaved.min);
     rtp_channels_[channel / 64].fetch_or(std::uint64_t{1} << (channel % 64),
                                          std::memory_order_relaxed);
+    {
+      std::lock_guard lock(mutex_);
+      auto& slot = rtcp_transports_[static_cast<guint8>(t->interleaved.max)];
+      if (slot) g_object_unref(slot);
+      slot = GST_RTSP_STREAM_TRANSPORT(g_object_ref(trans));
+    }
     GstPad* pad = gst_rtsp_stream_get_srcpad(gst_rtsp_stream_transport_get_stream(trans));
     std::shared_ptr<RtpGopCache> cache = RtpGopCache::find(pad);
     if (pad) gst_object_unref(pad);
@@ -162,6 +170,8 @@ gboolean JoiningReader::send(GstRTSPMessage* messages, guint n) {
   guint8 channel = 0;
   const bool data = n > 0 && gst_rtsp_message_get_type(&messages[0]) == GST_RTSP_MESSAGE_DATA &&
                     gst_rtsp_message_parse_data(&messages[0], &channel) == GST_RTSP_OK;
+  const bool rtp =
+      data && (rtp_channels_[channel / 64].load(std::memory_order_relaxed) >> (channel % 64) & 1);
   std::optional<Burst> burst;
   if (data && pending_.load(std::memory_order_acquire) > 0) {
     std::lock_guard lock(mutex_);
@@ -179,7 +189,7 @@ gboolean JoiningReader::send(GstRTSPMessage* messages, guint n) {
     out = joined.data();
     count = static_cast<guint>(joined.size());
   }
-  if (data && (rtp_channels_[channel / 64].load(std::memory_order_relaxed) >> (channel % 64) & 1)) {
+  if (rtp) {
     std::uint64_t bytes = 0;
     for (guint i = 0; i < count; ++i) {
       GstBuffer* body = nullptr;
@@ -189,12 +199,43 @@ gboolean JoiningReader::send(GstRTSPMessage* messages, guint n) {
     counters_->bytes.fetch_add(bytes, std::memory_order_relaxed);
     counters_->packets.fetch_add(count, std::memory_order_relaxed);
   }
-  guint id = 0;
-  const GstRTSPResult res =
-      count ? gst_rtsp_watch_send_messages(watch_, out, count, &id) : GST_RTSP_OK;
+  // gst_rtsp_watch_send_messages keeps per-message state on the stack (alloca):
+  // a long GOP goes in parts, each one entry of the watch's backlog.
+  GstRTSPResult res = GST_RTSP_OK;
+  for (guint done = 0; done < count && res == GST_RTSP_OK;) {
+    const guint part = std::min(count - done, kMessagesPerWrite);
+    guint id = 0;
+    res = gst_rtsp_watch_send_messages(watch_, out + done, part, &id);
+    done += part;
+  }
   for (GstRTSPMessage& m : joined) gst_rtsp_message_unset(&m);
   if (res == GST_RTSP_ENOMEM && !std::exchange(slow_reported_, true) && slow_) slow_();
+  if (data && !rtp && res == GST_RTSP_OK) report_sent(channel);
   return res == GST_RTSP_OK;
+}
+
+void JoiningReader::report_sent(guint8 rtcp_channel) {
+  GstRTSPStreamTransport* trans = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = rtcp_transports_.find(rtcp_channel); it != rtcp_transports_.end())
+      trans = GST_RTSP_STREAM_TRANSPORT(g_object_ref(it->second));
+  }
+  GMainContext* context = g_source_get_context(reinterpret_cast<GSource*>(watch_));
+  if (!trans || !context) {
+    if (trans) g_object_unref(trans);
+    return;
+  }
+  GSource* idle = g_idle_source_new();
+  g_source_set_callback(
+      idle,
+      [](gpointer t) {
+        gst_rtsp_stream_transport_message_sent(GST_RTSP_STREAM_TRANSPORT(t));
+        return G_SOURCE_REMOVE;
+      },
+      trans, g_object_unref);
+  g_source_attach(idle, context);
+  g_source_unref(idle);
 }
 
 // The burst (restamped), the packets sent since its snapshot, then the live

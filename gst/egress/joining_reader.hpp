@@ -15,6 +15,13 @@
 //   for a media of its own.
 // Everything else goes to the watch unchanged.
 //
+// Waking the stream: gst-rtsp-server's send thread handles a pending RTCP sample
+// before a pending RTP one and then sleeps until something changes; the default
+// send function wakes it by reporting each sent message (message_sent). So this
+// one reports the RTCP messages it sends (from the watch's loop, outside the
+// client's send lock, which the report may take again): without that, RTP stalls
+// for every reader of the stream the first time RTCP goes first.
+//
 // Back pressure: gst-rtsp-server keeps a TCP reader's packets in a per-transport
 // backlog driven by its default send function's private bookkeeping. Here every
 // packet goes straight to the watch, whose backlog (100 writes) is the bound: a
@@ -43,6 +50,7 @@ namespace arcly::egress {
 class JoiningReader {
  public:
   static constexpr GstClockTime kSqueeze = 100 * GST_MSECOND;
+  static constexpr guint kMessagesPerWrite = 512;
 
   struct Counters {
     std::atomic<std::uint64_t> bytes{0};
@@ -77,14 +85,17 @@ class JoiningReader {
   static std::vector<GstRTSPMessage> join(const Burst& burst, guint8 channel, GstRTSPMessage* live,
                                           guint n);
 
+  void report_sent(guint8 rtcp_channel);  // see "Waking the stream"
+
   GstRTSPWatch* watch_;  // a reference
   std::shared_ptr<Counters> counters_;
   std::function<void()> slow_;
   bool slow_reported_ = false;  // under the client's send lock
   std::mutex mutex_;
-  std::atomic<int> pending_{0};                   // bursts_.size(), read without the mutex
-  std::map<guint8, Burst> bursts_;                // by RTP channel
-  std::atomic<std::uint64_t> rtp_channels_[4]{};  // bit per channel that carries RTP
+  std::atomic<int> pending_{0};     // bursts_.size(), read without the mutex
+  std::map<guint8, Burst> bursts_;  // by RTP channel
+  std::map<guint8, GstRTSPStreamTransport*> rtcp_transports_;  // by RTCP channel, references
+  std::atomic<std::uint64_t> rtp_channels_[4]{};               // bit per channel that carries RTP
 };
 
 }  // namespace arcly::egress
