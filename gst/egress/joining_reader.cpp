@@ -36,10 +36,31 @@ const GSourceFuncs* watch_source_funcs() {
 
 constexpr std::uint32_t kVideoClockRate = 90000;  // every RTP video payload format we offer
 
+// JoiningReader::kSqueeze in RTP time.
+std::uint32_t squeeze_ticks() {
+  return static_cast<std::uint32_t>(
+      gst_util_uint64_scale(JoiningReader::kSqueeze, kVideoClockRate, GST_SECOND));
+}
+
 void write_timestamp(GstBuffer* packet, std::uint32_t ts) {
   const guint8 bytes[4] = {static_cast<guint8>(ts >> 24), static_cast<guint8>(ts >> 16),
                            static_cast<guint8>(ts >> 8), static_cast<guint8>(ts)};
-  gst_buffer_fill(packet, 4, bytes, 4);  // copies the header memory, not the packet's
+  gst_buffer_fill(packet, 4, bytes, 4);  // copies only the memory that holds the header
+}
+
+// The client's watch: requests are handled while its read source (a child of
+// the watch, whose callback data is the watch) is dispatched.
+GstRTSPWatch* dispatching_watch() {
+  GSource* current = g_main_current_source();
+  const GSourceFuncs* funcs = watch_source_funcs();
+  if (!current || !funcs || !current->callback_funcs || !current->callback_funcs->get)
+    return nullptr;
+  GSourceFunc func = nullptr;
+  gpointer data = nullptr;
+  current->callback_funcs->get(current->callback_data, current, &func, &data);
+  auto* watch = static_cast<GSource*>(data);
+  if (!watch || watch->source_funcs != funcs) return nullptr;
+  return reinterpret_cast<GstRTSPWatch*>(watch);
 }
 
 std::string request_uri(GstRTSPStreamTransport* trans) {
@@ -60,21 +81,6 @@ JoiningReader::JoiningReader(GstRTSPWatch* watch, std::shared_ptr<Counters> coun
 JoiningReader::~JoiningReader() {
   for (auto& [channel, trans] : rtcp_transports_) g_object_unref(trans);
   gst_rtsp_watch_unref(watch_);
-}
-
-// The client's watch: requests are handled while its read source (a child of
-// the watch, whose callback data is the watch) is dispatched.
-static GstRTSPWatch* dispatching_watch() {
-  GSource* current = g_main_current_source();
-  const GSourceFuncs* funcs = watch_source_funcs();
-  if (!current || !funcs || !current->callback_funcs || !current->callback_funcs->get)
-    return nullptr;
-  GSourceFunc func = nullptr;
-  gpointer data = nullptr;
-  current->callback_funcs->get(current->callback_data, current, &func, &data);
-  auto* watch = static_cast<GSource*>(data);
-  if (!watch || watch->source_funcs != funcs) return nullptr;
-  return reinterpret_cast<GstRTSPWatch*>(watch);
 }
 
 JoiningReader* JoiningReader::install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
@@ -124,13 +130,12 @@ void JoiningReader::prepare(GstRTSPContext* ctx) {
     burst.last_seq = rtp_seq(burst.packets.back());
     burst.first_ts = rtp_timestamp(burst.packets[0]);
     burst.edge_ts = rtp_timestamp(burst.packets.back());
-    const std::uint32_t squeeze =
-        static_cast<std::uint32_t>(gst_util_uint64_scale(kSqueeze, kVideoClockRate, GST_SECOND));
+    const std::uint32_t squeeze = squeeze_ticks();
     const std::uint32_t start_ts =
         burst.edge_ts - burst.first_ts > squeeze ? burst.edge_ts - squeeze : burst.first_ts;
-    ours.push_back({request_uri(trans), "url=" + request_uri(trans) +
-                                            ";seq=" + std::to_string(rtp_seq(burst.packets[0])) +
-                                            ";rtptime=" + std::to_string(start_ts)});
+    const std::string url = request_uri(trans);
+    ours.push_back({url, "url=" + url + ";seq=" + std::to_string(rtp_seq(burst.packets[0])) +
+                             ";rtptime=" + std::to_string(start_ts)});
     std::lock_guard lock(mutex_);
     if (bursts_.insert_or_assign(channel, std::move(burst)).second)
       pending_.fetch_add(1, std::memory_order_release);
@@ -253,8 +258,7 @@ std::vector<GstRTSPMessage> JoiningReader::join(const Burst& burst, guint8 chann
   RtpPackets gap = burst.cache->between(burst.last_seq, first_live);
 
   const std::uint32_t span = burst.edge_ts - burst.first_ts;
-  const std::uint32_t squeeze =
-      static_cast<std::uint32_t>(gst_util_uint64_scale(kSqueeze, kVideoClockRate, GST_SECOND));
+  const std::uint32_t squeeze = squeeze_ticks();
   std::vector<GstRTSPMessage> out;
   out.reserve(burst.packets.size() + gap.size() + live_bodies.size());
   const auto add = [&](GstBuffer* body, bool take) {
