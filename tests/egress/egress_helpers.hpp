@@ -75,20 +75,26 @@ class Publisher {
   GstElement* pipeline_ = nullptr;
 };
 
-// Sends one raw RTSP request and returns the response head ("" on no answer).
-inline std::string rtsp_exchange(int port, const std::string& request,
-                                 std::chrono::seconds wait = 20s) {
+// A TCP socket connected to 127.0.0.1:`port`, or -1. `receive_buffer` > 0 sets
+// SO_RCVBUF before connecting (a small one closes the TCP window at once).
+inline int connect_loopback(int port, int receive_buffer = 0) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (receive_buffer > 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_port = htons(port);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
-  ssize_t sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  (void)sent;
+  return fd;
+}
+
+// Reads from `fd` until the bytes read hold a head's blank line, the peer
+// closes, or `wait` passes; returns every byte read.
+inline std::string read_head(int fd, std::chrono::seconds wait) {
   std::string out;
   char buf[4096];
   const auto deadline = std::chrono::steady_clock::now() + wait;
@@ -99,6 +105,17 @@ inline std::string rtsp_exchange(int port, const std::string& request,
     if (n <= 0) break;
     out.append(buf, static_cast<std::size_t>(n));
   }
+  return out;
+}
+
+// Sends one raw RTSP request and returns the response head ("" on no answer).
+inline std::string rtsp_exchange(int port, const std::string& request,
+                                 std::chrono::seconds wait = 20s) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return "";
+  ssize_t sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  (void)sent;
+  const std::string out = read_head(fd, wait);
   close(fd);
   return out.substr(0, out.find("\r\n\r\n"));
 }
@@ -150,15 +167,10 @@ inline std::string build_dir_file(const std::string& name) {
 
 // Sends bytes and hangs up without waiting for an answer.
 inline void poke(int port, const std::string& bytes) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    ssize_t sent = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    (void)sent;
-  }
+  const int fd = connect_loopback(port);
+  if (fd < 0) return;
+  ssize_t sent = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  (void)sent;
   close(fd);
 }
 

@@ -155,14 +155,8 @@ std::int64_t cached_keyframe_pts(const std::string& key) {
 class RawReader {
  public:
   RawReader(int port, const std::string& path, int receive_buffer = 0) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    if (receive_buffer > 0)
-      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    fd_ = connect_loopback(port, receive_buffer);
+    ck_assert(fd_ >= 0);
     const std::string base = "rtsp://127.0.0.1:" + std::to_string(port) + path;
     ck_assert_int_eq(rtsp_status(request("DESCRIBE " + base + " RTSP/1.0\r\nCSeq: 1\r\n\r\n")),
                      200);
@@ -188,22 +182,13 @@ class RawReader {
   std::string request(const std::string& text) {
     ck_assert(send(fd_, text.data(), text.size(), MSG_NOSIGNAL) ==
               static_cast<ssize_t>(text.size()));
-    std::string in;
-    char buf[1024];
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    std::size_t end = std::string::npos;
-    while ((end = in.find("\r\n\r\n")) == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 200) <= 0) continue;
-      const ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      in.append(buf, static_cast<std::size_t>(n));
-    }
+    std::string in = read_head(fd_, 20s);
+    const std::size_t end = in.find("\r\n\r\n");
     ck_assert(end != std::string::npos);
     std::size_t length = 0;
     if (auto at = in.find("Content-Length: "); at != std::string::npos && at < end)
       length = std::strtoul(in.c_str() + at + 16, nullptr, 10);
+    char buf[1024];
     while (in.size() < end + 4 + length) {
       const ssize_t n = recv(fd_, buf, std::min(sizeof buf, end + 4 + length - in.size()), 0);
       if (n <= 0) break;
