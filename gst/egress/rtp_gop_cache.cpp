@@ -27,6 +27,11 @@ std::uint32_t header_field(GstBuffer* packet, gsize offset, gsize size) {
   return v;
 }
 
+using Holder = std::shared_ptr<RtpGopCache>;  // qdata and probe data: a heap shared_ptr
+void delete_holder(gpointer p) {
+  delete static_cast<Holder*>(p);
+}
+
 GQuark cache_quark() {
   static const GQuark q = g_quark_from_static_string("arcly-rtp-gop-cache");
   return q;
@@ -47,20 +52,16 @@ RtpGopCache::~RtpGopCache() {
 }
 
 void RtpGopCache::attach(GstElement* payloader, GstPad* rtp_pad) {
-  auto* holder = new std::shared_ptr<RtpGopCache>(std::make_shared<RtpGopCache>());
-  g_object_set_qdata_full(G_OBJECT(rtp_pad), cache_quark(), holder,
-                          [](gpointer p) { delete static_cast<std::shared_ptr<RtpGopCache>*>(p); });
+  auto* holder = new Holder(std::make_shared<RtpGopCache>());
+  g_object_set_qdata_full(G_OBJECT(rtp_pad), cache_quark(), holder, delete_holder);
   // The probes hold the cache too: the pad's qdata may go before the payloader.
   GstPad* sink = gst_element_get_static_pad(payloader, "sink");
-  gst_pad_add_probe(sink, GST_PAD_PROBE_TYPE_BUFFER, on_input,
-                    new std::shared_ptr<RtpGopCache>(*holder),
-                    [](gpointer p) { delete static_cast<std::shared_ptr<RtpGopCache>*>(p); });
+  gst_pad_add_probe(sink, GST_PAD_PROBE_TYPE_BUFFER, on_input, new Holder(*holder), delete_holder);
   gst_object_unref(sink);
   GstPad* src = gst_element_get_static_pad(payloader, "src");
   gst_pad_add_probe(
       src, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
-      on_output, new std::shared_ptr<RtpGopCache>(*holder),
-      [](gpointer p) { delete static_cast<std::shared_ptr<RtpGopCache>*>(p); });
+      on_output, new Holder(*holder), delete_holder);
   gst_object_unref(src);
 }
 
@@ -69,8 +70,7 @@ std::shared_ptr<RtpGopCache> RtpGopCache::find(GstPad* rtp_pad) {
   GstPad* pad = rtp_pad ? GST_PAD(gst_object_ref(rtp_pad)) : nullptr;
   std::shared_ptr<RtpGopCache> found;
   while (pad && !found) {
-    if (auto* holder = static_cast<std::shared_ptr<RtpGopCache>*>(
-            g_object_get_qdata(G_OBJECT(pad), cache_quark())))
+    if (auto* holder = static_cast<Holder*>(g_object_get_qdata(G_OBJECT(pad), cache_quark())))
       found = *holder;
     GstPad* next = GST_IS_GHOST_PAD(pad) ? gst_ghost_pad_get_target(GST_GHOST_PAD(pad)) : nullptr;
     gst_object_unref(pad);
@@ -81,14 +81,14 @@ std::shared_ptr<RtpGopCache> RtpGopCache::find(GstPad* rtp_pad) {
 }
 
 GstPadProbeReturn RtpGopCache::on_input(GstPad*, GstPadProbeInfo* info, gpointer data) {
-  auto& self = **static_cast<std::shared_ptr<RtpGopCache>*>(data);
+  auto& self = **static_cast<Holder*>(data);
   if (!GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT))
     self.keyframe_next_ = true;
   return GST_PAD_PROBE_OK;
 }
 
 GstPadProbeReturn RtpGopCache::on_output(GstPad*, GstPadProbeInfo* info, gpointer data) {
-  auto& self = **static_cast<std::shared_ptr<RtpGopCache>*>(data);
+  auto& self = **static_cast<Holder*>(data);
   if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
     self.record(GST_PAD_PROBE_INFO_BUFFER(info));
   } else if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST) {

@@ -168,12 +168,15 @@ void attach_shared(gpointer object, const SharedPtr& shared) {
   g_object_set_qdata_full(G_OBJECT(object), shared_quark(), new SharedPtr(shared),
                           [](gpointer p) { delete static_cast<SharedPtr*>(p); });
 }
+SharedPtr* shared_holder_of(gpointer object) {
+  return static_cast<SharedPtr*>(g_object_get_qdata(G_OBJECT(object), shared_quark()));
+}
 RtspServer::Shared* shared_of(gpointer object) {
-  auto* p = static_cast<SharedPtr*>(g_object_get_qdata(G_OBJECT(object), shared_quark()));
+  SharedPtr* p = shared_holder_of(object);
   return p ? p->get() : nullptr;
 }
 std::weak_ptr<RtspServer::Shared> weak_shared_of(gpointer object) {
-  auto* p = static_cast<SharedPtr*>(g_object_get_qdata(G_OBJECT(object), shared_quark()));
+  SharedPtr* p = shared_holder_of(object);
   return p ? std::weak_ptr<RtspServer::Shared>(*p) : std::weak_ptr<RtspServer::Shared>();
 }
 
@@ -843,8 +846,7 @@ GstRTSPClient* server_create_client(GstRTSPServer* server) {
   auto* client = static_cast<ArclyRtspClient*>(g_object_new(arcly_rtsp_client_get_type(), nullptr));
   GstRTSPClient* c = GST_RTSP_CLIENT(client);
   client->factory = GST_RTSP_MEDIA_FACTORY(g_object_ref(self->factory));
-  if (auto* s = static_cast<SharedPtr*>(g_object_get_qdata(G_OBJECT(server), shared_quark())))
-    attach_shared(client, *s);
+  if (SharedPtr* s = shared_holder_of(server)) attach_shared(client, *s);
   GstRTSPSessionPool* pool = gst_rtsp_server_get_session_pool(server);
   gst_rtsp_client_set_session_pool(c, pool);
   g_object_unref(pool);
