@@ -14,8 +14,8 @@
 #include "arcly/stream_key.hpp"
 #include "capture_time_reports.hpp"
 #include "engine_registry.hpp"
-#include "joining_reader.hpp"
 #include "media_threads.hpp"
+#include "reader_sender.hpp"
 #include "rtp_gop_cache.hpp"
 #include "srt_worker.hpp"  // key_matches
 
@@ -80,9 +80,9 @@ bool any_match(const std::vector<std::string>& patterns, const std::string& key)
   return false;
 }
 
-// Counted by a pad probe of the reader's media, or by its JoiningReader on a
+// Counted by a pad probe of the reader's media, or by its ReaderSender on a
 // shared media; outlives either if stats hold it.
-using ReaderCounters = JoiningReader::Counters;
+using ReaderCounters = ReaderSender::Counters;
 
 }  // namespace
 
@@ -496,7 +496,7 @@ void factory_configure(GstRTSPMediaFactory* factory, GstRTSPMedia* media) {
   if (!element) return;
   if (g_object_get_data(G_OBJECT(element), "arcly-shared")) {
     gst_rtsp_media_set_shared(media, TRUE);
-    // Joining readers get their GOP over their RTSP connection (joining_reader.hpp).
+    // Joining readers get their GOP over their RTSP connection (reader_sender.hpp).
     gst_rtsp_media_set_protocols(media, GST_RTSP_LOWER_TRANS_TCP);
   }
   gst_object_unref(element);
@@ -585,8 +585,8 @@ void arcly_rtsp_auth_init(ArclyRtspAuth*) {}
 struct ArclyRtspClient {
   GstRTSPClient parent;
   GstRTSPMediaFactory* factory;  // the one factory, mounted per key on demand
-  JoiningReader* joining;        // owned by the client's send function, once installed
-  bool joined;                   // its burst was prepared (the first PLAY)
+  ReaderSender* sender;          // owned by the client's send function, once installed
+  bool prepared;                 // by the first PLAY response
 };
 struct ArclyRtspClientClass {
   GstRTSPClientClass parent_class;
@@ -681,15 +681,17 @@ std::string transport_of(GstRTSPSessionMedia* sessmedia) {
   return name;
 }
 
-// A reader of a shared media: its connection's sending goes through a
-// JoiningReader, which counts its bytes and sends it the GOP first.
-void join_shared_media(GstRTSPClient* client, RtspServer::Shared::Reader& reader) {
+// A TCP reader's connection sends through a ReaderSender, which closes it if it
+// stops reading (logged once, counted). On a shared media it also counts the
+// reader's bytes and sends it the GOP first.
+void take_over_sending(GstRTSPClient* client, RtspServer::Shared::Reader& reader,
+                       bool shared_media) {
   auto* self = reinterpret_cast<ArclyRtspClient*>(client);
-  if (self->joining) return;
-  auto counters = std::make_shared<ReaderCounters>();
+  if (self->sender) return;
+  auto counters = shared_media ? std::make_shared<ReaderCounters>() : nullptr;
   const std::string line = "rtsp: " + reader.address + " reads " + reader.key +
                            " too slowly: closed (its connection's send backlog is full)";
-  self->joining = JoiningReader::install(client, counters, [weak = weak_shared_of(client), line] {
+  self->sender = ReaderSender::install(client, counters, [weak = weak_shared_of(client), line] {
     if (auto shared = weak.lock()) {
       {
         std::lock_guard lock(shared->mutex);
@@ -698,11 +700,12 @@ void join_shared_media(GstRTSPClient* client, RtspServer::Shared::Reader& reader
       shared->warn(line);
     }
   });
-  if (!self->joining) {
-    GST_WARNING("rtsp: %s: cannot take over the connection's sending: no GOP at join",
-                reader.address.c_str());
+  if (!self->sender) {
+    GST_WARNING("rtsp: %s: cannot take over the connection's sending: %s", reader.address.c_str(),
+                shared_media ? "no GOP at join, no slow-reader close" : "no slow-reader close");
     return;
   }
+  if (!shared_media) return;
   reader.shared_media = true;
   RtspServer::Shared* shared = shared_of(client);
   std::lock_guard lock(shared->mutex);
@@ -712,10 +715,11 @@ void join_shared_media(GstRTSPClient* client, RtspServer::Shared::Reader& reader
   }
 }
 
-// The PLAY response of a reader joining a shared media: its GOP snapshot and RTP-Info.
+// The first PLAY response of a TCP reader: its sender learns the channels and,
+// on a shared media, snapshots the GOP and rewrites RTP-Info.
 GstRTSPStatusCode client_adjust_play_response(GstRTSPClient* client, GstRTSPContext* ctx) {
   auto* self = reinterpret_cast<ArclyRtspClient*>(client);
-  if (self->joining && !std::exchange(self->joined, true)) self->joining->prepare(ctx);
+  if (self->sender && !std::exchange(self->prepared, true)) self->sender->prepare(ctx);
   return GST_RTSP_STS_OK;
 }
 
@@ -754,7 +758,8 @@ GstRTSPStatusCode client_pre_play(GstRTSPClient* client, GstRTSPContext* ctx) {
     shared->refuse(&RtspServerStats::refused_limit, reader.address, "503 " + limit);
     return GST_RTSP_STS_SERVICE_UNAVAILABLE;
   }
-  if (ctx->media && gst_rtsp_media_is_shared(ctx->media)) join_shared_media(client, reader);
+  const bool shared_media = ctx->media && gst_rtsp_media_is_shared(ctx->media);
+  if (shared_media || reader.transport == "tcp") take_over_sending(client, reader, shared_media);
   shared->changed.notify_all();
   shared->note("rtsp: " + reader.address + " reads " + key + " over " + reader.transport +
                " (start=" + reader.start + ")");
@@ -826,8 +831,8 @@ void arcly_rtsp_client_class_init(ArclyRtspClientClass* klass) {
 }
 void arcly_rtsp_client_init(ArclyRtspClient* self) {
   self->factory = nullptr;
-  self->joining = nullptr;
-  self->joined = false;
+  self->sender = nullptr;
+  self->prepared = false;
 }
 
 // --- server: makes our clients ----------------------------------------------

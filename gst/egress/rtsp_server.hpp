@@ -12,7 +12,7 @@
 // With `shared_media`, the live-edge readers of a key share one media instead, as
 // a plain server's readers do (one payloader, a reader costs a connection): each
 // joining TCP reader is sent the cached GOP first, squeezed to the live edge
-// (joining_reader.hpp). Such a media offers TCP only: a client asking for UDP
+// (reader_sender.hpp). Such a media offers TCP only: a client asking for UDP
 // gets 461 and retries over TCP (rtspsrc, ffmpeg). The RTCP sender
 // reports map RTP time to the publisher's time of each frame on the wall clock
 // (capture_time_reports.hpp).
@@ -94,7 +94,7 @@ struct RtspServerStats {
   std::uint64_t refused_not_found = 0;     // 404
   std::uint64_t refused_bad_request = 0;   // 400
   std::uint64_t refused_limit = 0;         // 503
-  std::uint64_t dropped_slow = 0;          // readers closed for not keeping up (shared media)
+  std::uint64_t dropped_slow = 0;          // TCP readers closed for not keeping up
   std::string last_refusal;
   std::vector<RtspReaderStats> reader_list;
 };

@@ -610,30 +610,42 @@ END_TEST
 // A reader of a shared media that stops reading (its TCP window closed) is closed
 // once its connection's send queue is full, logged once with its address and
 // counted; the other reader of the media and the publisher go on.
-START_TEST(a_stalled_reader_of_a_shared_media_is_closed_and_logged_once) {
-  Publisher pub("live/stall");
+// A reader whose TCP window stays closed is closed, logged once with its
+// address and counted; another reader and the publisher go on.
+void a_stalled_reader_is_closed_and_logged_once(bool shared_media) {
+  const std::string key = shared_media ? "live/stall-shared" : "live/stall";
+  Publisher pub(key);
   pub.wait_frames(10);
   auto settings = open_settings();
-  settings.shared_media = true;
+  settings.shared_media = shared_media;
   LoggedServer s(settings);
-  Viewer steady(url(s.server, "/live/stall"), "tcp");
+  Viewer steady(url(s.server, "/" + key), "tcp");
   ck_assert_int_eq(steady.picture_width(), 320);
   {
-    RawReader stalled(s.server.port(), "/live/stall", 2048);
+    RawReader stalled(s.server.port(), "/" + key, 2048);
     ck_assert(
         s.server.wait_for([](const RtspServerStats& st) { return st.dropped_slow == 1; }, 60s));
     ck_assert(readers_are(s.server, 1));
     for (int i = 0; i < 10; ++i) ck_assert_int_eq(steady.picture_width(), 320);
   }
-  ck_assert_int_eq(s.log.count("rtsp: 127.0.0.1 reads live/stall too slowly"), 1);
+  ck_assert_int_eq(s.log.count("rtsp: 127.0.0.1 reads " + key + " too slowly"), 1);
   ck_assert_uint_eq(s.server.stats().dropped_slow, 1);
   pub.wait_frames(10);  // the publisher is still publishing
+}
+
+START_TEST(a_stalled_reader_of_its_own_media_is_closed_and_logged_once) {
+  a_stalled_reader_is_closed_and_logged_once(false);
+}
+END_TEST
+
+START_TEST(a_stalled_reader_of_a_shared_media_is_closed_and_logged_once) {
+  a_stalled_reader_is_closed_and_logged_once(true);
 }
 END_TEST
 
 // Many readers of a shared media keep receiving: 40 raw TCP readers, each gets
 // data in every 2 s of 10 s. (It guards the shared data path under load. The
-// stall that joining_reader.hpp's "Waking the stream" fixes shows here only now
+// stall that reader_sender.hpp's "Waking the stream" fixes shows here only now
 // and then; egress-bench's 200 readers showed it every time, as "silent 200".)
 START_TEST(readers_of_a_shared_media_keep_receiving) {
   Publisher pub("live/busy",
@@ -827,20 +839,26 @@ END_TEST
 
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
-  return run_selected(
-      "egress-rtsp",
-      {rtspsrc_over_tcp_starts_with_the_cached_keyframe, rtspsrc_over_udp_with_start_keyframe,
-       ffprobe_and_ffmpeg_read_audio_and_video, every_offered_codec_reaches_ffprobe_and_decodes,
-       unknown_keys_get_404_and_a_bad_start_400, a_reader_before_the_publisher_waits_for_it,
-       users_authenticate_with_basic_and_digest_and_read_their_keys,
-       digest_only_server_serves_rtspsrc_and_ffprobe, reader_limits_per_key_and_in_total,
-       a_media_that_cannot_be_prepared_is_logged_with_peer_and_key,
-       garbage_and_a_vanishing_reader_do_not_hurt_others, the_end_of_the_publisher_ends_its_readers,
-       sender_reports_carry_the_publishers_capture_time,
-       shared_media_readers_each_start_at_the_cached_keyframe,
-       the_end_of_the_publisher_ends_the_readers_of_a_shared_media,
-       a_stalled_reader_of_a_shared_media_is_closed_and_logged_once,
-       readers_of_a_shared_media_keep_receiving, medias_share_the_pools_loops,
-       settings_are_validated},
-      120);
+  return run_selected("egress-rtsp",
+                      {rtspsrc_over_tcp_starts_with_the_cached_keyframe,
+                       rtspsrc_over_udp_with_start_keyframe,
+                       ffprobe_and_ffmpeg_read_audio_and_video,
+                       every_offered_codec_reaches_ffprobe_and_decodes,
+                       unknown_keys_get_404_and_a_bad_start_400,
+                       a_reader_before_the_publisher_waits_for_it,
+                       users_authenticate_with_basic_and_digest_and_read_their_keys,
+                       digest_only_server_serves_rtspsrc_and_ffprobe,
+                       reader_limits_per_key_and_in_total,
+                       a_media_that_cannot_be_prepared_is_logged_with_peer_and_key,
+                       garbage_and_a_vanishing_reader_do_not_hurt_others,
+                       the_end_of_the_publisher_ends_its_readers,
+                       sender_reports_carry_the_publishers_capture_time,
+                       shared_media_readers_each_start_at_the_cached_keyframe,
+                       the_end_of_the_publisher_ends_the_readers_of_a_shared_media,
+                       a_stalled_reader_of_its_own_media_is_closed_and_logged_once,
+                       a_stalled_reader_of_a_shared_media_is_closed_and_logged_once,
+                       readers_of_a_shared_media_keep_receiving,
+                       medias_share_the_pools_loops,
+                       settings_are_validated},
+                      120);
 }

@@ -1,4 +1,4 @@
-#include "joining_reader.hpp"
+#include "reader_sender.hpp"
 
 #include <algorithm>
 #include <optional>
@@ -36,10 +36,10 @@ const GSourceFuncs* watch_source_funcs() {
 
 constexpr std::uint32_t kVideoClockRate = 90000;  // every RTP video payload format we offer
 
-// JoiningReader::kSqueeze in RTP time.
+// ReaderSender::kSqueeze in RTP time.
 std::uint32_t squeeze_ticks() {
   return static_cast<std::uint32_t>(
-      gst_util_uint64_scale(JoiningReader::kSqueeze, kVideoClockRate, GST_SECOND));
+      gst_util_uint64_scale(ReaderSender::kSqueeze, kVideoClockRate, GST_SECOND));
 }
 
 void write_timestamp(GstBuffer* packet, std::uint32_t ts) {
@@ -74,25 +74,25 @@ std::string request_uri(GstRTSPStreamTransport* trans) {
 
 }  // namespace
 
-JoiningReader::JoiningReader(GstRTSPWatch* watch, std::shared_ptr<Counters> counters,
-                             std::function<void()> slow)
+ReaderSender::ReaderSender(GstRTSPWatch* watch, std::shared_ptr<Counters> counters,
+                           std::function<void()> slow)
     : watch_(watch), counters_(std::move(counters)), slow_(std::move(slow)) {}
 
-JoiningReader::~JoiningReader() {
+ReaderSender::~ReaderSender() {
   for (auto& [channel, trans] : rtcp_transports_) g_object_unref(trans);
   gst_rtsp_watch_unref(watch_);
 }
 
-JoiningReader* JoiningReader::install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
-                                      std::function<void()> slow) {
+ReaderSender* ReaderSender::install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
+                                    std::function<void()> slow) {
   GstRTSPWatch* watch = dispatching_watch();
   if (!watch) return nullptr;
   g_source_ref(reinterpret_cast<GSource*>(watch));
-  auto* self = new JoiningReader(watch, std::move(counters), std::move(slow));
+  auto* self = new ReaderSender(watch, std::move(counters), std::move(slow));
   // The client's reference to its watch goes with its old send function; ours
   // keeps the watch alive until the client drops this function (on close).
-  gst_rtsp_client_set_send_messages_func(client, &JoiningReader::send, self,
-                                         [](gpointer p) { delete static_cast<JoiningReader*>(p); });
+  gst_rtsp_client_set_send_messages_func(client, &ReaderSender::send, self,
+                                         [](gpointer p) { delete static_cast<ReaderSender*>(p); });
   // gst-rtsp-server (1.22 to 1.26) calls a send-messages function with the
   // data of the plain send function (priv->send_data), so set that too (no
   // function, no notify: the one above owns `self`).
@@ -100,7 +100,7 @@ JoiningReader* JoiningReader::install(GstRTSPClient* client, std::shared_ptr<Cou
   return self;
 }
 
-void JoiningReader::prepare(GstRTSPContext* ctx) {
+void ReaderSender::prepare(GstRTSPContext* ctx) {
   if (!ctx || !ctx->sessmedia || !ctx->response) return;
   struct Part {
     std::string url;
@@ -166,12 +166,12 @@ void JoiningReader::prepare(GstRTSPContext* ctx) {
   gst_rtsp_message_add_header(ctx->response, GST_RTSP_HDR_RTP_INFO, info.c_str());
 }
 
-gboolean JoiningReader::send(GstRTSPClient*, GstRTSPMessage* messages, guint n, gboolean,
-                             gpointer self) {
-  return static_cast<JoiningReader*>(self)->send(messages, n);
+gboolean ReaderSender::send(GstRTSPClient*, GstRTSPMessage* messages, guint n, gboolean,
+                            gpointer self) {
+  return static_cast<ReaderSender*>(self)->send(messages, n);
 }
 
-gboolean JoiningReader::send(GstRTSPMessage* messages, guint n) {
+gboolean ReaderSender::send(GstRTSPMessage* messages, guint n) {
   guint8 channel = 0;
   const bool data = n > 0 && gst_rtsp_message_get_type(&messages[0]) == GST_RTSP_MESSAGE_DATA &&
                     gst_rtsp_message_parse_data(&messages[0], &channel) == GST_RTSP_OK;
@@ -194,7 +194,7 @@ gboolean JoiningReader::send(GstRTSPMessage* messages, guint n) {
     out = joined.data();
     count = static_cast<guint>(joined.size());
   }
-  if (rtp) {
+  if (rtp && counters_) {
     std::uint64_t bytes = 0;
     for (guint i = 0; i < count; ++i) {
       GstBuffer* body = nullptr;
@@ -219,7 +219,7 @@ gboolean JoiningReader::send(GstRTSPMessage* messages, guint n) {
   return res == GST_RTSP_OK;
 }
 
-void JoiningReader::report_sent(guint8 rtcp_channel) {
+void ReaderSender::report_sent(guint8 rtcp_channel) {
   GstRTSPStreamTransport* trans = nullptr;
   {
     std::lock_guard lock(mutex_);
@@ -245,8 +245,8 @@ void JoiningReader::report_sent(guint8 rtcp_channel) {
 
 // The burst (restamped), the packets sent since its snapshot, then the live
 // messages it does not cover.
-std::vector<GstRTSPMessage> JoiningReader::join(const Burst& burst, guint8 channel,
-                                                GstRTSPMessage* live, guint n) {
+std::vector<GstRTSPMessage> ReaderSender::join(const Burst& burst, guint8 channel,
+                                               GstRTSPMessage* live, guint n) {
   std::uint16_t first_live = burst.last_seq + 1;
   std::vector<GstBuffer*> live_bodies;
   for (guint i = 0; i < n; ++i) {

@@ -1,19 +1,30 @@
-// JoiningReader — a TCP reader who joins a shared media starts with a picture.
+// ReaderSender — the sending of a TCP reader's RTSP connection: a reader who
+// stops reading is closed and logged once, and a reader who joins a shared
+// media starts with a picture.
 //
-// gst-rtsp-server sends a shared media's packets to every reader from one
-// payloader per stream; a reader who joins mid-GOP would wait for the next
-// keyframe, as with any plain server. So, for such a reader, this object takes
-// over the connection's sending (gst_rtsp_client_set_send_messages_func), writing
-// to the client's own GstRTSPWatch as gst-rtsp-server's default does, and:
-// * when the PLAY response is built (prepare()), snapshots each video stream's
-//   current GOP (RtpGopCache) and points RTP-Info at the snapshot's first packet;
-// * before that stream's first live packet, sends the snapshot and the packets
-//   sent meanwhile, in one write, and skips live packets the burst covered;
-// * restamps the burst (copies; the live packets are untouched) so that it plays
-//   within kSqueeze before its newest packet: the decoder shows the keyframe at
-//   once and is at the live edge kSqueeze later, as arclysrc's live-edge start is
-//   for a media of its own.
-// Everything else goes to the watch unchanged.
+// It takes over the connection's sending (gst_rtsp_client_set_send_messages_func)
+// and writes to the client's own GstRTSPWatch, as gst-rtsp-server's default does.
+//
+// Back pressure: the default send function feeds gst-rtsp-server's per-transport
+// backlog (100 items or 10 s), and a reader who fills it is only dropped from
+// its stream ("Dropping slow transport", at ERROR in rtspstream's debug log):
+// its connection stays open, silent, and nothing tells the operator. Here every
+// packet goes straight to the watch, whose backlog (100 writes, after the
+// socket's own buffer) is the bound: a reader who lets it fill is closed by
+// gst-rtsp-server, and `slow` is called once so that it is logged and counted.
+//
+// Joining a shared media: gst-rtsp-server sends a shared media's packets to every
+// reader from one payloader per stream; a reader who joins mid-GOP would wait
+// for the next keyframe, as with any plain server. So, for such a reader:
+// * when the PLAY response is built (prepare()), each video stream's current GOP
+//   (RtpGopCache) is snapshot and RTP-Info points at the snapshot's first packet;
+// * before that stream's first live packet, the snapshot and the packets sent
+//   meanwhile go out in one write, and live packets the burst covered are skipped;
+// * the burst is restamped (copies; the live packets are untouched) so that it
+//   plays within kSqueeze before its newest packet: the decoder shows the
+//   keyframe at once and is at the live edge kSqueeze later, as arclysrc's
+//   live-edge start is for a media of its own.
+// A per-reader media has no RtpGopCache: its packets pass unchanged.
 //
 // Waking the stream: gst-rtsp-server's send thread handles a pending RTCP sample
 // before a pending RTP one and then sleeps until something changes; the default
@@ -21,11 +32,6 @@
 // one reports the RTCP messages it sends (from the watch's loop, outside the
 // client's send lock, which the report may take again): without that, RTP stalls
 // for every reader of the stream the first time RTCP goes first.
-//
-// Back pressure: gst-rtsp-server keeps a TCP reader's packets in a per-transport
-// backlog driven by its default send function's private bookkeeping. Here every
-// packet goes straight to the watch, whose backlog (100 writes) is the bound: a
-// reader who lets it fill is closed by gst-rtsp-server, and logged once here.
 //
 // Threads: install() and prepare() on the client's thread, inside the request's
 // dispatch; send() with the client's send lock held, from the client's thread
@@ -47,7 +53,7 @@
 
 namespace arcly::egress {
 
-class JoiningReader {
+class ReaderSender {
  public:
   static constexpr GstClockTime kSqueeze = 100 * GST_MSECOND;
   static constexpr guint kMessagesPerWrite = 512;
@@ -59,15 +65,17 @@ class JoiningReader {
 
   // Takes over `client`'s sending. Called while the client handles a request
   // (the watch is the source being dispatched); null if that is not a watch.
-  // `slow` is called once if the reader cannot keep up.
-  static JoiningReader* install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
-                                std::function<void()> slow);
+  // `slow` is called once if the reader cannot keep up. `counters` (may be
+  // null: a per-reader media counts its own) get the RTP sent.
+  static ReaderSender* install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
+                               std::function<void()> slow);
 
-  // For the PLAY response in ctx->response: snapshots the GOP of each TCP
-  // stream of ctx->sessmedia that has an RtpGopCache and rewrites RTP-Info.
+  // For the first PLAY response, in ctx->response: learns the TCP channels of
+  // ctx->sessmedia and, for each stream with an RtpGopCache, snapshots its GOP
+  // and rewrites RTP-Info.
   void prepare(GstRTSPContext* ctx);
 
-  ~JoiningReader();
+  ~ReaderSender();
 
  private:
   struct Burst {
@@ -77,8 +85,7 @@ class JoiningReader {
     std::uint32_t edge_ts = 0;
     std::shared_ptr<RtpGopCache> cache;
   };
-  JoiningReader(GstRTSPWatch* watch, std::shared_ptr<Counters> counters,
-                std::function<void()> slow);
+  ReaderSender(GstRTSPWatch* watch, std::shared_ptr<Counters> counters, std::function<void()> slow);
   static gboolean send(GstRTSPClient*, GstRTSPMessage* messages, guint n, gboolean close,
                        gpointer self);
   gboolean send(GstRTSPMessage* messages, guint n);
