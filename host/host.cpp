@@ -717,7 +717,8 @@ void Host::write_egress_json(std::ostream& o) {
       o << (f ? "" : ",") << "{\"key\":\"" << json_escape(r.key) << "\",\"address\":\""
         << json_escape(r.address) << "\",\"transport\":\"" << r.transport << "\",\"start\":\""
         << r.start << "\",\"shared_media\":" << (r.shared_media ? "true" : "false")
-        << ",\"bytes\":" << r.bytes << ",\"packets\":" << r.packets << "}";
+        << ",\"bytes\":" << r.bytes << ",\"packets\":" << r.packets
+        << ",\"queued_bytes\":" << r.queued_bytes << ",\"lag_ms\":" << r.lag_ms << "}";
       f = false;
     }
     o << "]}";
@@ -733,13 +734,13 @@ void Host::write_egress_json(std::ostream& o) {
       << ",\"refused_forbidden\":" << st.refused_forbidden
       << ",\"refused_busy\":" << st.refused_busy
       << ",\"refused_passphrase\":" << st.refused_passphrase
-      << ",\"handshake_failed\":" << st.handshake_failed << ",\"last_refusal\":\""
-      << json_escape(st.last_refusal) << "\",\"sessions\":[";
+      << ",\"handshake_failed\":" << st.handshake_failed << ",\"slow_readers\":" << st.slow_readers
+      << ",\"last_refusal\":\"" << json_escape(st.last_refusal) << "\",\"sessions\":[";
     bool f = true;
     for (const auto& r : st.sessions) {
       o << (f ? "" : ",") << "{\"key\":\"" << json_escape(r.key) << "\",\"address\":\""
         << json_escape(r.address) << "\",\"mode\":\"" << r.mode << "\",\"bytes\":" << r.bytes
-        << "}";
+        << ",\"dropped\":" << r.dropped << ",\"lag_ms\":" << r.lag_ms << "}";
       f = false;
     }
     o << "]}";

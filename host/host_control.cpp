@@ -282,7 +282,8 @@ std::vector<http::EgressView> Host::egress() const {
                  {"limit", st.refused_limit}};
     v.last_refusal = st.last_refusal;
     for (const auto& r : st.reader_list)
-      v.sessions.push_back({r.key, r.address, r.transport, "read", r.bytes});
+      v.sessions.push_back({r.key, r.address, r.transport, "read", r.bytes, r.lag_ms});
+    v.slow_readers = st.dropped_slow;
     out.push_back(std::move(v));
   }
   if (srt_server_) {
@@ -298,7 +299,8 @@ std::vector<http::EgressView> Host::egress() const {
     v.last_refusal = st.last_refusal;
     for (const auto& r : st.sessions)
       v.sessions.push_back(
-          {r.key, r.address, "srt", r.mode == "publish" ? "publish" : "read", r.bytes});
+          {r.key, r.address, "srt", r.mode == "publish" ? "publish" : "read", r.bytes, r.lag_ms});
+    v.slow_readers = st.slow_readers;
     out.push_back(std::move(v));
   }
   return out;

@@ -1,5 +1,8 @@
 #include "reader_sender.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <optional>
 #include <string_view>
@@ -74,21 +77,29 @@ std::string request_uri(GstRTSPStreamTransport* trans) {
 
 }  // namespace
 
-ReaderSender::ReaderSender(GstRTSPWatch* watch, std::shared_ptr<Counters> counters,
-                           std::function<void()> slow)
-    : watch_(watch), counters_(std::move(counters)), slow_(std::move(slow)) {}
+ReaderSender::ReaderSender(GstRTSPWatch* watch, GSocket* socket, std::shared_ptr<Counters> counters,
+                           bool count_sent, std::function<void()> slow)
+    : watch_(watch),
+      socket_(socket),
+      counters_(std::move(counters)),
+      count_sent_(count_sent),
+      slow_(std::move(slow)) {}
 
 ReaderSender::~ReaderSender() {
   for (auto& [channel, trans] : rtcp_transports_) g_object_unref(trans);
+  if (socket_) g_object_unref(socket_);
   gst_rtsp_watch_unref(watch_);
 }
 
 ReaderSender* ReaderSender::install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
-                                    std::function<void()> slow) {
+                                    bool count_sent, std::function<void()> slow) {
   GstRTSPWatch* watch = dispatching_watch();
   if (!watch) return nullptr;
   g_source_ref(reinterpret_cast<GSource*>(watch));
-  auto* self = new ReaderSender(watch, std::move(counters), std::move(slow));
+  GstRTSPConnection* conn = gst_rtsp_client_get_connection(client);
+  GSocket* socket = conn ? gst_rtsp_connection_get_write_socket(conn) : nullptr;
+  if (socket) g_object_ref(socket);
+  auto* self = new ReaderSender(watch, socket, std::move(counters), count_sent, std::move(slow));
   // The client's reference to its watch goes with its old send function; ours
   // keeps the watch alive until the client drops this function (on close).
   gst_rtsp_client_set_send_messages_func(client, &ReaderSender::send, self,
@@ -194,7 +205,7 @@ gboolean ReaderSender::send(GstRTSPMessage* messages, guint n) {
     out = joined.data();
     count = static_cast<guint>(joined.size());
   }
-  if (rtp && counters_) {
+  if (rtp && count_sent_) {
     std::uint64_t bytes = 0;
     for (guint i = 0; i < count; ++i) {
       GstBuffer* body = nullptr;
@@ -214,9 +225,19 @@ gboolean ReaderSender::send(GstRTSPMessage* messages, guint n) {
     done += part;
   }
   for (GstRTSPMessage& m : joined) gst_rtsp_message_unset(&m);
+  if (rtp) sample_queue();
   if (res == GST_RTSP_ENOMEM && !std::exchange(slow_reported_, true) && slow_) slow_();
   if (data && !rtp && res == GST_RTSP_OK) report_sent(channel);
   return res == GST_RTSP_OK;
+}
+
+void ReaderSender::sample_queue() {
+  const gint64 now = g_get_monotonic_time();
+  if (now < next_sample_us_ || !socket_ || g_socket_is_closed(socket_)) return;
+  next_sample_us_ = now + kQueueSampleUs;
+  int queued = 0;
+  if (ioctl(g_socket_get_fd(socket_), SIOCOUTQ, &queued) == 0 && queued >= 0)
+    counters_->queued.store(static_cast<std::uint64_t>(queued), std::memory_order_relaxed);
 }
 
 void ReaderSender::report_sent(guint8 rtcp_channel) {

@@ -57,18 +57,23 @@ class ReaderSender {
  public:
   static constexpr GstClockTime kSqueeze = 100 * GST_MSECOND;
   static constexpr guint kMessagesPerWrite = 512;
+  static constexpr gint64 kQueueSampleUs = 100'000;
 
   struct Counters {
-    std::atomic<std::uint64_t> bytes{0};
-    std::atomic<std::uint64_t> packets{0};
+    std::atomic<std::uint64_t> bytes{0};    // RTP sent
+    std::atomic<std::uint64_t> packets{0};  // RTP sent
+    // Bytes in the connection's kernel send queue (SIOCOUTQ: not yet
+    // acknowledged), sampled at most every kQueueSampleUs while sending.
+    std::atomic<std::uint64_t> queued{0};
   };
 
   // Takes over `client`'s sending. Called while the client handles a request
   // (the watch is the source being dispatched); null if that is not a watch.
-  // `slow` is called once if the reader cannot keep up. `counters` (may be
-  // null: a per-reader media counts its own) get the RTP sent.
+  // `slow` is called once if the reader cannot keep up. `counters` get the
+  // send queue, and the RTP sent if `count_sent` (a per-reader media's own pad
+  // probe counts that).
   static ReaderSender* install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
-                               std::function<void()> slow);
+                               bool count_sent, std::function<void()> slow);
 
   // For the first PLAY response, in ctx->response: learns the TCP channels of
   // ctx->sessmedia and, for each stream with an RtpGopCache, snapshots its GOP
@@ -85,7 +90,8 @@ class ReaderSender {
     std::uint32_t edge_ts = 0;
     std::shared_ptr<RtpGopCache> cache;
   };
-  ReaderSender(GstRTSPWatch* watch, std::shared_ptr<Counters> counters, std::function<void()> slow);
+  ReaderSender(GstRTSPWatch* watch, GSocket* socket, std::shared_ptr<Counters> counters,
+               bool count_sent, std::function<void()> slow);
   static gboolean send(GstRTSPClient*, GstRTSPMessage* messages, guint n, gboolean close,
                        gpointer self);
   gboolean send(GstRTSPMessage* messages, guint n);
@@ -93,9 +99,13 @@ class ReaderSender {
                                           guint n);
 
   void report_sent(guint8 rtcp_channel);  // see "Waking the stream"
+  void sample_queue();                    // under the client's send lock
 
   GstRTSPWatch* watch_;  // a reference
+  GSocket* socket_;      // a reference (may be null): the connection's, for its send queue
   std::shared_ptr<Counters> counters_;
+  bool count_sent_;
+  gint64 next_sample_us_ = 0;  // under the client's send lock
   std::function<void()> slow_;
   bool slow_reported_ = false;  // under the client's send lock
   std::mutex mutex_;

@@ -688,30 +688,34 @@ void take_over_sending(GstRTSPClient* client, RtspServer::Shared::Reader& reader
                        bool shared_media) {
   auto* self = reinterpret_cast<ArclyRtspClient*>(client);
   if (self->sender) return;
-  auto counters = shared_media ? std::make_shared<ReaderCounters>() : nullptr;
+  // A per-reader media's pad probe counts the RTP; the sender adds the send queue.
+  auto counters =
+      shared_media || !reader.counters ? std::make_shared<ReaderCounters>() : reader.counters;
   const std::string line = "rtsp: " + reader.address + " reads " + reader.key +
                            " too slowly: closed (its connection's send backlog is full)";
-  self->sender = ReaderSender::install(client, counters, [weak = weak_shared_of(client), line] {
-    if (auto shared = weak.lock()) {
-      {
-        std::lock_guard lock(shared->mutex);
-        ++shared->counts.dropped_slow;
-      }
-      shared->warn(line);
-    }
-  });
+  self->sender = ReaderSender::install(client, counters, counters != reader.counters,
+                                       [weak = weak_shared_of(client), line] {
+                                         if (auto shared = weak.lock()) {
+                                           {
+                                             std::lock_guard lock(shared->mutex);
+                                             ++shared->counts.dropped_slow;
+                                           }
+                                           shared->warn(line);
+                                         }
+                                       });
   if (!self->sender) {
     GST_WARNING("rtsp: %s: cannot take over the connection's sending: %s", reader.address.c_str(),
                 shared_media ? "no GOP at join, no slow-reader close" : "no slow-reader close");
     return;
   }
-  if (!shared_media) return;
-  reader.shared_media = true;
+  if (counters == reader.counters) return;
+  reader.counters = counters;
+  reader.shared_media = shared_media;
   RtspServer::Shared* shared = shared_of(client);
   std::lock_guard lock(shared->mutex);
   if (auto it = shared->readers.find(client); it != shared->readers.end()) {
     it->second.counters = counters;
-    it->second.shared_media = true;
+    it->second.shared_media = shared_media;
   }
 }
 
@@ -1030,22 +1034,43 @@ int RtspServer::port() const {
 }
 
 RtspServerStats RtspServer::stats() const {
-  std::lock_guard lock(shared_->mutex);
-  RtspServerStats out = shared_->counts;
-  out.readers = shared_->readers.size();
-  for (const auto& [client, r] : shared_->readers) {
-    RtspReaderStats rs;
-    rs.key = r.key;
-    rs.address = r.address;
-    rs.transport = r.transport;
-    rs.start = r.start;
-    rs.since = r.since;
-    rs.shared_media = r.shared_media;
-    if (r.counters) {
-      rs.bytes = r.counters->bytes.load(std::memory_order_relaxed);
-      rs.packets = r.counters->packets.load(std::memory_order_relaxed);
+  RtspServerStats out;
+  {
+    std::lock_guard lock(shared_->mutex);
+    out = shared_->counts;
+    out.readers = shared_->readers.size();
+    for (const auto& [client, r] : shared_->readers) {
+      RtspReaderStats rs;
+      rs.key = r.key;
+      rs.address = r.address;
+      rs.transport = r.transport;
+      rs.start = r.start;
+      rs.since = r.since;
+      rs.shared_media = r.shared_media;
+      if (r.counters) {
+        rs.bytes = r.counters->bytes.load(std::memory_order_relaxed);
+        rs.packets = r.counters->packets.load(std::memory_order_relaxed);
+        rs.queued_bytes = r.counters->queued.load(std::memory_order_relaxed);
+      }
+      out.reader_list.push_back(std::move(rs));
     }
-    out.reader_list.push_back(std::move(rs));
+  }
+  // Lag: the send queue in time at the stream's bitrate (a UDP reader has none).
+  std::map<std::string, double> bitrates;
+  for (RtspReaderStats& rs : out.reader_list) {
+    if (rs.transport != "tcp") {
+      rs.lag_ms = 0;
+      continue;
+    }
+    auto [it, added] = bitrates.try_emplace(rs.key, 0.0);
+    if (added) {
+      if (auto key = StreamKey::try_parse(rs.key))
+        if (auto stream = shared_->engine ? shared_->engine->find_stream(*key) : nullptr)
+          it->second = stream->qos().bitrate_bps;
+    }
+    if (it->second > 0)
+      rs.lag_ms =
+          static_cast<std::int64_t>(static_cast<double>(rs.queued_bytes) * 8000.0 / it->second);
   }
   return out;
 }

@@ -82,6 +82,11 @@ struct RtspReaderStats {
   std::string start;          // "live-edge" or "keyframe"
   std::uint64_t bytes = 0;    // RTP bytes produced for this reader
   std::uint64_t packets = 0;  // RTP packets produced for this reader
+  // TCP: bytes in its connection's kernel send queue (sampled while sending),
+  // and that queue in milliseconds at the stream's bitrate; UDP: 0 (no queue).
+  // -1: not known (no bitrate yet).
+  std::uint64_t queued_bytes = 0;
+  std::int64_t lag_ms = -1;
   bool shared_media = false;  // reads a media shared with the key's other live-edge readers
   std::chrono::steady_clock::time_point since;
 };

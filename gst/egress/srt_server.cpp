@@ -31,6 +31,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr int kChunk = 1316;  // 7 TS packets: one SRT live-mode message
+constexpr auto kSendSample = std::chrono::milliseconds(500);  // a reader's libsrt figures
 
 std::string address_of(const sockaddr* sa) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -130,6 +131,12 @@ struct SrtServer::Impl {
     ReaderStart start = ReaderStart::LiveEdge;
     std::string address;
     std::atomic<std::uint64_t> bytes{0};
+    // A reader's: chunks libsrt had no room for, packets it dropped too late to
+    // send, and its send buffer in ms (sampled by the reader's thread).
+    std::atomic<std::uint64_t> lost_chunks{0};
+    std::atomic<std::uint64_t> late_drops{0};
+    std::atomic<std::int64_t> lag_ms{-1};
+    bool slow_logged = false;  // the reader's thread only
     std::atomic<bool> done{false};
     std::jthread thread;
   };
@@ -383,6 +390,33 @@ struct SrtServer::Impl {
     gst_bin_remove_many(GST_BIN(pipeline), queue, p, nullptr);
   }
 
+  // A reader's libsrt figures: its send buffer (lag) and the packets libsrt
+  // dropped because they were too late to send (a caller that does not keep up).
+  void sample_sending(Session* sess) {
+    SRT_TRACEBSTATS perf{};
+    if (srt_bstats(sess->socket, &perf, 0) != 0) return;
+    sess->lag_ms.store(perf.msSndBuf, std::memory_order_relaxed);
+    sess->late_drops.store(static_cast<std::uint64_t>(std::max(perf.pktSndDropTotal, 0)),
+                           std::memory_order_relaxed);
+    note_if_slow(sess);
+  }
+
+  // Logs a reader that loses data, once, and counts it.
+  void note_if_slow(Session* sess) {
+    const std::uint64_t lost = sess->lost_chunks.load(std::memory_order_relaxed);
+    const std::uint64_t late = sess->late_drops.load(std::memory_order_relaxed);
+    if (sess->slow_logged || lost + late == 0) return;
+    sess->slow_logged = true;
+    {
+      std::lock_guard lock(mutex);
+      ++counts.slow_readers;
+    }
+    log("srt: " + sess->address + " reads " + sess->key + " too slowly: " +
+            (lost ? "chunks lost (libsrt's send buffer is full)"
+                  : "packets dropped by libsrt, too late for the caller's latency"),
+        true);
+  }
+
   void read(Session* sess, std::stop_token stop) {
     // Non-blocking sends: a caller whose window is closed loses chunks (its
     // decoder resyncs) instead of holding this thread (and blocking libsrt's
@@ -417,6 +451,7 @@ struct SrtServer::Impl {
     if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
       why = "the stream ended";
     GstBus* bus = gst_element_get_bus(pipeline);
+    auto next_sample = Clock::now();
     while (why == "stopped" && !stop.stop_requested()) {
       if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
         GError* err = nullptr;
@@ -425,6 +460,10 @@ struct SrtServer::Impl {
         g_clear_error(&err);
         gst_message_unref(m);
         break;
+      }
+      if (Clock::now() >= next_sample) {
+        next_sample = Clock::now() + kSendSample;
+        sample_sending(sess);
       }
       GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 100 * GST_MSECOND);
       if (!sample) {
@@ -443,8 +482,10 @@ struct SrtServer::Impl {
               why = "the caller left";
               break;
             }
-            GST_DEBUG("srt: %s: chunk lost: %s", sess->address.c_str(), srt_getlasterror_str());
-            continue;  // no room: this chunk is lost, the caller's decoder resyncs
+            // No room: this chunk is lost, the caller's decoder resyncs.
+            sess->lost_chunks.fetch_add(1, std::memory_order_relaxed);
+            note_if_slow(sess);
+            continue;
           }
           sess->bytes.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
         }
@@ -692,7 +733,8 @@ SrtServerStats SrtServer::stats() const {
     (sess->mode == "publish" ? out.publishers : out.readers)++;
     out.sessions.push_back({sess->key, sess->address, sess->mode,
                             sess->mode == "publish" ? "" : reader_start_name(sess->start),
-                            sess->bytes.load()});
+                            sess->bytes.load(), sess->lost_chunks.load() + sess->late_drops.load(),
+                            sess->lag_ms.load()});
   }
   return out;
 }

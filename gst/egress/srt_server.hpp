@@ -70,6 +70,11 @@ struct SrtSessionStats {
   std::string mode;     // "request" or "publish"
   std::string start;    // a reader's "live-edge" or "keyframe"
   std::uint64_t bytes = 0;
+  // A reader's: SRT packets lost (no room in libsrt's send buffer, or dropped
+  // by libsrt too late for the caller's latency), and libsrt's send buffer in
+  // ms (msSndBuf, sampled every 0.5 s; -1 before the first sample).
+  std::uint64_t dropped = 0;
+  std::int64_t lag_ms = -1;
 };
 
 struct SrtServerStats {
@@ -83,6 +88,7 @@ struct SrtServerStats {
   std::uint64_t refused_busy = 0;        // reader limit, key already published
   std::uint64_t refused_passphrase = 0;  // libsrt's key check failed: wrong or missing passphrase
   std::uint64_t handshake_failed = 0;    // let through, then silent until it timed out (5 s)
+  std::uint64_t slow_readers = 0;        // readers that lost data (each logged once)
   std::string last_refusal;
   std::vector<SrtSessionStats> sessions;
 };

@@ -348,6 +348,7 @@ Response Api::egress() {
         .field("readers", e.readers)
         .field("readers_total", e.readers_total)
         .field("last_refusal", e.last_refusal)
+        .field("slow_readers", e.slow_readers)
         .key("refused")
         .begin_object();
     for (const auto& [reason, n] : e.refused) j.field(reason, n);
@@ -359,6 +360,7 @@ Response Api::egress() {
           .field("transport", r.transport)
           .field("mode", r.mode)
           .field("bytes", r.bytes)
+          .field("lag_ms", r.lag_ms)
           .end_object();
     }
     j.end_array().end_object();

@@ -94,6 +94,9 @@ struct EgressReaderView {
   std::string transport;  // "tcp", "udp" (RTSP); "srt"
   std::string mode;       // "read" or "publish" (SRT publishers share the port)
   std::uint64_t bytes = 0;
+  // A reader's send queue in ms (RTSP/TCP: the kernel's, at the stream's
+  // bitrate; SRT: libsrt's send buffer); 0 for RTSP/UDP; -1 not known.
+  std::int64_t lag_ms = -1;
 };
 struct EgressView {
   std::string protocol;  // "rtsp" or "srt"
@@ -104,6 +107,7 @@ struct EgressView {
   // streamid, handshake.
   std::vector<std::pair<std::string, std::uint64_t>> refused;
   std::string last_refusal;
+  std::uint64_t slow_readers = 0;  // could not keep up: RTSP closed, SRT lost chunks
   std::vector<EgressReaderView> sessions;
 };
 

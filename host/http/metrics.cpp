@@ -171,14 +171,18 @@ std::string render_metrics(ControlTarget& target) {
   }
 
   x.family("arcly_egress_readers", "gauge", "Network readers of the egress server now.");
-  x.family("arcly_egress_readers_total", "counter", "Network readers the egress server accepted.");
+  x.family("arcly_egress_readers_accepted_total", "counter", "Network readers the egress server accepted.");
   x.family("arcly_egress_refused_total", "counter",
            "Connections the egress server refused, by reason.");
+  x.family("arcly_egress_slow_readers_total", "counter",
+           "Readers that could not keep up, each logged once: RTSP readers closed, SRT readers "
+           "that lost chunks.");
   x.family("arcly_egress_stream_readers", "gauge", "Network readers of one stream now.");
   for (const auto& e : target.egress()) {
     const Labels l{{"protocol", e.protocol}};
     x.sample("arcly_egress_readers", l, static_cast<double>(e.readers));
-    x.sample("arcly_egress_readers_total", l, static_cast<double>(e.readers_total));
+    x.sample("arcly_egress_readers_accepted_total", l, static_cast<double>(e.readers_total));
+    x.sample("arcly_egress_slow_readers_total", l, static_cast<double>(e.slow_readers));
     for (const auto& [reason, n] : e.refused)
       x.sample("arcly_egress_refused_total", {{"protocol", e.protocol}, {"reason", reason}},
                static_cast<double>(n));

@@ -621,10 +621,25 @@ void a_stalled_reader_is_closed_and_logged_once(bool shared_media) {
   LoggedServer s(settings);
   Viewer steady(url(s.server, "/" + key), "tcp");
   ck_assert_int_eq(steady.picture_width(), 320);
+  // A reader that keeps up has a known lag, well under a second on loopback.
+  ck_assert(s.server.wait_for(
+      [](const RtspServerStats& st) {
+        return st.reader_list.size() == 1 && st.reader_list[0].lag_ms >= 0 &&
+               st.reader_list[0].lag_ms < 1000;
+      },
+      20s));
   {
     RawReader stalled(s.server.port(), "/" + key, 2048);
-    ck_assert(
-        s.server.wait_for([](const RtspServerStats& st) { return st.dropped_slow == 1; }, 60s));
+    // Its send queue grows, and shows as lag, until it is closed.
+    std::int64_t worst = 0;
+    ck_assert(s.server.wait_for(
+        [&](const RtspServerStats& st) {
+          for (const auto& r : st.reader_list) worst = std::max(worst, r.lag_ms);
+          return st.dropped_slow == 1;
+        },
+        60s));
+    ck_assert_msg(worst >= 100, "the stalled reader's lag peaked at %lld ms",
+                  static_cast<long long>(worst));
     ck_assert(readers_are(s.server, 1));
     for (int i = 0; i < 10; ++i) ck_assert_int_eq(steady.picture_width(), 320);
   }

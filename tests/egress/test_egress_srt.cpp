@@ -1,6 +1,8 @@
 // The SRT server against real callers: GStreamer srtsrc/srtsink in this process,
 // ffprobe/ffmpeg and srt-live-transmit as processes; the streams come from a real
 // x264enc publisher through arclysink, or are published by callers themselves.
+#include <srt/srt.h>
+
 #include <random>
 
 #include "egress_helpers.hpp"
@@ -76,6 +78,36 @@ class SrtViewer {
   GstElement* pipeline_ = nullptr;
   GstElement* sink_ = nullptr;
   std::atomic<int> first_{-1};
+};
+
+// A libsrt caller that asks for `streamid` and then never reads: its receive
+// buffer (as small as libsrt allows) fills and stays full, as a player's does
+// when it stops consuming.
+class StalledSrtCaller {
+ public:
+  StalledSrtCaller(const SrtServer& server, const std::string& streamid) {
+    srt_startup();
+    socket_ = srt_create_socket();
+    int packets = 32;
+    int bytes = 32 * 1500;
+    srt_setsockflag(socket_, SRTO_FC, &packets, sizeof packets);
+    srt_setsockflag(socket_, SRTO_RCVBUF, &bytes, sizeof bytes);
+    srt_setsockflag(socket_, SRTO_STREAMID, streamid.c_str(), static_cast<int>(streamid.size()));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(server.port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = srt_connect(socket_, reinterpret_cast<sockaddr*>(&a), sizeof a) != SRT_ERROR;
+  }
+  ~StalledSrtCaller() {
+    srt_close(socket_);
+    srt_cleanup();
+  }
+  bool connected() const { return connected_; }
+
+ private:
+  SRTSOCKET socket_ = SRT_INVALID_SOCK;
+  bool connected_ = false;
 };
 
 bool readers_are(SrtServer& server, std::size_t n) {
@@ -394,6 +426,49 @@ START_TEST(garbage_and_a_vanishing_reader_do_not_hurt_others) {
 }
 END_TEST
 
+// A caller that stops reading loses data (libsrt drops what is too late for its
+// latency): logged once with its address and counted; its lag and losses show
+// in its session; another reader and the publisher go on.
+START_TEST(a_caller_that_stops_reading_is_logged_once) {
+  Publisher pub("live/stalled");
+  pub.wait_frames(10);
+  LogLines log;
+  auto s = local_settings();
+  s.log = log.sink();
+  SrtServer server(s);
+  server.start();
+  SrtViewer steady(server, "live/stalled");
+  ck_assert_int_eq(steady.picture_width(), 320);
+  {
+    StalledSrtCaller stalled(server, "live/stalled");
+    ck_assert(stalled.connected());
+    std::uint64_t dropped = 0;
+    ck_assert(server.wait_for(
+        [&](const SrtServerStats& st) {
+          for (const auto& r : st.sessions) dropped = std::max(dropped, r.dropped);
+          return st.slow_readers == 1;
+        },
+        60s));
+    ck_assert_uint_gt(dropped, 0);
+    for (int i = 0; i < 10; ++i) ck_assert_int_eq(steady.picture_width(), 320);
+    // The reader that keeps up has a known lag, and has lost nothing.
+    const SrtServerStats st = server.stats();
+    int keeping_up = 0;
+    for (const auto& r : st.sessions) keeping_up += r.dropped == 0 && r.lag_ms >= 0;
+    ck_assert_int_eq(keeping_up, 1);
+  }
+  ck_assert_int_eq(log.count("reads live/stalled too slowly"), 1);
+  {
+    std::lock_guard lock(log.mutex);
+    for (const auto& l : log.lines)
+      if (l.find("too slowly") != std::string::npos)
+        ck_assert_msg(l.rfind("srt: 127.0.0.1:", 0) == 0, "no peer address in '%s'", l.c_str());
+  }
+  ck_assert_uint_eq(server.stats().slow_readers, 1);
+  pub.wait_frames(10);  // the publisher is still publishing
+}
+END_TEST
+
 // Issue 11: arclysrc pushes audio and video from one thread; linked straight
 // to mpegtsmux, about one reader in 15 got nothing (the mux held that thread on
 // a second video frame while it waited for the first audio one). Every reader
@@ -460,6 +535,7 @@ int main(int argc, char** argv) {
        ffprobe_ffmpeg_and_srt_live_transmit_read, many_callers_of_many_keys_on_one_port,
        bad_callers_are_refused_in_the_handshake_and_logged_once, a_passphrase_protects_the_port,
        garbage_and_a_vanishing_reader_do_not_hurt_others,
+       a_caller_that_stops_reading_is_logged_once,
        thirty_readers_in_a_row_of_audio_and_video_each_get_data},
       120);
 }

@@ -47,6 +47,11 @@ for fam, t in [
     ("arcly_recorder_segments", "counter"),
     ("arcly_recorder_errors", "counter"),
     ("arcly_recording_filesystem_free_bytes", "gauge"),
+    ("arcly_egress_readers", "gauge"),
+    ("arcly_egress_readers_accepted", "counter"),
+    ("arcly_egress_refused", "counter"),
+    ("arcly_egress_slow_readers", "counter"),
+    ("arcly_egress_stream_readers", "gauge"),
     ("process_cpu_seconds", "counter"),
     ("process_resident_memory_bytes", "gauge"),
 ]:
@@ -60,7 +65,7 @@ for name, low, high in [
     ("arcly_stream_frames_per_second", 20, 40),
     ("arcly_stream_last_frame_age_seconds", 0, 5),
     ("arcly_stream_cache_window_seconds", 0.5, 6),
-    ("arcly_stream_subscribers", 0, 0),
+    ("arcly_stream_subscribers", 1, 1),  # the RTSP reader's media
 ]:
     found = samples(name, **cam)
     if len(found) != 1:
@@ -74,6 +79,23 @@ if len(live) != 1 or live[0].value != 1:
 others = [s for s in samples("arcly_worker_state", worker="pipeline cam") if s.labels["state"] != "live"]
 if len(others) != 5 or any(s.value != 0 for s in others):
     problems.append(f"the other worker states: {others}")
+# One RTSP/TCP reader of live/cam (the test's rtspsrc); none refused, none slow.
+rtsp = dict(protocol="rtsp")
+for name, labels, want in [
+    ("arcly_egress_readers", rtsp, 1),
+    ("arcly_egress_readers_accepted_total", rtsp, 1),
+    ("arcly_egress_slow_readers_total", rtsp, 0),
+    ("arcly_egress_stream_readers", dict(protocol="rtsp", app="live", stream="cam"), 1),
+]:
+    found = samples(name, **labels)
+    if len(found) != 1 or found[0].value != want:
+        problems.append(f"{name}{labels}: {found}, wanted one sample of {want}")
+refused = samples("arcly_egress_refused_total", protocol="rtsp")
+reasons = sorted(s.labels["reason"] for s in refused)
+if reasons != ["bad-request", "forbidden", "limit", "not-found", "unauthorized"] or any(
+        s.value != 0 for s in refused):
+    problems.append(f"arcly_egress_refused_total{{protocol='rtsp'}}: {refused}")
+
 free = samples("arcly_recording_filesystem_free_bytes", recorder="events")
 if len(free) != 1 or free[0].value <= 0:
     problems.append(f"free bytes of the recording filesystem: {free}")

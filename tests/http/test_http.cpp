@@ -252,9 +252,23 @@ START_TEST(api_answers_with_json_and_refuses_bad_input) {
 }
 END_TEST
 
+// The one RTSP egress server of GET /v1/egress (null if none).
+JsonObject* rtsp_egress(const Doc& d) {
+  JsonArray* servers = d.obj() ? json_object_get_array_member(d.obj(), "servers") : nullptr;
+  for (guint i = 0; servers && i < json_array_get_length(servers); ++i) {
+    JsonObject* s = json_array_get_object_element(servers, i);
+    if (str(s, "protocol") == "rtsp") return s;
+  }
+  return nullptr;
+}
+
+// With one RTSP/TCP reader (an rtspsrc in this process), so that the egress
+// families carry values.
 START_TEST(metrics_parse_with_the_prometheus_parser) {
   const std::string dir = scratch("metrics");
-  Arcly a(dir, camera_config(dir, token_config()));
+  Arcly a(dir,
+          camera_config(
+              dir, token_config() + "[rtsp-server]\nlisten=127.0.0.1:0\nanonymous-read=live/*\n"));
   wait_live(a);
   // Let the counters move past the first frames.
   ck_assert(wait_until(
@@ -263,6 +277,35 @@ START_TEST(metrics_parse_with_the_prometheus_parser) {
         return num(d.obj(), "keyframes") >= 2;
       },
       20s));
+  const Doc egress(request(a.port, "GET", "/v1/egress", "", kRead).body);
+  const int rtsp_port = static_cast<int>(num(rtsp_egress(egress), "port"));
+  ck_assert_msg(rtsp_port > 0, "no RTSP server in /v1/egress");
+  GstElement* reader = gst_parse_launch(("rtspsrc protocols=tcp location=rtsp://127.0.0.1:" +
+                                         std::to_string(rtsp_port) + "/live/cam ! fakesink")
+                                            .c_str(),
+                                        nullptr);
+  ck_assert(reader);
+  gst_element_set_state(reader, GST_STATE_PLAYING);
+  // The reader in /v1/egress: its address, transport, bytes and lag (its send
+  // queue: a reader that keeps up on loopback is well under a second behind).
+  std::string last;
+  ck_assert_msg(wait_until(
+                    [&] {
+                      Reply r = request(a.port, "GET", "/v1/egress", "", kRead);
+                      last = r.body;
+                      Doc d(r.body);
+                      JsonObject* rtsp = rtsp_egress(d);
+                      JsonArray* sessions =
+                          rtsp ? json_object_get_array_member(rtsp, "sessions") : nullptr;
+                      if (!sessions || json_array_get_length(sessions) != 1) return false;
+                      JsonObject* s = json_array_get_object_element(sessions, 0);
+                      return str(s, "key") == "live/cam" && str(s, "address") == "127.0.0.1" &&
+                             str(s, "transport") == "tcp" && str(s, "mode") == "read" &&
+                             num(s, "bytes") > 10000 && num(s, "lag_ms") >= 0 &&
+                             num(s, "lag_ms") < 1000 && num(rtsp, "slow_readers") == 0;
+                    },
+                    20s),
+                "/v1/egress: %s", last.c_str());
   expect_error(request(a.port, "GET", "/metrics"), 401, "Authorization", "metrics without a token");
   Reply r = request(a.port, "GET", "/metrics", "", kRead);
   ck_assert_msg(r.status == 200 && r.headers["content-type"].find("text/plain; version=0.0.4") == 0,
@@ -275,6 +318,8 @@ START_TEST(metrics_parse_with_the_prometheus_parser) {
                               &status);
   ck_assert_msg(status == 0, "the Prometheus parser disagrees (metrics in %s):\n%.2000s",
                 file.c_str(), out.c_str());
+  gst_element_set_state(reader, GST_STATE_NULL);
+  gst_object_unref(reader);
   if (status == 0) fs::remove_all(dir);
 }
 END_TEST
