@@ -80,8 +80,9 @@ bool any_match(const std::vector<std::string>& patterns, const std::string& key)
   return false;
 }
 
-// Counted by a pad probe of the reader's media, or by its ReaderSender on a
-// shared media; outlives either if stats hold it.
+// The RTP sent is counted by a pad probe of a per-reader media, or by the
+// ReaderSender of a shared media's reader; the send queue by a TCP reader's
+// ReaderSender. Outlives either if stats hold it.
 using ReaderCounters = ReaderSender::Counters;
 
 }  // namespace
