@@ -92,9 +92,11 @@ ReaderSender::~ReaderSender() {
 }
 
 ReaderSender* ReaderSender::install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
-                                    bool count_sent, std::function<void()> slow) {
+                                    bool count_sent, gsize backlog_bytes,
+                                    std::function<void()> slow) {
   GstRTSPWatch* watch = dispatching_watch();
   if (!watch) return nullptr;
+  gst_rtsp_watch_set_send_backlog(watch, backlog_bytes, 0);  // bytes, not writes
   g_source_ref(reinterpret_cast<GSource*>(watch));
   GstRTSPConnection* conn = gst_rtsp_client_get_connection(client);
   GSocket* socket = conn ? gst_rtsp_connection_get_write_socket(conn) : nullptr;

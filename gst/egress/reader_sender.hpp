@@ -9,9 +9,11 @@
 // backlog (100 items or 10 s), and a reader who fills it is only dropped from
 // its stream ("Dropping slow transport", at ERROR in rtspstream's debug log):
 // its connection stays open, silent, and nothing tells the operator. Here every
-// packet goes straight to the watch, whose backlog (100 writes, after the
-// socket's own buffer) is the bound: a reader who lets it fill is closed by
-// gst-rtsp-server, and `slow` is called once so that it is logged and counted.
+// packet goes straight to the watch, with its backlog bound set in bytes (the
+// caller's budget, e.g. 10 s of the stream; gst-rtsp-server's 100 writes would
+// be 100 packets here, less than one keyframe). A reader who lets it fill, after
+// the socket's own buffer, is closed by gst-rtsp-server, and `slow` is called
+// once so that it is logged and counted.
 //
 // Joining a shared media: gst-rtsp-server sends a shared media's packets to every
 // reader from one payloader per stream; a reader who joins mid-GOP would wait
@@ -72,8 +74,9 @@ class ReaderSender {
   // `slow` is called once if the reader cannot keep up. `counters` get the
   // send queue, and the RTP sent if `count_sent` (a per-reader media's own pad
   // probe counts that).
+  // `backlog_bytes` bounds what the watch queues beyond the socket.
   static ReaderSender* install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
-                               bool count_sent, std::function<void()> slow);
+                               bool count_sent, gsize backlog_bytes, std::function<void()> slow);
 
   // For the first PLAY response, in ctx->response: learns the TCP channels of
   // ctx->sessmedia and, for each stream with an RtpGopCache, snapshots its GOP

@@ -2,6 +2,7 @@
 
 #include <gst/rtsp-server/rtsp-server.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -682,6 +683,22 @@ std::string transport_of(GstRTSPSessionMedia* sessmedia) {
   return name;
 }
 
+// What a TCP reader's connection may queue beyond its socket: kSendBacklog of
+// the stream at its bitrate now (gst-rtsp-server's own per-reader backlog
+// lasts 10 s), at least kMinSendBacklog (a low-bitrate stream's catch-up).
+constexpr auto kSendBacklog = std::chrono::seconds(10);
+constexpr gsize kMinSendBacklog = 256 * 1024;
+constexpr gsize kMaxSendBacklog = 64u << 20;
+
+gsize send_backlog_bytes(const RtspServer::Shared& shared, const std::string& key) {
+  double bitrate = 0;
+  if (auto k = StreamKey::try_parse(key))
+    if (auto stream = shared.engine ? shared.engine->find_stream(*k) : nullptr)
+      bitrate = stream->qos().bitrate_bps;
+  const double bytes = bitrate / 8 * static_cast<double>(kSendBacklog.count());
+  return std::clamp(static_cast<gsize>(bytes), kMinSendBacklog, kMaxSendBacklog);
+}
+
 // A TCP reader's connection sends through a ReaderSender, which closes it if it
 // stops reading (logged once, counted). On a shared media it also counts the
 // reader's bytes and sends it the GOP first.
@@ -692,9 +709,11 @@ void take_over_sending(GstRTSPClient* client, RtspServer::Shared::Reader& reader
   // A per-reader media's pad probe counts the RTP; the sender adds the send queue.
   auto counters =
       shared_media || !reader.counters ? std::make_shared<ReaderCounters>() : reader.counters;
+  const gsize backlog = send_backlog_bytes(*shared_of(client), reader.key);
   const std::string line = "rtsp: " + reader.address + " reads " + reader.key +
-                           " too slowly: closed (its connection's send backlog is full)";
-  self->sender = ReaderSender::install(client, counters, counters != reader.counters,
+                           " too slowly: closed (its connection's send backlog of " +
+                           std::to_string(backlog / 1024) + " KiB is full)";
+  self->sender = ReaderSender::install(client, counters, counters != reader.counters, backlog,
                                        [weak = weak_shared_of(client), line] {
                                          if (auto shared = weak.lock()) {
                                            {
