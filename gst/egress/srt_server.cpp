@@ -32,6 +32,10 @@ namespace {
 
 constexpr int kChunk = 1316;  // 7 TS packets: one SRT live-mode message
 constexpr auto kSendSample = std::chrono::milliseconds(500);  // a reader's libsrt figures
+// A reader is slow when it loses packets in this many samples in a row (2 s): a
+// joining reader's catch-up burst can lose some once, a reader that stopped
+// reading loses in every sample.
+constexpr int kSlowSamples = 4;
 
 std::string address_of(const sockaddr* sa) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -136,7 +140,11 @@ struct SrtServer::Impl {
     std::atomic<std::uint64_t> lost_chunks{0};
     std::atomic<std::uint64_t> late_drops{0};
     std::atomic<std::int64_t> lag_ms{-1};
-    bool slow_logged = false;  // the reader's thread only
+    // The reader's thread only: losses at the last sample, samples in a row
+    // with new losses, and whether it was logged as slow.
+    std::uint64_t lost_at_sample = 0;
+    int losing_samples = 0;
+    bool slow_logged = false;
     std::atomic<bool> done{false};
     std::jthread thread;
   };
@@ -401,11 +409,14 @@ struct SrtServer::Impl {
     note_if_slow(sess);
   }
 
-  // Logs a reader that loses data, once, and counts it.
+  // Logs a reader that keeps losing data (kSlowSamples samples in a row), once,
+  // and counts it.
   void note_if_slow(Session* sess) {
     const std::uint64_t lost = sess->lost_chunks.load(std::memory_order_relaxed);
     const std::uint64_t late = sess->late_drops.load(std::memory_order_relaxed);
-    if (sess->slow_logged || lost + late == 0) return;
+    sess->losing_samples = lost + late > sess->lost_at_sample ? sess->losing_samples + 1 : 0;
+    sess->lost_at_sample = lost + late;
+    if (sess->slow_logged || sess->losing_samples < kSlowSamples) return;
     sess->slow_logged = true;
     {
       std::lock_guard lock(mutex);
@@ -413,7 +424,8 @@ struct SrtServer::Impl {
     }
     log("srt: " + sess->address + " reads " + sess->key + " too slowly: " +
             (lost ? "chunks lost (libsrt's send buffer is full)"
-                  : "packets dropped by libsrt, too late for the caller's latency"),
+                  : "packets dropped by libsrt, too late for the caller's latency") +
+            " for 2 s",
         true);
   }
 
@@ -484,7 +496,6 @@ struct SrtServer::Impl {
             }
             // No room: this chunk is lost, the caller's decoder resyncs.
             sess->lost_chunks.fetch_add(1, std::memory_order_relaxed);
-            note_if_slow(sess);
             continue;
           }
           sess->bytes.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
