@@ -690,12 +690,16 @@ constexpr auto kSendBacklog = std::chrono::seconds(10);
 constexpr gsize kMinSendBacklog = 256 * 1024;
 constexpr gsize kMaxSendBacklog = 64u << 20;
 
-gsize send_backlog_bytes(const RtspServer::Shared& shared, const std::string& key) {
-  double bitrate = 0;
+// The published stream's bitrate now, bits/s (0 when nobody publishes `key`).
+double bitrate_of(const RtspServer::Shared& shared, const std::string& key) {
   if (auto k = StreamKey::try_parse(key))
     if (auto stream = shared.engine ? shared.engine->find_stream(*k) : nullptr)
-      bitrate = stream->qos().bitrate_bps;
-  const double bytes = bitrate / 8 * static_cast<double>(kSendBacklog.count());
+      return stream->qos().bitrate_bps;
+  return 0;
+}
+
+gsize send_backlog_bytes(const RtspServer::Shared& shared, const std::string& key) {
+  const double bytes = bitrate_of(shared, key) / 8 * static_cast<double>(kSendBacklog.count());
   return std::clamp(static_cast<gsize>(bytes), kMinSendBacklog, kMaxSendBacklog);
 }
 
@@ -1083,11 +1087,7 @@ RtspServerStats RtspServer::stats() const {
       continue;
     }
     auto [it, added] = bitrates.try_emplace(rs.key, 0.0);
-    if (added) {
-      if (auto key = StreamKey::try_parse(rs.key))
-        if (auto stream = shared_->engine ? shared_->engine->find_stream(*key) : nullptr)
-          it->second = stream->qos().bitrate_bps;
-    }
+    if (added) it->second = bitrate_of(*shared_, rs.key);
     if (it->second > 0)
       rs.lag_ms =
           static_cast<std::int64_t>(static_cast<double>(rs.queued_bytes) * 8000.0 / it->second);
