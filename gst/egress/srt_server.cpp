@@ -33,8 +33,8 @@ namespace {
 constexpr int kChunk = 1316;  // 7 TS packets: one SRT live-mode message
 constexpr auto kSendSample = std::chrono::milliseconds(500);  // a reader's libsrt figures
 // A reader is slow when it loses packets in this many samples in a row (2 s): a
-// joining reader's catch-up burst can lose some once, a reader that stopped
-// reading loses in every sample.
+// moment of congestion can lose some once, a reader that stopped reading (or
+// vanished) loses in every sample.
 constexpr int kSlowSamples = 4;
 
 std::string address_of(const sockaddr* sa) {
@@ -422,7 +422,7 @@ struct SrtServer::Impl {
       std::lock_guard lock(mutex);
       ++counts.slow_readers;
     }
-    log("srt: " + sess->address + " reads " + sess->key + " too slowly: " +
+    log("srt: " + sess->address + " reads " + sess->key + " too slowly (or has vanished): " +
             (lost ? "chunks lost (libsrt's send buffer is full)"
                   : "packets dropped by libsrt, too late for the caller's latency") +
             " for 2 s",
