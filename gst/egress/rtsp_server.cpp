@@ -501,6 +501,15 @@ void factory_configure(GstRTSPMediaFactory* factory, GstRTSPMedia* media) {
     // Joining readers get their GOP over their RTSP connection (reader_sender.hpp).
     gst_rtsp_media_set_protocols(media, GST_RTSP_LOWER_TRANS_TCP);
   }
+  // No latency: gst-rtsp-server's RTP sinks sync on the clock and so hold every
+  // packet for the pipeline's latency (arclysrc's 30 ms and the sink's 20 ms
+  // processing deadline), 50 ms before a joining reader's first packet and 50 ms
+  // more behind live for every packet. arclysrc's data is live and encoded, and
+  // RTP and RTCP carry its timing: the wait buys nothing. The sinks still sync,
+  // so a keyframe-start reader's cached GOP still goes out at its spacing.
+  GstObject* pipeline = gst_object_get_parent(GST_OBJECT(element));  // the media's
+  if (pipeline && GST_IS_PIPELINE(pipeline)) gst_pipeline_set_latency(GST_PIPELINE(pipeline), 0);
+  if (pipeline) gst_object_unref(pipeline);
   gst_object_unref(element);
 }
 
