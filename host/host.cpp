@@ -718,7 +718,8 @@ void Host::write_egress_json(std::ostream& o) {
         << json_escape(r.address) << "\",\"transport\":\"" << r.transport << "\",\"start\":\""
         << r.start << "\",\"shared_media\":" << (r.shared_media ? "true" : "false")
         << ",\"bytes\":" << r.bytes << ",\"packets\":" << r.packets
-        << ",\"queued_bytes\":" << r.queued_bytes << ",\"lag_ms\":" << r.lag_ms << "}";
+        << ",\"queued_bytes\":" << r.queued_bytes << ",\"lag_ms\":" << r.lag_ms
+        << ",\"queue_limit_bytes\":" << r.queue_limit_bytes << "}";
       f = false;
     }
     o << "]}";

@@ -1,9 +1,13 @@
 #include "reader_sender.hpp"
 
 #include <linux/sockios.h>
+#include <linux/tcp.h>  // tcp_info's tcpi_bytes_acked
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -66,6 +70,20 @@ GstRTSPWatch* dispatching_watch() {
   return reinterpret_cast<GstRTSPWatch*>(watch);
 }
 
+// Bytes written to the TCP socket `fd` since it connected: those acknowledged and
+// those still in its send queue. 0 if unknown.
+std::uint64_t socket_bytes_written(int fd, int* in_kernel_queue) {
+  int outq = 0;
+  if (ioctl(fd, SIOCOUTQ, &outq) != 0 || outq < 0) outq = 0;
+  if (in_kernel_queue) *in_kernel_queue = outq;
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+      len < offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked)
+    return 0;
+  return info.tcpi_bytes_acked + static_cast<std::uint64_t>(outq);
+}
+
 std::string request_uri(GstRTSPStreamTransport* trans) {
   const GstRTSPUrl* url = gst_rtsp_stream_transport_get_url(trans);
   if (!url) return {};
@@ -78,11 +96,13 @@ std::string request_uri(GstRTSPStreamTransport* trans) {
 }  // namespace
 
 ReaderSender::ReaderSender(GstRTSPWatch* watch, GSocket* socket, std::shared_ptr<Counters> counters,
-                           bool count_sent, std::function<void()> slow)
+                           bool count_sent, std::function<gsize()> backlog_bytes,
+                           std::function<void(gsize)> slow)
     : watch_(watch),
       socket_(socket),
       counters_(std::move(counters)),
       count_sent_(count_sent),
+      backlog_bytes_(std::move(backlog_bytes)),
       slow_(std::move(slow)) {}
 
 ReaderSender::~ReaderSender() {
@@ -92,16 +112,18 @@ ReaderSender::~ReaderSender() {
 }
 
 ReaderSender* ReaderSender::install(GstRTSPClient* client, std::shared_ptr<Counters> counters,
-                                    bool count_sent, gsize backlog_bytes,
-                                    std::function<void()> slow) {
+                                    bool count_sent, std::function<gsize()> backlog_bytes,
+                                    std::function<void(gsize)> slow) {
   GstRTSPWatch* watch = dispatching_watch();
   if (!watch) return nullptr;
-  gst_rtsp_watch_set_send_backlog(watch, backlog_bytes, 0);  // bytes, not writes
   g_source_ref(reinterpret_cast<GSource*>(watch));
   GstRTSPConnection* conn = gst_rtsp_client_get_connection(client);
   GSocket* socket = conn ? gst_rtsp_connection_get_write_socket(conn) : nullptr;
   if (socket) g_object_ref(socket);
-  auto* self = new ReaderSender(watch, socket, std::move(counters), count_sent, std::move(slow));
+  auto* self = new ReaderSender(watch, socket, std::move(counters), count_sent,
+                                std::move(backlog_bytes), std::move(slow));
+  self->refresh_bound(g_get_monotonic_time());
+  if (socket) self->written_at_install_ = socket_bytes_written(g_socket_get_fd(socket), nullptr);
   // The client's reference to its watch goes with its old send function; ours
   // keeps the watch alive until the client drops this function (on close).
   gst_rtsp_client_set_send_messages_func(client, &ReaderSender::send, self,
@@ -224,22 +246,49 @@ gboolean ReaderSender::send(GstRTSPMessage* messages, guint n) {
     const guint part = std::min(count - done, kMessagesPerWrite);
     guint id = 0;
     res = gst_rtsp_watch_send_messages(watch_, out + done, part, &id);
+    if (res == GST_RTSP_OK && data) handed_ += wire_bytes(out + done, part);
     done += part;
   }
   for (GstRTSPMessage& m : joined) gst_rtsp_message_unset(&m);
   if (rtp) sample_queue();
-  if (res == GST_RTSP_ENOMEM && !std::exchange(slow_reported_, true) && slow_) slow_();
+  if (res == GST_RTSP_ENOMEM && !std::exchange(slow_reported_, true) && slow_) slow_(bound_);
   if (data && !rtp && res == GST_RTSP_OK) report_sent(channel);
   return res == GST_RTSP_OK;
 }
 
+// See "Back pressure": the bound only grows.
+void ReaderSender::refresh_bound(gint64 now) {
+  next_bound_us_ = now + kBoundRefreshUs;
+  const gsize wanted = backlog_bytes_ ? backlog_bytes_() : 0;
+  if (wanted <= bound_) return;
+  bound_ = wanted;
+  gst_rtsp_watch_set_send_backlog(watch_, bound_, 0);  // bytes, not writes
+  counters_->queue_limit.store(bound_, std::memory_order_relaxed);
+}
+
 void ReaderSender::sample_queue() {
   const gint64 now = g_get_monotonic_time();
+  if (now >= next_bound_us_) refresh_bound(now);
   if (now < next_sample_us_ || !socket_ || g_socket_is_closed(socket_)) return;
   next_sample_us_ = now + kQueueSampleUs;
-  int queued = 0;
-  if (ioctl(g_socket_get_fd(socket_), SIOCOUTQ, &queued) == 0 && queued >= 0)
-    counters_->queued.store(static_cast<std::uint64_t>(queued), std::memory_order_relaxed);
+  int in_kernel = 0;
+  const std::uint64_t total = socket_bytes_written(g_socket_get_fd(socket_), &in_kernel);
+  const std::uint64_t written = total > written_at_install_ ? total - written_at_install_ : 0;
+  const std::uint64_t in_watch = total > 0 && handed_ > written ? handed_ - written : 0;
+  counters_->queued.store(static_cast<std::uint64_t>(in_kernel) + in_watch,
+                          std::memory_order_relaxed);
+}
+
+// What `n` data messages take on the wire: '$', channel, length, body.
+std::uint64_t ReaderSender::wire_bytes(GstRTSPMessage* messages, guint n) {
+  std::uint64_t bytes = 0;
+  for (guint i = 0; i < n; ++i) {
+    GstBuffer* body = nullptr;
+    if (gst_rtsp_message_get_type(&messages[i]) == GST_RTSP_MESSAGE_DATA &&
+        gst_rtsp_message_get_body_buffer(&messages[i], &body) == GST_RTSP_OK && body)
+      bytes += 4 + gst_buffer_get_size(body);
+  }
+  return bytes;
 }
 
 void ReaderSender::report_sent(guint8 rtcp_channel) {

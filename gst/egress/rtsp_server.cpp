@@ -694,7 +694,8 @@ std::string transport_of(GstRTSPSessionMedia* sessmedia) {
 
 // What a TCP reader's connection may queue beyond its socket: kSendBacklog of
 // the stream at its bitrate now (gst-rtsp-server's own per-reader backlog
-// lasts 10 s), at least kMinSendBacklog (a low-bitrate stream's catch-up).
+// lasts 10 s), at least kMinSendBacklog (a low-bitrate stream's catch-up). Asked
+// again as the reader reads (reader_sender.hpp, "Back pressure").
 constexpr auto kSendBacklog = std::chrono::seconds(10);
 constexpr gsize kMinSendBacklog = 256 * 1024;
 constexpr gsize kMaxSendBacklog = 64u << 20;
@@ -722,20 +723,23 @@ void take_over_sending(GstRTSPClient* client, RtspServer::Shared::Reader& reader
   // A per-reader media's pad probe counts the RTP; the sender adds the send queue.
   auto counters =
       shared_media || !reader.counters ? std::make_shared<ReaderCounters>() : reader.counters;
-  const gsize backlog = send_backlog_bytes(*shared_of(client), reader.key);
-  const std::string line = "rtsp: " + reader.address + " reads " + reader.key +
-                           " too slowly: closed (its connection's send backlog of " +
-                           std::to_string(backlog / 1024) + " KiB is full)";
-  self->sender = ReaderSender::install(client, counters, counters != reader.counters, backlog,
-                                       [weak = weak_shared_of(client), line] {
-                                         if (auto shared = weak.lock()) {
-                                           {
-                                             std::lock_guard lock(shared->mutex);
-                                             ++shared->counts.dropped_slow;
-                                           }
-                                           shared->warn(line);
-                                         }
-                                       });
+  auto backlog = [weak = weak_shared_of(client), key = reader.key]() -> gsize {
+    auto shared = weak.lock();
+    return shared ? send_backlog_bytes(*shared, key) : 0;
+  };
+  auto slow = [weak = weak_shared_of(client),
+               who = reader.address + " reads " + reader.key](gsize bound) {
+    auto shared = weak.lock();
+    if (!shared) return;
+    {
+      std::lock_guard lock(shared->mutex);
+      ++shared->counts.dropped_slow;
+    }
+    shared->warn("rtsp: " + who + " too slowly: closed (its connection's send backlog of " +
+                 std::to_string(bound / 1024) + " KiB is full)");
+  };
+  self->sender = ReaderSender::install(client, counters, counters != reader.counters,
+                                       std::move(backlog), std::move(slow));
   if (!self->sender) {
     GST_WARNING("rtsp: %s: cannot take over the connection's sending: %s", reader.address.c_str(),
                 shared_media ? "no GOP at join, no slow-reader close" : "no slow-reader close");
@@ -1084,6 +1088,7 @@ RtspServerStats RtspServer::stats() const {
         rs.bytes = r.counters->bytes.load(std::memory_order_relaxed);
         rs.packets = r.counters->packets.load(std::memory_order_relaxed);
         rs.queued_bytes = r.counters->queued.load(std::memory_order_relaxed);
+        rs.queue_limit_bytes = r.counters->queue_limit.load(std::memory_order_relaxed);
       }
       out.reader_list.push_back(std::move(rs));
     }

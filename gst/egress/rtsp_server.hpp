@@ -82,11 +82,14 @@ struct RtspReaderStats {
   std::string start;          // "live-edge" or "keyframe"
   std::uint64_t bytes = 0;    // RTP bytes produced for this reader
   std::uint64_t packets = 0;  // RTP packets produced for this reader
-  // TCP: bytes in its connection's kernel send queue (sampled while sending),
-  // and that queue in milliseconds at the stream's bitrate; UDP: 0 (no queue).
-  // -1: not known (no bitrate yet).
+  // TCP: bytes sent to it and not yet acknowledged, in its connection's queue
+  // and in the kernel's (sampled while sending), and those in milliseconds at
+  // the stream's bitrate; UDP: 0 (no queue). -1: not known (no bitrate yet).
   std::uint64_t queued_bytes = 0;
   std::int64_t lag_ms = -1;
+  // TCP: what its connection may queue beyond the kernel's before it is closed
+  // as too slow (10 s of the stream at the highest bitrate seen since it joined).
+  std::uint64_t queue_limit_bytes = 0;
   bool shared_media = false;  // reads a media shared with the key's other live-edge readers
   std::chrono::steady_clock::time_point since;
 };

@@ -60,6 +60,7 @@ class Publisher {
   }
   ~Publisher() { stop(); }
   void stop() { stop_pipeline(pipeline_); }
+  GstElement* pipeline() const { return pipeline_; }
   // Waits until `frames` video frames were published after the first keyframe:
   // a reader joining now joins in the middle of a GOP.
   void wait_frames(int frames) {

@@ -630,15 +630,29 @@ void a_stalled_reader_is_closed_and_logged_once(bool shared_media) {
       20s));
   {
     RawReader stalled(s.server.port(), "/" + key, 2048);
-    // Its send queue grows, and shows as lag, until it is closed.
+    // Its send queue grows, and shows as lag, until it is closed: the
+    // connection's own queue fills to its bound (10 s of the stream) before the
+    // reader is closed, and the kernel's queue holds more besides, so what it
+    // has not received peaks above the bound.
     std::int64_t worst = 0;
+    std::uint64_t most_queued = 0, limit = 0;
     ck_assert(s.server.wait_for(
         [&](const RtspServerStats& st) {
-          for (const auto& r : st.reader_list) worst = std::max(worst, r.lag_ms);
+          for (const auto& r : st.reader_list) {
+            worst = std::max(worst, r.lag_ms);
+            if (r.queued_bytes > most_queued) {
+              most_queued = r.queued_bytes;
+              limit = r.queue_limit_bytes;
+            }
+          }
           return st.dropped_slow == 1;
         },
         60s));
-    ck_assert_msg(worst >= 100, "the stalled reader's lag peaked at %lld ms",
+    ck_assert_msg(limit > 0 && most_queued > limit,
+                  "the stalled reader's queue peaked at %" G_GUINT64_FORMAT
+                  " bytes, its bound is %" G_GUINT64_FORMAT,
+                  most_queued, limit);
+    ck_assert_msg(worst >= 5000, "the stalled reader's lag peaked at %lld ms",
                   static_cast<long long>(worst));
     ck_assert(readers_are(s.server, 1));
     for (int i = 0; i < 10; ++i) ck_assert_int_eq(steady.picture_width(), 320);
@@ -655,6 +669,44 @@ END_TEST
 
 START_TEST(a_stalled_reader_of_a_shared_media_is_closed_and_logged_once) {
   a_stalled_reader_is_closed_and_logged_once(true);
+}
+END_TEST
+
+// A camera whose bitrate rises after a reader joined (a still scene that starts
+// to move): the bound on the reader's send queue rises with it. Kept at the
+// join's bitrate, it would be a fraction of a second of the moving scene, and a
+// reader briefly behind would be closed.
+START_TEST(a_readers_send_queue_bound_grows_with_the_bitrate) {
+  Publisher pub("live/rising",
+                Publisher::Line{"videotestsrc name=scene is-live=true pattern=black ! "
+                                "video/x-raw,width=640,height=360,framerate=30/1 ! x264enc "
+                                "tune=zerolatency speed-preset=ultrafast bitrate=4000 "
+                                "key-int-max=60 ! h264parse ! arclysink stream=live/rising"});
+  pub.wait_frames(10);
+  RtspServer server(open_settings());
+  server.start();
+  Viewer viewer(url(server, "/live/rising"), "tcp");
+  ck_assert_int_eq(viewer.picture_width(), 640);
+  std::uint64_t limit = 0;
+  const auto limit_is = [&](auto pred) {
+    return server.wait_for(
+        [&](const RtspServerStats& st) {
+          if (st.reader_list.size() != 1) return false;
+          limit = st.reader_list[0].queue_limit_bytes;
+          return pred(limit);
+        },
+        20s);
+  };
+  // A black scene: 10 s of it is less than the 256 KiB floor.
+  ck_assert_msg(limit_is([](std::uint64_t l) { return l > 0; }), "no bound");
+  ck_assert_uint_eq(limit, 256 * 1024);
+  GstElement* scene = gst_bin_get_by_name(GST_BIN(pub.pipeline()), "scene");
+  gst_util_set_object_arg(G_OBJECT(scene), "pattern", "snow");
+  gst_object_unref(scene);
+  // Snow at 4 Mbit/s: 10 s of it is about 5 MB.
+  ck_assert_msg(limit_is([](std::uint64_t l) { return l > 2u << 20; }),
+                "the bound stayed at %" G_GUINT64_FORMAT " bytes", limit);
+  ck_assert_int_eq(viewer.picture_width(), 640);
 }
 END_TEST
 
@@ -872,6 +924,7 @@ int main(int argc, char** argv) {
                        the_end_of_the_publisher_ends_the_readers_of_a_shared_media,
                        a_stalled_reader_of_its_own_media_is_closed_and_logged_once,
                        a_stalled_reader_of_a_shared_media_is_closed_and_logged_once,
+                       a_readers_send_queue_bound_grows_with_the_bitrate,
                        readers_of_a_shared_media_keep_receiving,
                        medias_share_the_pools_loops,
                        settings_are_validated},
