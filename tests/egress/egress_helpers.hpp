@@ -160,7 +160,22 @@ struct LogLines {
     for (const auto& l : lines) n += l.find(needle) != std::string::npos;
     return n;
   }
+  // The first line with `needle` that does not start with `prefix` (e.g. the
+  // peer's address), or "".
+  std::string first_not_starting(const std::string& needle, const std::string& prefix) {
+    std::lock_guard lock(mutex);
+    for (const auto& l : lines)
+      if (l.find(needle) != std::string::npos && l.rfind(prefix, 0) != 0) return l;
+    return {};
+  }
 };
+
+// `settings` with the server's log lines kept in `log`.
+template <class Settings>
+Settings with_log(Settings settings, LogLines& log) {
+  settings.log = log.sink();
+  return settings;
+}
 
 inline std::string build_dir_file(const std::string& name) {
   return ingest_testing::build_dir() + "/" + name;

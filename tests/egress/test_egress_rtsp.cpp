@@ -206,10 +206,6 @@ struct LoggedServer {
   explicit LoggedServer(RtspServerSettings s) : server(with_log(std::move(s), log)) {
     server.start();
   }
-  static RtspServerSettings with_log(RtspServerSettings s, LogLines& log) {
-    s.log = log.sink();
-    return s;
-  }
 };
 
 }  // namespace

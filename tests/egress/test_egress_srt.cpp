@@ -182,9 +182,7 @@ START_TEST(a_reader_chooses_live_edge_or_keyframe_start) {
   Publisher pub("live/edge");
   pub.wait_frames(60);
   LogLines log;
-  auto s = local_settings();
-  s.log = log.sink();
-  SrtServer server(s);
+  SrtServer server(with_log(local_settings(), log));
   server.start();
   const auto keyframe = first_access_units(server, "#!::r=live/edge,m=request,start=keyframe", 20);
   ck_assert(keyframe.front().second);
@@ -307,8 +305,7 @@ START_TEST(bad_callers_are_refused_in_the_handshake_and_logged_once) {
   s.read_tokens = {{"secret/*", "tok-123456"}};
   s.publish_allow = {"in/*"};
   s.max_readers_per_key = 1;
-  s.log = log.sink();
-  SrtServer server(s);
+  SrtServer server(with_log(s, log));
   server.start();
   int rc = 0;
   const auto probe = [&](const std::string& sid) {
@@ -356,8 +353,7 @@ START_TEST(a_passphrase_protects_the_port) {
   LogLines log;
   auto s = local_settings();
   s.passphrase = "right-passphrase";
-  s.log = log.sink();
-  SrtServer server(s);
+  SrtServer server(with_log(s, log));
   server.start();
   {
     SrtViewer good(server, "live/enc", "right-passphrase");
@@ -401,9 +397,7 @@ START_TEST(garbage_and_a_vanishing_reader_do_not_hurt_others) {
   Publisher pub("live/tough");
   pub.wait_frames(10);
   LogLines log;
-  auto s = local_settings();
-  s.log = log.sink();
-  SrtServer server(s);
+  SrtServer server(with_log(local_settings(), log));
   server.start();
   SrtViewer steady(server, "live/tough");
   ck_assert_int_eq(steady.picture_width(), 320);
@@ -431,11 +425,10 @@ START_TEST(garbage_and_a_vanishing_reader_do_not_hurt_others) {
   // be logged as slow (once) before its peer-idle timeout ends the session.
   ck_assert_int_le(log.count("reads live/tough too slowly (or has vanished)"), 1);
   ck_assert_int_eq(log.count("stopped reading live/tough (the caller left"), 1);
-  std::lock_guard lock(log.mutex);
-  for (const auto& l : log.lines)
-    if (l.find("live/tough (the caller left") != std::string::npos ||
-        l.find("too slowly") != std::string::npos)
-      ck_assert_msg(l.rfind("srt: 127.0.0.1:", 0) == 0, "no peer address in '%s'", l.c_str());
+  for (const char* line : {"live/tough (the caller left", "too slowly"}) {
+    const std::string bad = log.first_not_starting(line, "srt: 127.0.0.1:");
+    ck_assert_msg(bad.empty(), "no peer address in '%s'", bad.c_str());
+  }
 }
 END_TEST
 
@@ -446,9 +439,7 @@ START_TEST(a_caller_that_stops_reading_is_logged_once) {
   Publisher pub("live/stalled");
   pub.wait_frames(10);
   LogLines log;
-  auto s = local_settings();
-  s.log = log.sink();
-  SrtServer server(s);
+  SrtServer server(with_log(local_settings(), log));
   server.start();
   SrtViewer steady(server, "live/stalled");
   ck_assert_int_eq(steady.picture_width(), 320);
@@ -471,12 +462,8 @@ START_TEST(a_caller_that_stops_reading_is_logged_once) {
     ck_assert_int_eq(keeping_up, 1);
   }
   ck_assert_int_eq(log.count("reads live/stalled too slowly"), 1);
-  {
-    std::lock_guard lock(log.mutex);
-    for (const auto& l : log.lines)
-      if (l.find("too slowly") != std::string::npos)
-        ck_assert_msg(l.rfind("srt: 127.0.0.1:", 0) == 0, "no peer address in '%s'", l.c_str());
-  }
+  const std::string bad = log.first_not_starting("too slowly", "srt: 127.0.0.1:");
+  ck_assert_msg(bad.empty(), "no peer address in '%s'", bad.c_str());
   ck_assert_uint_eq(server.stats().slow_readers, 1);
   pub.wait_frames(10);  // the publisher is still publishing
 }
