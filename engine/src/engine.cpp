@@ -125,9 +125,14 @@ StreamHandle Engine::start_publish(const StreamKey& key) {
   StreamHandle stream;
   {
     std::lock_guard lock(mutex_);
-    if (streams_.contains(key)) {
-      throw Error(Errc::StreamAlreadyPublishing,
-                  "stream " + key.str() + " is already being published");
+    if (auto it = streams_.find(key); it != streams_.end()) {
+      if (!it->second->closed())
+        throw Error(Errc::StreamAlreadyPublishing,
+                    "stream " + key.str() + " is already being published");
+      // Closed and not yet unregistered (the reaper's close comes first): it
+      // is gone, and its end_publish will find it replaced.
+      streams_.erase(it);
+      --publishers_per_app_[key.app()];
     }
     std::size_t& count = publishers_per_app_[key.app()];
     if (spec.max_publishers != 0 && count >= spec.max_publishers) {
@@ -176,7 +181,7 @@ bool Engine::end_publish(const StreamHandle& stream) {
 StreamHandle Engine::find_stream(const StreamKey& key) const {
   std::lock_guard lock(mutex_);
   auto it = streams_.find(key);
-  return it == streams_.end() ? nullptr : it->second;
+  return it == streams_.end() || it->second->closed() ? nullptr : it->second;
 }
 
 StreamHandle Engine::get_stream(const StreamKey& key) const {
@@ -187,7 +192,10 @@ StreamHandle Engine::get_stream(const StreamKey& key) const {
 StreamHandle Engine::wait_for_stream(const StreamKey& key, std::chrono::milliseconds timeout,
                                      std::stop_token stop) {
   std::unique_lock lock(mutex_);
-  auto found = [&] { return streams_.contains(key); };
+  auto found = [&] {
+    auto it = streams_.find(key);
+    return it != streams_.end() && !it->second->closed();
+  };
   bool ok;
   if (timeout.count() < 0) {
     ok = published_.wait(lock, stop, found);
@@ -206,7 +214,8 @@ std::vector<StreamHandle> Engine::streams() const {
   std::lock_guard lock(mutex_);
   std::vector<StreamHandle> out;
   out.reserve(streams_.size());
-  for (const auto& [key, s] : streams_) out.push_back(s);
+  for (const auto& [key, s] : streams_)
+    if (!s->closed()) out.push_back(s);
   return out;
 }
 
@@ -221,7 +230,12 @@ std::size_t Engine::reap_idle(std::chrono::steady_clock::time_point now) {
 }
 
 void Engine::close_all() {
-  for (const auto& s : streams()) end_publish(s);
+  std::vector<StreamHandle> registered;  // closed ones too: each is unregistered
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, s] : streams_) registered.push_back(s);
+  }
+  for (const auto& s : registered) end_publish(s);
 }
 
 void Engine::serve(const std::vector<std::shared_ptr<InboundProtocol>>& workers,

@@ -129,6 +129,33 @@ START_TEST(close_all_ends_every_stream) {
 }
 END_TEST
 
+// The reaper closes a stream (atomically with its idle check) before it takes it
+// out of the map. In between, the stream is gone for everyone: not found, not
+// listed, not waited for, and its key may be published again at once (a camera
+// that reconnects just then is not refused). The late unregistering leaves the
+// new publisher alone.
+START_TEST(a_closed_stream_is_gone_before_it_is_unregistered) {
+  auto engine = Engine::builder()
+                    .application(AppSpec("live").publishers(1))
+                    .reap_in_background(false)
+                    .build();
+  const auto key = StreamKey::parse("live/cam");
+  auto old = engine->start_publish(key);
+  old->close();  // what Stream::close_if_idle does first
+  ck_assert(!engine->find_stream(key));
+  ck_assert(engine->streams().empty());
+  ck_assert_throws_code(engine->wait_for_stream(key, 0ms), arcly::Errc::Timeout, "live/cam");
+  auto fresh = engine->start_publish(key);  // neither "already published" nor the limit of 1
+  ck_assert(!engine->end_publish(old));     // the reaper's unregistering, late: a no-op
+  ck_assert(!fresh->closed());
+  ck_assert(engine->find_stream(key) == fresh);
+  ck_assert(engine->wait_for_stream(key, 0ms) == fresh);
+  engine->close_all();
+  ck_assert(fresh->closed());
+  ck_assert(engine->start_publish(StreamKey::parse("live/other")));  // the count went back
+}
+END_TEST
+
 // Issue 9, defect 3: the engine's own reaper ends a publisher that went silent
 // (no frame, no finish) after its application's idle timeout.
 START_TEST(the_engine_reaps_a_session_that_goes_silent) {
@@ -176,5 +203,6 @@ int main() {
        ending_a_stale_handle_does_not_end_its_successor,
        reaper_ends_silent_streams_and_their_subscribers_see_the_end, close_all_ends_every_stream,
        the_engine_reaps_a_session_that_goes_silent,
+       a_closed_stream_is_gone_before_it_is_unregistered,
        reap_idle_does_not_end_a_stream_that_published_after_now});
 }

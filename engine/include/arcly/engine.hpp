@@ -3,6 +3,9 @@
 // An engine knows its applications (AppSpec: cache bounds and limits). A stream
 // is published by start_publish(key) and ends with end_publish(key) (or when the
 // idle reaper finds it silent): its subscribers then drain and see Closed.
+// A closed stream is gone at once: it is not found or listed, and its key may be
+// published again, even before it is unregistered (the reaper closes a stream,
+// atomically with its check, before it takes it out of the map).
 //
 // Idle reaper. If any application has an idle timeout, the engine runs its own
 // reaper thread (started by build(), stopped and joined by the engine's
