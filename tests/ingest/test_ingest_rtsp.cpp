@@ -184,6 +184,15 @@ START_TEST(a_camera_reboot_inside_grace_leaves_the_outage_in_the_timeline) {
   auto stream = run.engine->wait_for_stream(StreamKey::parse("live/yard"), 20000ms);
   auto sub = stream->subscribe({arcly::StartAt::Now, {}, true});
   ck_assert_int_ge(read_frames(sub, 15).video, 15);
+  // The last frame before the kill: one is received now, so that the kill cannot
+  // come before the next frame is published (then none would be seen before it).
+  std::int64_t last_before = -1, first_after = -1;
+  while (last_before < 0) {
+    auto got = sub.recv(Clock::now() + 10s);
+    ck_assert_msg(got.status == arcly::RecvStatus::Frame, "no frame before the kill");
+    if (!got.frame->is_config() && got.frame->kind == arcly::MediaKind::Video)
+      last_before = got.frame->pts;
+  }
 
   const auto t_kill = Clock::now();
   server.stop();
@@ -197,7 +206,6 @@ START_TEST(a_camera_reboot_inside_grace_leaves_the_outage_in_the_timeline) {
   const auto t_live = Clock::now();
 
   // Everything published since: the frames before the gap, then the DISCONT one.
-  std::int64_t last_before = -1, first_after = -1;
   const auto deadline = Clock::now() + 20s;
   while (first_after < 0 && Clock::now() < deadline) {
     auto got = sub.recv(deadline);
