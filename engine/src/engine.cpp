@@ -178,10 +178,15 @@ bool Engine::end_publish(const StreamHandle& stream) {
   return true;
 }
 
-StreamHandle Engine::find_stream(const StreamKey& key) const {
-  std::lock_guard lock(mutex_);
+// A closed stream not yet unregistered is gone (see the header).
+StreamHandle Engine::live_locked(const StreamKey& key) const {
   auto it = streams_.find(key);
   return it == streams_.end() || it->second->closed() ? nullptr : it->second;
+}
+
+StreamHandle Engine::find_stream(const StreamKey& key) const {
+  std::lock_guard lock(mutex_);
+  return live_locked(key);
 }
 
 StreamHandle Engine::get_stream(const StreamKey& key) const {
@@ -192,17 +197,14 @@ StreamHandle Engine::get_stream(const StreamKey& key) const {
 StreamHandle Engine::wait_for_stream(const StreamKey& key, std::chrono::milliseconds timeout,
                                      std::stop_token stop) {
   std::unique_lock lock(mutex_);
-  auto found = [&] {
-    auto it = streams_.find(key);
-    return it != streams_.end() && !it->second->closed();
-  };
+  auto found = [&] { return live_locked(key) != nullptr; };
   bool ok;
   if (timeout.count() < 0) {
     ok = published_.wait(lock, stop, found);
   } else {
     ok = published_.wait_until(lock, stop, std::chrono::steady_clock::now() + timeout, found);
   }
-  if (ok) return streams_.at(key);
+  if (ok) return live_locked(key);
   if (stop.stop_requested()) {
     throw Error(Errc::Cancelled, "stopped while waiting for stream " + key.str());
   }

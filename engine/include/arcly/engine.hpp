@@ -161,7 +161,8 @@ class Engine final : public PublishRegistry,
   friend class EngineBuilder;
   Engine(std::map<std::string, AppSpec> apps, std::optional<AppSpec> any_app);
   void start_reaper();
-  const AppSpec& spec_for(const StreamKey& key) const;  // throws UnknownApplication
+  const AppSpec& spec_for(const StreamKey& key) const;   // throws UnknownApplication
+  StreamHandle live_locked(const StreamKey& key) const;  // registered, not closed; under mutex_
 
   const std::map<std::string, AppSpec> apps_;
   const std::optional<AppSpec> any_app_;
